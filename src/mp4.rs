@@ -1,0 +1,976 @@
+//! Fragmented MP4 muxing (ISO/IEC 14496-12, "ISO BMFF").
+//!
+//! # File layout
+//!
+//! ```text
+//! ftyp                      iso5, iso6, mp41
+//! moov                      track headers and sample descriptions, no samples
+//!   mvhd                    real creation time; duration filled in on a clean stop
+//!   trak (video, id 1)      stsd: one avc1/hvc1 entry per distinct parameter set seen
+//!   trak (audio, id 2)      stsd: one mp4a entry
+//!   mvex                    trex per track (+ mehd with the total on a clean stop)
+//! free                      padding: the header region has a fixed size (HEADER_SIZE)
+//! moof mdat                 one pair per fragment, appended with a single write
+//! moof mdat
+//! ...
+//! mfra                      random-access index, appended on a clean stop
+//! ```
+//!
+//! Every fragment is self-contained (§8.8): `tfhd` has `default-base-is-moof`, `tfdt` gives the
+//! decode time of its first sample, and `trun` lists each sample's duration, size, flags and
+//! composition offset. A reader therefore needs only the header region and whole fragments,
+//! which is what makes a killed recording playable up to its last complete fragment.
+//!
+//! The header region is rewritten in place (same size, the `free` box absorbing the difference)
+//! when a new sample description appears mid-stream — before the fragment that uses it is
+//! written — and once more on a clean stop to record durations.
+//!
+//! # Timing
+//!
+//! Track timescales are the RTP clock rates, and decode times come from retina's extended
+//! (64-bit, wrap-free) RTP timestamps, so nothing drifts or wraps over long runs. The video
+//! track starts at the first keyframe; audio is aligned to it through the RTSP `RTP-Info`
+//! mapping that retina applies to both streams' timestamps.
+//!
+//! RTP timestamps are presentation times. With B-frames they are not monotonic in decode order,
+//! so decode times are derived: the *i*-th frame in decode order is decoded at the *i*-th
+//! smallest presentation time, found within a look-ahead of [`REORDER_LOOKAHEAD`] frames, and
+//! each sample's composition offset (`trun` version 1, signed) is `pts - dts`. Without B-frames
+//! this gives `dts == pts` exactly. A stream reordering more deeply than the look-ahead still
+//! gives a valid file (decode times are kept strictly increasing) with every frame presented at
+//! its own RTP time.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use mp4_atom::{Atom as _, Encode as _};
+
+use crate::sei::{self, FrameTiming, NalFlavor, SenderReport};
+
+/// Size of the header region (ftyp + moov + free) at the start of the file.
+///
+/// Room for dozens of parameter-set changes; a stream needing more ends the recording cleanly
+/// with an error rather than writing an undecodable file.
+pub const HEADER_SIZE: usize = 32 * 1024;
+
+/// How many frames the decode-time derivation looks ahead (see the module docs).
+///
+/// Four covers the reordering real encoders use (x264's B-pyramid needs two, cameras with
+/// B-frames one or two); it delays each frame by that many frames before it enters a fragment.
+pub const REORDER_LOOKAHEAD: usize = 4;
+
+/// At most this much audio is held while waiting for the first video keyframe.
+const MAX_AUDIO_BEFORE_VIDEO: Duration = Duration::from_secs(10);
+
+const VIDEO_TRACK_ID: u32 = 1;
+const AUDIO_TRACK_ID: u32 = 2;
+
+/// `sample_flags` (§8.8.3.1): a sync sample depends on no other.
+const SYNC_SAMPLE_FLAGS: u32 = 0x0200_0000;
+/// `sample_flags`: depends on others, `sample_is_non_sync_sample`.
+const NON_SYNC_SAMPLE_FLAGS: u32 = 0x0101_0000;
+
+/// Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01.
+const MP4_UNIX_OFFSET_SECS: u64 = 2_082_844_800;
+
+/// Movie timescale (mvhd, tkhd, mehd durations): milliseconds.
+const MOVIE_TIMESCALE: u32 = 1000;
+
+/// What the recording contains, known before the first sample.
+pub struct Config {
+    pub video: Option<VideoConfig>,
+    pub audio: Option<AudioConfig>,
+    /// A fragment closes once it holds this much media.
+    pub fragment_duration: Duration,
+    /// Write the timing SEI on every frame.
+    pub timing: bool,
+    /// Written into mvhd/tkhd/mdhd.
+    pub creation_time: jiff::Timestamp,
+}
+
+pub struct VideoConfig {
+    pub flavor: NalFlavor,
+    /// RTP clock rate, also the track's timescale.
+    pub clock_rate: u32,
+}
+
+pub struct AudioConfig {
+    pub clock_rate: u32,
+    pub sample_entry: mp4_atom::Codec,
+    /// Samples per frame when fixed (AAC: 1024); used for the last frame's duration.
+    pub frame_length: Option<u32>,
+}
+
+/// A video frame as received, in decode order.
+pub struct VideoInput {
+    /// Presentation time: the extended RTP timestamp since the stream's start (retina's
+    /// `Timestamp::elapsed`), in `clock_rate` units.
+    pub pts: i64,
+    pub is_sync: bool,
+    /// The sample entry for this and following frames, when the parameters are new (boxed:
+    /// it is rare and large, and every queued frame would otherwise carry its size).
+    pub sample_entry: Option<Box<mp4_atom::Codec>>,
+    pub timing: FrameTiming,
+    /// Video sender reports received since the previous frame, in arrival order.
+    pub sender_reports: Vec<SenderReport>,
+    /// NAL units, each with a 4-byte length prefix.
+    pub data: Vec<u8>,
+}
+
+/// An audio frame as received.
+pub struct AudioInput {
+    /// As [`VideoInput::pts`], in the audio clock rate.
+    pub pts: i64,
+    pub data: Vec<u8>,
+}
+
+/// Where the muxer's bytes go: implemented by the output file.
+pub trait Sink {
+    /// (Re)writes the header region at the start of the file. Always [`HEADER_SIZE`] bytes.
+    fn write_header(&mut self, header: &[u8]) -> std::io::Result<()>;
+    /// Appends one fragment (or the final index), given as consecutive parts, in one write.
+    fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<()>;
+}
+
+/// Counts reported at the end of a recording.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    pub fragments: u64,
+    pub sender_reports: u64,
+    pub sample_descriptions: u64,
+    /// Video frames before the first keyframe, which cannot be decoded.
+    pub dropped_before_keyframe: u64,
+    /// Audio frames from before the video's first keyframe.
+    pub dropped_audio_before_start: u64,
+    /// Audio frames whose timestamp did not advance.
+    pub dropped_audio_backward: u64,
+    /// Media time recorded, in seconds.
+    pub duration_secs: f64,
+}
+
+#[derive(Debug)]
+pub enum Error {
+    Io(std::io::Error),
+    Mp4(mp4_atom::Error),
+    /// The header region cannot hold all sample descriptions.
+    HeaderFull {
+        needed: usize,
+    },
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Mp4(e) => write!(f, "MP4 encoding failed: {e}"),
+            Error::HeaderFull { needed } => write!(
+                f,
+                "the camera changed its video parameters too often: describing them all needs \
+                 {needed} bytes of MP4 header, more than the {HEADER_SIZE} reserved"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<mp4_atom::Error> for Error {
+    fn from(e: mp4_atom::Error) -> Self {
+        Error::Mp4(e)
+    }
+}
+
+/// A sample whose decode time is known but whose duration awaits the next sample.
+struct Pending {
+    dts: u64,
+    cts_offset: i64,
+    is_sync: bool,
+    sample_description_index: u32,
+    timing: FrameTiming,
+    sender_reports: Vec<SenderReport>,
+    data: Vec<u8>,
+}
+
+/// One track's part of the fragment being built.
+#[derive(Default)]
+struct TrackFragment {
+    /// Decode time of the first sample.
+    base_dts: u64,
+    entries: Vec<mp4_atom::TrunEntry>,
+    data: Vec<u8>,
+    sample_description_index: u32,
+}
+
+impl TrackFragment {
+    fn span(&self, next_dts: u64) -> u64 {
+        next_dts.saturating_sub(self.base_dts)
+    }
+}
+
+struct VideoTrack {
+    flavor: NalFlavor,
+    clock_rate: u32,
+    sample_entries: Vec<mp4_atom::Codec>,
+    /// 1-based index into `sample_entries` for incoming frames; 0 until the first entry.
+    current_sdi: u32,
+    /// The first keyframe's pts; `None` until recording starts.
+    base_pts: Option<i64>,
+    /// Frames in decode order awaiting their decode time.
+    window: VecDeque<(i64, VideoInput, u32)>,
+    /// Presentation times of `window`'s frames, sorted: the candidate decode times.
+    slots: Vec<i64>,
+    last_dts: Option<u64>,
+    /// How far presentation lags decoding, in ticks: the reorder depth seen in the first
+    /// look-ahead window, decided before the first decode time. An edit list maps the first
+    /// frame's presentation back to time 0.
+    presentation_delay: Option<u64>,
+    prev: Option<Pending>,
+    last_duration: u32,
+    /// Sender reports of dropped pre-keyframe frames, carried to the first recorded frame.
+    carried_reports: Vec<SenderReport>,
+    frag: TrackFragment,
+    end: u64,
+}
+
+struct AudioTrack {
+    clock_rate: u32,
+    sample_entry: mp4_atom::Codec,
+    base_pts: Option<i64>,
+    /// Frames received before video started, awaiting the video's start time.
+    waiting: VecDeque<AudioInput>,
+    /// Previous frame: (time relative to base, data).
+    prev: Option<(u64, Vec<u8>)>,
+    last_duration: u32,
+    frag: TrackFragment,
+    end: u64,
+}
+
+/// Turns received frames into an initialization header and fragments.
+pub struct Muxer {
+    video: Option<VideoTrack>,
+    audio: Option<AudioTrack>,
+    fragment_duration: Duration,
+    timing: bool,
+    creation_time_mp4: u64,
+    sequence_number: u32,
+    header_dirty: bool,
+    header_written: bool,
+    /// Scratch buffer for moof + mdat header, reused across fragments.
+    head_buf: Vec<u8>,
+    stats: Stats,
+}
+
+impl Muxer {
+    pub fn new(config: Config) -> Self {
+        let unix_secs = u64::try_from(config.creation_time.as_second()).unwrap_or(0);
+        Muxer {
+            video: config.video.map(|v| VideoTrack {
+                flavor: v.flavor,
+                clock_rate: v.clock_rate,
+                sample_entries: Vec::new(),
+                current_sdi: 0,
+                base_pts: None,
+                window: VecDeque::with_capacity(REORDER_LOOKAHEAD + 1),
+                slots: Vec::with_capacity(REORDER_LOOKAHEAD + 1),
+                last_dts: None,
+                presentation_delay: None,
+                prev: None,
+                last_duration: 0,
+                carried_reports: Vec::new(),
+                frag: TrackFragment::default(),
+                end: 0,
+            }),
+            audio: config.audio.map(|a| AudioTrack {
+                clock_rate: a.clock_rate,
+                sample_entry: a.sample_entry,
+                base_pts: None,
+                waiting: VecDeque::new(),
+                prev: None,
+                last_duration: a.frame_length.unwrap_or(0),
+                frag: TrackFragment::default(),
+                end: 0,
+            }),
+            fragment_duration: config.fragment_duration,
+            timing: config.timing,
+            creation_time_mp4: unix_secs + MP4_UNIX_OFFSET_SECS,
+            sequence_number: 1,
+            header_dirty: true,
+            header_written: false,
+            head_buf: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Whether any sample has been written to the sink.
+    pub fn has_output(&self) -> bool {
+        self.header_written
+    }
+
+    pub fn push_video(&mut self, frame: VideoInput, sink: &mut dyn Sink) -> Result<(), Error> {
+        let Some(v) = self.video.as_mut() else {
+            return Ok(());
+        };
+        if let Some(entry) = &frame.sample_entry {
+            let index = match v.sample_entries.iter().position(|e| e == &**entry) {
+                Some(i) => i,
+                None => {
+                    v.sample_entries.push((**entry).clone());
+                    self.header_dirty = true;
+                    self.stats.sample_descriptions += 1;
+                    v.sample_entries.len() - 1
+                }
+            };
+            v.current_sdi = index as u32 + 1;
+        }
+        if v.base_pts.is_none() {
+            if !frame.is_sync || v.current_sdi == 0 {
+                self.stats.dropped_before_keyframe += 1;
+                v.carried_reports.extend(frame.sender_reports);
+                return Ok(());
+            }
+            v.base_pts = Some(frame.pts);
+            if self.stats.dropped_before_keyframe > 0 {
+                tracing::info!(
+                    "dropped {} video frame(s) received before the first keyframe",
+                    self.stats.dropped_before_keyframe
+                );
+            }
+            if let Some(a) = self.audio.as_mut() {
+                // Same instant on the audio clock: both timestamps count from RTP-Info's NPT 0.
+                let secs_num = i128::from(frame.pts) * i128::from(a.clock_rate);
+                a.base_pts = Some((secs_num / i128::from(v.clock_rate)) as i64);
+            }
+            self.release_waiting_audio(sink)?;
+        }
+        let Some(v) = self.video.as_mut() else {
+            return Ok(());
+        };
+        let base = v.base_pts.unwrap_or(frame.pts);
+        let pts = frame.pts - base;
+        let mut frame = frame;
+        if !v.carried_reports.is_empty() {
+            let mut reports = std::mem::take(&mut v.carried_reports);
+            reports.append(&mut frame.sender_reports);
+            frame.sender_reports = reports;
+        }
+        let sdi = v.current_sdi;
+        let slot = v.slots.partition_point(|&s| s <= pts);
+        v.slots.insert(slot, pts);
+        v.window.push_back((pts, frame, sdi));
+        if v.window.len() > REORDER_LOOKAHEAD {
+            self.emit_video(sink)?;
+        }
+        Ok(())
+    }
+
+    /// Moves the oldest frame of the reorder window on, with its derived decode time.
+    fn emit_video(&mut self, sink: &mut dyn Sink) -> Result<(), Error> {
+        let Some(v) = self.video.as_mut() else {
+            return Ok(());
+        };
+        if v.presentation_delay.is_none() {
+            // Frame i (decode order) is decoded at the i-th smallest pts; presentation must not
+            // precede decoding, so it is delayed by the largest shortfall.
+            let delay = v
+                .window
+                .iter()
+                .zip(&v.slots)
+                .map(|((pts, _, _), slot)| slot - pts)
+                .max()
+                .unwrap_or(0);
+            v.presentation_delay = Some(u64::try_from(delay).unwrap_or(0));
+        }
+        let Some((pts, frame, sdi)) = v.window.pop_front() else {
+            return Ok(());
+        };
+        let slot = if v.slots.is_empty() {
+            pts
+        } else {
+            v.slots.remove(0)
+        };
+        let mut dts = u64::try_from(slot).unwrap_or(0);
+        if let Some(last) = v.last_dts {
+            dts = dts.max(last + 1);
+        }
+        v.last_dts = Some(dts);
+        let delay = v.presentation_delay.unwrap_or(0) as i64;
+        let cts_offset = (pts + delay - dts as i64).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+        let pending = Pending {
+            dts,
+            cts_offset,
+            is_sync: frame.is_sync,
+            sample_description_index: sdi,
+            timing: frame.timing,
+            sender_reports: frame.sender_reports,
+            data: frame.data,
+        };
+        let Some(prev) = v.prev.replace(pending) else {
+            return Ok(());
+        };
+        let duration = u32::try_from(dts - prev.dts).unwrap_or(u32::MAX);
+        self.commit_video(prev, duration, sink)
+    }
+
+    fn commit_video(
+        &mut self,
+        sample: Pending,
+        duration: u32,
+        sink: &mut dyn Sink,
+    ) -> Result<(), Error> {
+        let Some(v) = self.video.as_ref() else {
+            return Ok(());
+        };
+        let frag = &v.frag;
+        let fragment_ticks = duration_ticks(self.fragment_duration, v.clock_rate);
+        if !frag.entries.is_empty()
+            && (frag.span(sample.dts) >= fragment_ticks
+                || frag.sample_description_index != sample.sample_description_index)
+        {
+            self.write_fragment(sink)?;
+        }
+        let timing = self.timing;
+        let Some(v) = self.video.as_mut() else {
+            return Ok(());
+        };
+        let frag = &mut v.frag;
+        if frag.entries.is_empty() {
+            frag.base_dts = sample.dts;
+            frag.sample_description_index = sample.sample_description_index;
+        }
+        let start = frag.data.len();
+        if timing {
+            for &sr in &sample.sender_reports {
+                sei::append_sender_report_sei(&mut frag.data, v.flavor, sr);
+            }
+            sei::append_frame_sei(&mut frag.data, v.flavor, sample.timing);
+            self.stats.sender_reports += sample.sender_reports.len() as u64;
+        }
+        // Once the parameters have changed, keyframes also carry their parameter sets in-band:
+        // the new sample description is the MP4 way, but some readers (ffmpeg 5.1) never switch
+        // descriptions within fragments and would decode with whichever they saw last.
+        if sample.is_sync && v.sample_entries.len() > 1 {
+            let entry = v
+                .sample_entries
+                .get(sample.sample_description_index as usize - 1);
+            for nal in entry.map(parameter_sets).unwrap_or_default() {
+                frag.data
+                    .extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                frag.data.extend_from_slice(nal);
+            }
+        }
+        frag.data.extend_from_slice(&sample.data);
+        let size = u32::try_from(frag.data.len() - start).unwrap_or(u32::MAX);
+        frag.entries.push(mp4_atom::TrunEntry {
+            duration: Some(duration),
+            size: Some(size),
+            flags: Some(if sample.is_sync {
+                SYNC_SAMPLE_FLAGS
+            } else {
+                NON_SYNC_SAMPLE_FLAGS
+            }),
+            cts: Some(sample.cts_offset),
+        });
+        v.last_duration = duration;
+        v.end = v.end.max(sample.dts + u64::from(duration));
+        self.stats.video_frames += 1;
+        Ok(())
+    }
+
+    pub fn push_audio(&mut self, frame: AudioInput, sink: &mut dyn Sink) -> Result<(), Error> {
+        let video_started = self.video.as_ref().is_none_or(|v| v.base_pts.is_some());
+        let Some(a) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        if !video_started {
+            a.waiting.push_back(frame);
+            let max = duration_ticks(MAX_AUDIO_BEFORE_VIDEO, a.clock_rate) as i64;
+            while let (Some(first), Some(last)) = (a.waiting.front(), a.waiting.back()) {
+                if last.pts - first.pts <= max {
+                    break;
+                }
+                a.waiting.pop_front();
+                self.stats.dropped_audio_before_start += 1;
+            }
+            return Ok(());
+        }
+        if a.base_pts.is_none() {
+            a.base_pts = Some(frame.pts); // audio-only recording
+        }
+        self.accept_audio(frame, sink)
+    }
+
+    fn release_waiting_audio(&mut self, sink: &mut dyn Sink) -> Result<(), Error> {
+        let waiting = match self.audio.as_mut() {
+            Some(a) => std::mem::take(&mut a.waiting),
+            None => return Ok(()),
+        };
+        for frame in waiting {
+            self.accept_audio(frame, sink)?;
+        }
+        Ok(())
+    }
+
+    fn accept_audio(&mut self, frame: AudioInput, sink: &mut dyn Sink) -> Result<(), Error> {
+        let Some(a) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        let rel = frame.pts - a.base_pts.unwrap_or(frame.pts);
+        let Ok(rel) = u64::try_from(rel) else {
+            self.stats.dropped_audio_before_start += 1;
+            return Ok(());
+        };
+        let Some((prev_t, prev_data)) = a.prev.take() else {
+            a.prev = Some((rel, frame.data));
+            return Ok(());
+        };
+        if rel <= prev_t {
+            // Time did not advance: keep the earlier frame, drop this one.
+            self.stats.dropped_audio_backward += 1;
+            a.prev = Some((prev_t, prev_data));
+            return Ok(());
+        }
+        a.prev = Some((rel, frame.data));
+        let duration = u32::try_from(rel - prev_t).unwrap_or(u32::MAX);
+        self.commit_audio(prev_t, prev_data, duration, sink)
+    }
+
+    fn commit_audio(
+        &mut self,
+        t: u64,
+        data: Vec<u8>,
+        duration: u32,
+        sink: &mut dyn Sink,
+    ) -> Result<(), Error> {
+        let video_present = self.video.is_some();
+        let Some(a) = self.audio.as_ref() else {
+            return Ok(());
+        };
+        // With video, fragments close on the video's clock; this only bounds a fragment
+        // when video stops arriving.
+        let factor = if video_present { 2 } else { 1 };
+        let limit = duration_ticks(self.fragment_duration, a.clock_rate) * factor;
+        if !a.frag.entries.is_empty() && a.frag.span(t) >= limit {
+            self.write_fragment(sink)?;
+        }
+        let Some(a) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        if a.frag.entries.is_empty() {
+            a.frag.base_dts = t;
+            a.frag.sample_description_index = 1;
+        }
+        a.frag.data.extend_from_slice(&data);
+        a.frag.entries.push(mp4_atom::TrunEntry {
+            duration: Some(duration),
+            size: Some(data.len() as u32),
+            flags: None,
+            cts: None,
+        });
+        a.last_duration = duration;
+        a.end = a.end.max(t + u64::from(duration));
+        self.stats.audio_frames += 1;
+        Ok(())
+    }
+
+    /// Writes everything still held as a last fragment and the final header.
+    ///
+    /// Returns the stats; [`Muxer::has_output`] tells whether anything was recorded.
+    pub fn finish(&mut self, sink: &mut dyn Sink) -> Result<Stats, Error> {
+        while self.video.as_ref().is_some_and(|v| !v.window.is_empty()) {
+            self.emit_video(sink)?;
+        }
+        if let Some(v) = self.video.as_mut()
+            && let Some(prev) = v.prev.take()
+        {
+            // The last frame's duration is unknown: repeat the previous one.
+            let duration = if v.last_duration > 0 {
+                v.last_duration
+            } else {
+                v.clock_rate / 10
+            };
+            self.commit_video(prev, duration, sink)?;
+        }
+        if let Some(a) = self.audio.as_mut()
+            && let Some((t, data)) = a.prev.take()
+        {
+            let duration = a.last_duration.max(1);
+            self.commit_audio(t, data, duration, sink)?;
+        }
+        let has_samples = |f: &TrackFragment| !f.entries.is_empty();
+        if self.video.as_ref().is_some_and(|v| has_samples(&v.frag))
+            || self.audio.as_ref().is_some_and(|a| has_samples(&a.frag))
+        {
+            self.write_fragment(sink)?;
+        }
+        if self.header_written {
+            let header = self.header(true)?;
+            sink.write_header(&header)?;
+        }
+        self.stats.duration_secs = self.duration_secs();
+        Ok(self.stats.clone())
+    }
+
+    fn duration_secs(&self) -> f64 {
+        let v = self
+            .video
+            .as_ref()
+            .map_or(0.0, |v| v.end as f64 / f64::from(v.clock_rate));
+        let a = self
+            .audio
+            .as_ref()
+            .map_or(0.0, |a| a.end as f64 / f64::from(a.clock_rate));
+        v.max(a)
+    }
+
+    /// Writes the open fragment: `moof` + `mdat` header, then each track's sample data.
+    fn write_fragment(&mut self, sink: &mut dyn Sink) -> Result<(), Error> {
+        if self.header_dirty || !self.header_written {
+            let header = self.header(false)?;
+            sink.write_header(&header)?;
+            self.header_dirty = false;
+            self.header_written = true;
+        }
+        let mut trafs = Vec::with_capacity(2);
+        let mut data_lens = Vec::with_capacity(2);
+        let video_included = self
+            .video
+            .as_ref()
+            .is_some_and(|v| !v.frag.entries.is_empty());
+        let audio_included = self
+            .audio
+            .as_ref()
+            .is_some_and(|a| !a.frag.entries.is_empty());
+        if let Some(v) = self.video.as_mut().filter(|_| video_included) {
+            trafs.push(traf(VIDEO_TRACK_ID, &mut v.frag));
+            data_lens.push(v.frag.data.len());
+        }
+        if let Some(a) = self.audio.as_mut().filter(|_| audio_included) {
+            trafs.push(traf(AUDIO_TRACK_ID, &mut a.frag));
+            data_lens.push(a.frag.data.len());
+        }
+        let mut moof = mp4_atom::Moof {
+            mfhd: mp4_atom::Mfhd {
+                sequence_number: self.sequence_number,
+            },
+            traf: trafs,
+        };
+        // Encode once to learn the moof's size, then again with the real data offsets (the
+        // offset fields are present both times, so the size does not change).
+        self.head_buf.clear();
+        moof.encode(&mut self.head_buf)?;
+        let mdat_len: usize = data_lens.iter().sum();
+        let mdat_header_len = if mdat_len + 8 > u32::MAX as usize {
+            16
+        } else {
+            8
+        };
+        let mut offset = self.head_buf.len() + mdat_header_len;
+        for (traf, len) in moof.traf.iter_mut().zip(&data_lens) {
+            if let Some(trun) = traf.trun.first_mut() {
+                trun.data_offset =
+                    Some(i32::try_from(offset).map_err(|_| {
+                        Error::Io(std::io::Error::other("fragment larger than 2 GiB"))
+                    })?);
+            }
+            offset += len;
+        }
+        self.head_buf.clear();
+        moof.encode(&mut self.head_buf)?;
+        mp4_atom::Header {
+            kind: mp4_atom::Mdat::KIND,
+            size: Some(mdat_len),
+        }
+        .encode(&mut self.head_buf)?;
+
+        let video_data = self.video.as_ref().map_or(&[][..], |v| &v.frag.data[..]);
+        let audio_data = self.audio.as_ref().map_or(&[][..], |a| &a.frag.data[..]);
+        sink.append(&[&self.head_buf, video_data, audio_data])?;
+
+        // Give the entry vectors back for reuse, then clear for the next fragment.
+        let mut trafs = moof.traf.into_iter();
+        if let Some(v) = self.video.as_mut() {
+            reclaim(&mut v.frag, video_included.then(|| trafs.next()).flatten());
+        }
+        if let Some(a) = self.audio.as_mut() {
+            reclaim(&mut a.frag, audio_included.then(|| trafs.next()).flatten());
+        }
+        self.sequence_number = self.sequence_number.wrapping_add(1);
+        self.stats.fragments += 1;
+        Ok(())
+    }
+
+    /// Encodes ftyp + moov + free, exactly [`HEADER_SIZE`] bytes.
+    fn header(&self, final_durations: bool) -> Result<Vec<u8>, Error> {
+        let mut traks = Vec::new();
+        let mut trexs = Vec::new();
+        let mut movie_duration = 0u64;
+        let t = self.creation_time_mp4;
+        if let Some(v) = &self.video {
+            let (width, height) = v
+                .sample_entries
+                .first()
+                .and_then(visual_size)
+                .unwrap_or((0, 0));
+            let duration = if final_durations { v.end } else { 0 };
+            movie_duration = movie_duration.max(to_movie_time(duration, v.clock_rate));
+            let delay = v.presentation_delay.unwrap_or(0);
+            traks.push(trak(TrakParams {
+                track_id: VIDEO_TRACK_ID,
+                media_start: delay,
+                creation_time: t,
+                timescale: v.clock_rate,
+                duration,
+                movie_duration: to_movie_time(duration, v.clock_rate),
+                handler: b"vide",
+                handler_name: "VideoHandler",
+                width,
+                height,
+                sample_entries: v.sample_entries.clone(),
+            }));
+            trexs.push(trex(VIDEO_TRACK_ID));
+        }
+        if let Some(a) = &self.audio {
+            let duration = if final_durations { a.end } else { 0 };
+            movie_duration = movie_duration.max(to_movie_time(duration, a.clock_rate));
+            traks.push(trak(TrakParams {
+                track_id: AUDIO_TRACK_ID,
+                media_start: 0,
+                creation_time: t,
+                timescale: a.clock_rate,
+                duration,
+                movie_duration: to_movie_time(duration, a.clock_rate),
+                handler: b"soun",
+                handler_name: "SoundHandler",
+                width: 0,
+                height: 0,
+                sample_entries: vec![a.sample_entry.clone()],
+            }));
+            trexs.push(trex(AUDIO_TRACK_ID));
+        }
+        let moov = mp4_atom::Moov {
+            mvhd: mp4_atom::Mvhd {
+                creation_time: t,
+                modification_time: t,
+                timescale: MOVIE_TIMESCALE,
+                duration: movie_duration,
+                rate: mp4_atom::FixedPoint::new(1, 0),
+                volume: mp4_atom::FixedPoint::new(1, 0),
+                matrix: Default::default(),
+                next_track_id: AUDIO_TRACK_ID + 1,
+            },
+            mvex: Some(mp4_atom::Mvex {
+                mehd: final_durations.then_some(mp4_atom::Mehd {
+                    fragment_duration: movie_duration,
+                }),
+                trex: trexs,
+            }),
+            trak: traks,
+            ..Default::default()
+        };
+        let mut buf = Vec::with_capacity(HEADER_SIZE);
+        mp4_atom::Ftyp {
+            major_brand: b"iso5".into(),
+            minor_version: 512,
+            compatible_brands: vec![b"iso5".into(), b"iso6".into(), b"mp41".into()],
+        }
+        .encode(&mut buf)?;
+        moov.encode(&mut buf)?;
+        let free_header = 8;
+        if buf.len() + free_header > HEADER_SIZE {
+            return Err(Error::HeaderFull {
+                needed: buf.len() + free_header,
+            });
+        }
+        mp4_atom::Free {
+            zeroed: mp4_atom::Zeroed::new(HEADER_SIZE - buf.len() - free_header),
+        }
+        .encode(&mut buf)?;
+        debug_assert_eq!(buf.len(), HEADER_SIZE);
+        Ok(buf)
+    }
+}
+
+/// Builds a track fragment, taking the entries (they are given back after encoding).
+fn traf(track_id: u32, frag: &mut TrackFragment) -> mp4_atom::Traf {
+    mp4_atom::Traf {
+        tfhd: mp4_atom::Tfhd {
+            track_id,
+            sample_description_index: Some(frag.sample_description_index),
+            default_sample_flags: (track_id == AUDIO_TRACK_ID).then_some(SYNC_SAMPLE_FLAGS),
+            default_base_is_moof: true,
+            ..Default::default()
+        },
+        tfdt: Some(mp4_atom::Tfdt {
+            base_media_decode_time: frag.base_dts,
+        }),
+        trun: vec![mp4_atom::Trun {
+            data_offset: Some(0),
+            samples: mp4_atom::TrunSamples::Explicit(std::mem::take(&mut frag.entries)),
+        }],
+        ..Default::default()
+    }
+}
+
+/// Takes back a written traf's entry vector (keeping its allocation) and empties the fragment.
+fn reclaim(frag: &mut TrackFragment, written: Option<mp4_atom::Traf>) {
+    if let Some(mp4_atom::TrunSamples::Explicit(entries)) = written
+        .and_then(|t| t.trun.into_iter().next())
+        .map(|t| t.samples)
+    {
+        frag.entries = entries;
+    }
+    frag.entries.clear();
+    frag.data.clear();
+}
+
+struct TrakParams {
+    track_id: u32,
+    /// Media time presented first: an edit list is written when it is not 0.
+    media_start: u64,
+    creation_time: u64,
+    timescale: u32,
+    duration: u64,
+    movie_duration: u64,
+    handler: &'static [u8; 4],
+    handler_name: &'static str,
+    width: u16,
+    height: u16,
+    sample_entries: Vec<mp4_atom::Codec>,
+}
+
+fn trak(p: TrakParams) -> mp4_atom::Trak {
+    let is_video = p.handler == b"vide";
+    // §8.6.6: one edit presenting the media from `media_start`. Duration 0 while recording
+    // (a fragmented file's edit then extends over all fragments), the real one at the end.
+    let edts = (p.media_start > 0).then(|| mp4_atom::Edts {
+        elst: Some(mp4_atom::Elst {
+            entries: vec![mp4_atom::ElstEntry {
+                segment_duration: p.movie_duration,
+                media_time: Some(p.media_start),
+                media_rate: mp4_atom::FixedPoint::new(1, 0),
+            }],
+        }),
+    });
+    mp4_atom::Trak {
+        edts,
+        tkhd: mp4_atom::Tkhd {
+            creation_time: p.creation_time,
+            modification_time: p.creation_time,
+            track_id: p.track_id,
+            duration: p.movie_duration,
+            enabled: true,
+            in_movie: true,
+            volume: if is_video {
+                mp4_atom::FixedPoint::new(0, 0)
+            } else {
+                mp4_atom::FixedPoint::new(1, 0)
+            },
+            width: mp4_atom::FixedPoint::new(p.width, 0),
+            height: mp4_atom::FixedPoint::new(p.height, 0),
+            ..Default::default()
+        },
+        mdia: mp4_atom::Mdia {
+            mdhd: mp4_atom::Mdhd {
+                creation_time: p.creation_time,
+                modification_time: p.creation_time,
+                timescale: p.timescale,
+                duration: p.duration,
+                language: "und".into(),
+            },
+            hdlr: mp4_atom::Hdlr {
+                handler: mp4_atom::FourCC::new(p.handler),
+                name: p.handler_name.into(),
+            },
+            minf: mp4_atom::Minf {
+                vmhd: is_video.then(mp4_atom::Vmhd::default),
+                smhd: (!is_video).then(mp4_atom::Smhd::default),
+                dinf: mp4_atom::Dinf {
+                    dref: mp4_atom::Dref {
+                        entries: vec![mp4_atom::DrefEntry::Url(mp4_atom::Url {
+                            location: String::new(),
+                        })],
+                    },
+                },
+                stbl: mp4_atom::Stbl {
+                    stsd: mp4_atom::Stsd {
+                        codecs: p.sample_entries,
+                    },
+                    stco: Some(mp4_atom::Stco::default()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        },
+        ..Default::default()
+    }
+}
+
+fn trex(track_id: u32) -> mp4_atom::Trex {
+    mp4_atom::Trex {
+        track_id,
+        default_sample_description_index: 1,
+        default_sample_duration: 0,
+        default_sample_size: 0,
+        default_sample_flags: 0,
+    }
+}
+
+fn visual_size(codec: &mp4_atom::Codec) -> Option<(u16, u16)> {
+    match codec {
+        mp4_atom::Codec::Avc1(c) => Some((c.visual.width, c.visual.height)),
+        mp4_atom::Codec::Hvc1(c) => Some((c.visual.width, c.visual.height)),
+        _ => None,
+    }
+}
+
+/// The parameter-set NAL units (VPS, SPS, PPS) a video sample entry carries.
+fn parameter_sets(entry: &mp4_atom::Codec) -> Vec<&[u8]> {
+    match entry {
+        mp4_atom::Codec::Avc1(c) => c
+            .avcc
+            .sequence_parameter_sets
+            .iter()
+            .chain(&c.avcc.picture_parameter_sets)
+            .map(Vec::as_slice)
+            .collect(),
+        mp4_atom::Codec::Hvc1(c) => c
+            .hvcc
+            .arrays
+            .iter()
+            .flat_map(|a| &a.nalus)
+            .map(Vec::as_slice)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn duration_ticks(d: Duration, clock_rate: u32) -> u64 {
+    (d.as_nanos() * u128::from(clock_rate) / 1_000_000_000) as u64
+}
+
+fn to_movie_time(ticks: u64, timescale: u32) -> u64 {
+    (u128::from(ticks) * u128::from(MOVIE_TIMESCALE) / u128::from(timescale.max(1))) as u64
+}
+
+/// Decodes an MP4 sample entry box, as retina's `mp4_sample_entry()` builds it, into the
+/// typed form the muxer writes.
+pub fn sample_entry_from_bytes(bytes: &[u8]) -> Result<mp4_atom::Codec, mp4_atom::Error> {
+    use mp4_atom::Decode as _;
+    let codec = mp4_atom::Codec::decode(&mut &bytes[..])?;
+    if let mp4_atom::Codec::Unknown(kind, _) = codec {
+        return Err(mp4_atom::Error::UnexpectedBox(kind));
+    }
+    Ok(codec)
+}

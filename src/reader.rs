@@ -1,0 +1,480 @@
+//! Reads recordings back: tracks, samples and the timing SEI of every video frame.
+//!
+//! Handles fragmented MP4 as ISO/IEC 14496-12 §8.8 defines it — ours and ffmpeg's — including
+//! the `.partial` of a killed recording: reading stops at the first incomplete box, so what is
+//! returned is exactly what a player can use.
+//!
+//! [`Fragments`] streams one fragment at a time (constant memory, used to build the `mfra`
+//! index of long recordings); [`Recording::open`] collects everything (tests, small files).
+
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use mp4_atom::{Atom as _, Decode as _, Encode as _};
+
+use crate::sei::{self, NalFlavor, TimingMessage};
+
+/// One sample, with its position in the file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sample {
+    pub track_id: u32,
+    /// Decode time, in the track's timescale.
+    pub dts: u64,
+    /// Presentation time minus decode time.
+    pub cts_offset: i64,
+    pub duration: u32,
+    pub size: u32,
+    pub is_sync: bool,
+    /// Absolute file offset of the sample's data.
+    pub offset: u64,
+    pub sample_description_index: u32,
+}
+
+impl Sample {
+    pub fn pts(&self) -> i64 {
+        self.dts as i64 + self.cts_offset
+    }
+}
+
+/// One `moof` and what it describes.
+#[derive(Debug)]
+pub struct Fragment {
+    pub moof_offset: u64,
+    pub sequence_number: u32,
+    /// Samples in file order, each traf's in decode order; `(traf_number, trun_number,
+    /// sample_number)` (1-based, as `tfra` counts) alongside.
+    pub samples: Vec<(Sample, (u32, u32, u32))>,
+}
+
+/// A track as the `moov` describes it.
+#[derive(Clone, Debug)]
+pub struct Track {
+    pub track_id: u32,
+    pub handler: mp4_atom::FourCC,
+    pub timescale: u32,
+    pub sample_entries: Vec<mp4_atom::Codec>,
+    pub creation_time: u64,
+    /// mdhd duration: zero until a clean stop writes it.
+    pub duration: u64,
+    /// The media time presented first, from the edit list (0 without one).
+    pub media_start: u64,
+    trex: Option<mp4_atom::Trex>,
+    /// Where the next sample's decode time continues when a traf has no tfdt.
+    next_dts: u64,
+}
+
+impl Track {
+    pub fn is_video(&self) -> bool {
+        self.handler == mp4_atom::FourCC::new(b"vide")
+    }
+    pub fn is_audio(&self) -> bool {
+        self.handler == mp4_atom::FourCC::new(b"soun")
+    }
+    /// The SEI flavor of a video track's first sample entry.
+    pub fn nal_flavor(&self) -> Option<NalFlavor> {
+        match self.sample_entries.first()? {
+            mp4_atom::Codec::Avc1(_) | mp4_atom::Codec::Avc3(_) => Some(NalFlavor::H264),
+            mp4_atom::Codec::Hvc1(_) | mp4_atom::Codec::Hev1(_) => Some(NalFlavor::H265),
+            _ => None,
+        }
+    }
+}
+
+/// Streams the fragments of a recording after reading its `moov`.
+pub struct Fragments<'f> {
+    file: &'f File,
+    pos: u64,
+    len: u64,
+    pub tracks: Vec<Track>,
+    pub mvhd: mp4_atom::Mvhd,
+    /// Set when a box at the end of the file is incomplete (a killed recording).
+    pub truncated: bool,
+    pub mfra: Option<mp4_atom::Mfra>,
+}
+
+impl<'f> Fragments<'f> {
+    pub fn new(file: &'f File) -> anyhow::Result<Self> {
+        let len = file.metadata()?.len();
+        let mut this = Fragments {
+            file,
+            pos: 0,
+            len,
+            tracks: Vec::new(),
+            mvhd: Default::default(),
+            truncated: false,
+            mfra: None,
+        };
+        while let Some((kind, _, start, body_len)) = this.next_box()? {
+            if kind == mp4_atom::Moov::KIND {
+                let moov = mp4_atom::Moov::decode_body(&mut &this.read_body(start, body_len)?[..])
+                    .context("cannot decode moov")?;
+                this.set_moov(moov);
+                return Ok(this);
+            }
+            if kind == mp4_atom::Moof::KIND {
+                bail!("moof before moov");
+            }
+        }
+        bail!("no moov box: not an MP4 recording, or one killed before its first fragment")
+    }
+
+    fn set_moov(&mut self, moov: mp4_atom::Moov) {
+        let trexs = moov.mvex.map(|m| m.trex).unwrap_or_default();
+        self.mvhd = moov.mvhd;
+        self.tracks = moov
+            .trak
+            .into_iter()
+            .map(|t| Track {
+                track_id: t.tkhd.track_id,
+                handler: t.mdia.hdlr.handler,
+                timescale: t.mdia.mdhd.timescale,
+                sample_entries: t.mdia.minf.stbl.stsd.codecs,
+                creation_time: t.mdia.mdhd.creation_time,
+                duration: t.mdia.mdhd.duration,
+                media_start: t
+                    .edts
+                    .and_then(|e| e.elst)
+                    .and_then(|e| e.entries.into_iter().find_map(|e| e.media_time))
+                    .unwrap_or(0),
+                trex: trexs
+                    .iter()
+                    .find(|x| x.track_id == t.tkhd.track_id)
+                    .cloned(),
+                next_dts: 0,
+            })
+            .collect();
+    }
+
+    /// Reads the next box header: `(kind, box start, body start, body length)`; `None` at the
+    /// end or at an incomplete box.
+    fn next_box(&mut self) -> anyhow::Result<Option<(mp4_atom::FourCC, u64, u64, u64)>> {
+        if self.pos + 8 > self.len {
+            self.truncated |= self.pos != self.len;
+            return Ok(None);
+        }
+        let mut head = [0u8; 16];
+        let n = if self.pos + 16 <= self.len { 16 } else { 8 };
+        read_exact_at(self.file, &mut head[..n], self.pos)?;
+        let header = match mp4_atom::Header::decode(&mut &head[..n]) {
+            Ok(h) => h,
+            Err(_) => {
+                self.truncated = true;
+                return Ok(None);
+            }
+        };
+        let mut header_len = 8;
+        if u32::from_be_bytes([head[0], head[1], head[2], head[3]]) == 1 {
+            header_len = 16;
+        }
+        let body_len = match header.size {
+            Some(s) => s as u64,
+            None => self.len - self.pos - header_len, // extends to end of file
+        };
+        let start = self.pos;
+        let end = start + header_len + body_len;
+        if end > self.len {
+            self.truncated = true;
+            return Ok(None);
+        }
+        self.pos = end;
+        Ok(Some((header.kind, start, start + header_len, body_len)))
+    }
+
+    fn read_body(&self, start: u64, len: u64) -> anyhow::Result<Vec<u8>> {
+        let len = usize::try_from(len).context("box too large")?;
+        if len > 64 << 20 {
+            bail!("{len}-byte box is implausibly large for metadata");
+        }
+        let mut body = vec![0; len];
+        read_exact_at(self.file, &mut body, start)?;
+        Ok(body)
+    }
+
+    /// The next complete fragment.
+    pub fn next_fragment(&mut self) -> anyhow::Result<Option<Fragment>> {
+        while let Some((kind, moof_offset, body_start, body_len)) = self.next_box()? {
+            if kind == mp4_atom::Mfra::KIND {
+                let body = self.read_body(body_start, body_len)?;
+                self.mfra = mp4_atom::Mfra::decode_body(&mut &body[..]).ok();
+                continue;
+            }
+            if kind != mp4_atom::Moof::KIND {
+                continue;
+            }
+            let body = self.read_body(body_start, body_len)?;
+            let moof = mp4_atom::Moof::decode_body(&mut &body[..])
+                .with_context(|| format!("cannot decode moof at byte {moof_offset}"))?;
+            let fragment = self.fragment(moof, moof_offset)?;
+            // A fragment whose data runs past the end of the file is not complete.
+            if fragment
+                .samples
+                .iter()
+                .any(|(s, _)| s.offset + u64::from(s.size) > self.len)
+            {
+                self.truncated = true;
+                return Ok(None);
+            }
+            return Ok(Some(fragment));
+        }
+        Ok(None)
+    }
+
+    fn fragment(&mut self, moof: mp4_atom::Moof, moof_offset: u64) -> anyhow::Result<Fragment> {
+        let mut samples = Vec::new();
+        let mut data_end = moof_offset;
+        for (traf_i, traf) in moof.traf.iter().enumerate() {
+            let tfhd = &traf.tfhd;
+            let Some(track) = self.tracks.iter_mut().find(|t| t.track_id == tfhd.track_id) else {
+                bail!(
+                    "moof at byte {moof_offset} names unknown track {}",
+                    tfhd.track_id
+                );
+            };
+            let trex = track.trex.clone().unwrap_or_default();
+            // §8.8.7.1: without base-data-offset, the base is the moof for the first traf (or
+            // always, with default-base-is-moof), else where the previous traf's data ended.
+            let base = match tfhd.base_data_offset {
+                Some(b) => b,
+                None if tfhd.default_base_is_moof || traf_i == 0 => moof_offset,
+                None => data_end,
+            };
+            let sdi = tfhd
+                .sample_description_index
+                .unwrap_or(trex.default_sample_description_index);
+            let mut dts = traf
+                .tfdt
+                .as_ref()
+                .map_or(track.next_dts, |t| t.base_media_decode_time);
+            let mut offset = base;
+            for (trun_i, trun) in traf.trun.iter().enumerate() {
+                if let Some(o) = trun.data_offset {
+                    offset = base
+                        .checked_add_signed(i64::from(o))
+                        .context("negative data offset")?;
+                }
+                for (sample_i, e) in trun.samples.iter().enumerate() {
+                    let duration = e
+                        .duration
+                        .or(tfhd.default_sample_duration)
+                        .unwrap_or(trex.default_sample_duration);
+                    let size = e
+                        .size
+                        .or(tfhd.default_sample_size)
+                        .unwrap_or(trex.default_sample_size);
+                    let flags = e
+                        .flags
+                        .or(tfhd.default_sample_flags)
+                        .unwrap_or(trex.default_sample_flags);
+                    samples.push((
+                        Sample {
+                            track_id: tfhd.track_id,
+                            dts,
+                            cts_offset: e.cts.unwrap_or(0),
+                            duration,
+                            size,
+                            is_sync: flags & 0x0001_0000 == 0,
+                            offset,
+                            sample_description_index: sdi,
+                        },
+                        (traf_i as u32 + 1, trun_i as u32 + 1, sample_i as u32 + 1),
+                    ));
+                    dts += u64::from(duration);
+                    offset += u64::from(size);
+                }
+            }
+            track.next_dts = dts;
+            data_end = data_end.max(offset);
+        }
+        Ok(Fragment {
+            moof_offset,
+            sequence_number: moof.mfhd.sequence_number,
+            samples,
+        })
+    }
+}
+
+fn read_exact_at(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    file.read_exact_at(buf, pos)
+}
+
+/// A whole recording, read into memory (sample tables only, not sample data).
+#[derive(Debug)]
+pub struct Recording {
+    pub tracks: Vec<Track>,
+    pub samples: Vec<Sample>,
+    pub fragments: usize,
+    pub mvhd: mp4_atom::Mvhd,
+    pub mfra: Option<mp4_atom::Mfra>,
+    /// The file ends in an incomplete box (as a killed recording's `.partial` may).
+    pub truncated: bool,
+    file: File,
+}
+
+impl Recording {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let mut frags = Fragments::new(&file)?;
+        let mut samples = Vec::new();
+        let mut fragments = 0;
+        while let Some(f) = frags.next_fragment()? {
+            fragments += 1;
+            samples.extend(f.samples.into_iter().map(|(s, _)| s));
+        }
+        let (tracks, mvhd, mfra, truncated) =
+            (frags.tracks, frags.mvhd, frags.mfra, frags.truncated);
+        Ok(Recording {
+            tracks,
+            samples,
+            fragments,
+            mvhd,
+            mfra,
+            truncated,
+            file,
+        })
+    }
+
+    pub fn video_track(&self) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.is_video())
+    }
+
+    pub fn audio_track(&self) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.is_audio())
+    }
+
+    /// A track's samples in decode order.
+    pub fn track_samples(&self, track_id: u32) -> impl Iterator<Item = &Sample> {
+        self.samples.iter().filter(move |s| s.track_id == track_id)
+    }
+
+    /// Seconds of media in a track: end of its last sample.
+    pub fn track_duration_secs(&self, track: &Track) -> f64 {
+        self.track_samples(track.track_id)
+            .map(|s| s.dts + u64::from(s.duration))
+            .max()
+            .unwrap_or(0) as f64
+            / f64::from(track.timescale.max(1))
+    }
+
+    pub fn read_sample(&self, sample: &Sample) -> anyhow::Result<Vec<u8>> {
+        let mut data = vec![0; sample.size as usize];
+        read_exact_at(&self.file, &mut data, sample.offset)?;
+        Ok(data)
+    }
+
+    /// The timing messages at the start of every video sample, in decode order.
+    pub fn video_timing(&self) -> anyhow::Result<Vec<(Sample, Vec<TimingMessage>)>> {
+        let Some(track) = self.video_track() else {
+            bail!("no video track");
+        };
+        let flavor = track
+            .nal_flavor()
+            .context("video track is not H.264/H.265")?;
+        self.track_samples(track.track_id)
+            .map(|s| {
+                let data = self.read_sample(s)?;
+                Ok((s.clone(), leading_timing_messages(&data, flavor)?))
+            })
+            .collect()
+    }
+}
+
+/// Splits 4-byte-length-prefixed NAL units.
+pub fn nal_units(mut data: &[u8]) -> impl Iterator<Item = anyhow::Result<&[u8]>> {
+    std::iter::from_fn(move || {
+        if data.is_empty() {
+            return None;
+        }
+        let Some((len, rest)) = data.split_first_chunk::<4>() else {
+            data = &[];
+            return Some(Err(anyhow::anyhow!("truncated NAL length")));
+        };
+        let len = u32::from_be_bytes(*len) as usize;
+        let Some((nal, rest)) = rest.split_at_checked(len) else {
+            data = &[];
+            return Some(Err(anyhow::anyhow!("NAL unit overruns its sample")));
+        };
+        data = rest;
+        Some(Ok(nal))
+    })
+}
+
+/// The timing messages in the SEI NAL units that open a sample (where the recorder puts them).
+pub fn leading_timing_messages(
+    data: &[u8],
+    flavor: NalFlavor,
+) -> anyhow::Result<Vec<TimingMessage>> {
+    let mut out = Vec::new();
+    for nal in nal_units(data) {
+        let nal = nal?;
+        let is_sei = match flavor {
+            NalFlavor::H264 => nal.first().is_some_and(|b| b & 0x1F == 6),
+            NalFlavor::H265 => nal.first().is_some_and(|b| (b >> 1) & 0x3F == 39),
+        };
+        if !is_sei {
+            break;
+        }
+        match sei::parse_timing_nal(nal, flavor) {
+            Ok(m) => out.push(m),
+            Err(sei::ParseError::UnknownUuid | sei::ParseError::NotUserDataUnregistered) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Builds the `mfra` index of a finished recording by reading its fragments back.
+///
+/// Reading back (rather than remembering every fragment while recording) keeps the recorder's
+/// memory flat however long it runs. Video gets one entry per sync sample; audio, whose every
+/// sample is a sync sample, one per fragment.
+pub fn build_mfra(file: &File) -> anyhow::Result<Vec<u8>> {
+    let mut frags = Fragments::new(file)?;
+    let mut tfras: Vec<mp4_atom::Tfra> = frags
+        .tracks
+        .iter()
+        .map(|t| mp4_atom::Tfra {
+            track_id: t.track_id,
+            entries: Vec::new(),
+        })
+        .collect();
+    let video_ids: Vec<u32> = frags
+        .tracks
+        .iter()
+        .filter(|t| t.is_video())
+        .map(|t| t.track_id)
+        .collect();
+    while let Some(f) = frags.next_fragment()? {
+        let mut seen_audio = Vec::new();
+        for (s, (traf, trun, sample)) in &f.samples {
+            let is_video = video_ids.contains(&s.track_id);
+            if !s.is_sync || (!is_video && seen_audio.contains(&s.track_id)) {
+                continue;
+            }
+            if !is_video {
+                seen_audio.push(s.track_id);
+            }
+            if let Some(t) = tfras.iter_mut().find(|t| t.track_id == s.track_id) {
+                t.entries.push(mp4_atom::FragmentInfo {
+                    time: u64::try_from(s.pts()).unwrap_or(0),
+                    moof_offset: f.moof_offset,
+                    traf_number: *traf,
+                    trun_number: *trun,
+                    sample_delta: *sample,
+                });
+            }
+        }
+    }
+    tfras.retain(|t| !t.entries.is_empty());
+    let mut mfra = mp4_atom::Mfra {
+        tfra: tfras,
+        mfro: mp4_atom::Mfro { parent_size: 0 },
+    };
+    let mut buf = Vec::new();
+    mfra.encode(&mut buf)?;
+    mfra.mfro.parent_size = u32::try_from(buf.len()).context("mfra larger than 4 GiB")?;
+    buf.clear();
+    mfra.encode(&mut buf)?;
+    Ok(buf)
+}

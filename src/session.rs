@@ -1,0 +1,485 @@
+//! The recording session: RTSP (RFC 2326) through retina, frames to the writer.
+//!
+//! One task does everything network-side: DESCRIBE/SETUP/PLAY, then pulls frames and RTCP
+//! packets from retina, attaches each video frame's timing (its RTP timestamp and the wall
+//! time its last packet was read) and any video sender reports received since the previous
+//! frame, and queues it for the writer thread without ever waiting for the disk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use futures::StreamExt as _;
+use retina::client::{PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions};
+use retina::codec::{CodecItem, ParametersRef};
+use tokio::sync::watch;
+
+use crate::cli::{self, Args, Source};
+use crate::mp4::{self, AudioInput, VideoInput};
+use crate::output::{self, Message, Outcome, SendError, Writer};
+use crate::sei::{self, FrameTiming, NalFlavor, SenderReport};
+
+/// Frames that may wait for the disk before recording stops with an error: at 30 fps video
+/// plus 50 audio frames/s, about 25 s of slack.
+const WRITER_QUEUE_FRAMES: usize = 2048;
+
+/// An error in how the tool was called (exit status 2), as opposed to one while recording.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(UsageError(e.to_string()))
+}
+
+/// Records as `args` say until stopped. `Ok(None)`: stopped before recording began.
+pub async fn record(
+    args: &Args,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Option<Outcome>> {
+    let source = args.source().map_err(usage)?;
+    let start = match args.start {
+        Some(t) => Some(start_time_today(t).map_err(usage)?),
+        None => None,
+    };
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => {
+            let name = cli::camera_name(&source.url).await;
+            let at = start.clone().unwrap_or_else(jiff::Zoned::now);
+            cli::default_out_name(&at, &name)
+        }
+    };
+    for path in [out.clone(), output::partial_path(&out)] {
+        if path.exists() {
+            bail!(
+                "{} already exists; not overwriting an earlier recording",
+                path.display()
+            );
+        }
+    }
+    tracing::info!(
+        "recording {} to {}",
+        cli::redacted(&source.url),
+        out.display()
+    );
+    if let Some(start) = start {
+        let wait = start.timestamp().duration_since(jiff::Timestamp::now());
+        let wait = Duration::try_from(wait).unwrap_or_default();
+        tracing::info!(
+            "waiting until {} ({:.0} s) to start",
+            start.time(),
+            wait.as_secs_f64()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {},
+            Ok(()) = stop.changed() => return Ok(None),
+        }
+    }
+    let secret = source.credentials.as_ref().map(|c| c.password.clone());
+    let result = connect_and_record(args, &source, &out, stop).await;
+    result.map(Some).map_err(|e| scrub(e, secret.as_deref()))
+}
+
+/// The next occurrence of `t` today; an error if it has passed.
+fn start_time_today(t: jiff::civil::Time) -> anyhow::Result<jiff::Zoned> {
+    let now = jiff::Zoned::now();
+    let start = now
+        .date()
+        .to_datetime(t)
+        .to_zoned(now.time_zone().clone())
+        .context("cannot place --start in the local time zone")?;
+    if start < now {
+        bail!(
+            "--start {t} has already passed today (it is now {})",
+            now.time().round(jiff::Unit::Second).unwrap_or(now.time())
+        );
+    }
+    Ok(start)
+}
+
+/// Removes a password from an error's text, whatever put it there.
+fn scrub(e: anyhow::Error, secret: Option<&str>) -> anyhow::Error {
+    match secret.filter(|s| !s.is_empty()) {
+        Some(s) if format!("{e:#}").contains(s) => {
+            let text = format!("{e:#}").replace(s, "***");
+            if e.downcast_ref::<UsageError>().is_some() {
+                usage(text)
+            } else {
+                anyhow!(text)
+            }
+        }
+        _ => e,
+    }
+}
+
+async fn connect_and_record(
+    args: &Args,
+    source: &Source,
+    out: &std::path::Path,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<Outcome> {
+    let camera = cli::host_port(&source.url);
+    let group = Arc::new(SessionGroup::default());
+    let options = SessionOptions::default()
+        .creds(source.credentials.clone())
+        .session_group(group.clone())
+        .user_agent(format!("retina-record/{}", env!("CARGO_PKG_VERSION")))
+        .teardown(args.teardown);
+    let mut session = tokio::select! {
+        r = Session::describe(source.url.clone(), options) => r.map_err(|e| camera_error(&e, source))?,
+        Ok(()) = stop.changed() => bail!("stopped while connecting to camera {camera}"),
+    };
+
+    let selection = select_streams(args, &session)?;
+    for i in selection
+        .video
+        .iter()
+        .chain(selection.audio.iter().map(|a| &a.0))
+    {
+        let setup = SetupOptions::default()
+            .transport(args.transport.to_retina())
+            .frame_format(retina::codec::FrameFormat::MP4);
+        session
+            .setup(*i, setup)
+            .await
+            .map_err(|e| camera_error(&e, source))?;
+    }
+    // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
+    // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
+    // extends each timestamp by its signed 32-bit difference from the previous one.
+    let play = PlayOptions::default()
+        .initial_timestamp(args.initial_timestamp)
+        .unknown_rtcp_ssrc(args.unknown_rtcp_ssrc);
+    let mut session = session
+        .play(play)
+        .await
+        .map_err(|e| camera_error(&e, source))?
+        .demuxed()
+        .map_err(|e| camera_error(&e, source))?;
+
+    let config = mp4::Config {
+        video: selection.video.map(|i| mp4::VideoConfig {
+            flavor: selection.flavor,
+            clock_rate: session.streams()[i].clock_rate_hz(),
+        }),
+        audio: selection.audio.map(|(_, a)| a),
+        fragment_duration: args.fragment_duration,
+        timing: !args.no_timing_info,
+        creation_time: jiff::Timestamp::now(),
+    };
+    let mut writer = Writer::start(out, config, WRITER_QUEUE_FRAMES)?;
+    let mut state = LoopState {
+        video_stream: selection.video,
+        allow_loss: args.allow_loss,
+        need_sample_entry: true,
+        pending_reports: Vec::new(),
+        video_frames: 0,
+        audio_frames: 0,
+        lost_packets: 0,
+    };
+    let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let failure: Option<anyhow::Error> = loop {
+        tokio::select! {
+            biased;
+            Ok(()) = stop.changed() => break None,
+            _ = sleep_until(deadline) => {
+                tracing::info!("--duration reached");
+                break None;
+            }
+            _ = writer.failed() => break None, // its error comes from finish() below
+            item = session.next() => match item {
+                None => break Some(anyhow!("camera {camera} ended the stream")),
+                Some(Err(e)) => break Some(camera_error(&e, source)),
+                Some(Ok(item)) => {
+                    if let Err(e) = state.handle(item, &session, &writer) {
+                        break Some(e);
+                    }
+                }
+            },
+        }
+    };
+    let finished = writer.finish().await;
+    drop(session);
+    // Let a pending TEARDOWN go out, but never hang on a dead camera.
+    if tokio::time::timeout(Duration::from_secs(5), group.await_teardown())
+        .await
+        .is_err()
+    {
+        tracing::debug!("TEARDOWN did not complete within 5 s");
+    }
+    if state.lost_packets > 0 {
+        tracing::warn!(
+            "{} RTP packet(s) were lost during the recording",
+            state.lost_packets
+        );
+    }
+    match (failure, finished) {
+        (None, result) => result,
+        (Some(e), Ok(outcome)) => {
+            log_outcome(&outcome);
+            Err(e.context(format!(
+                "recording stopped; {} holds what was recorded",
+                outcome.path.display()
+            )))
+        }
+        (Some(e), Err(finish_err)) => {
+            tracing::error!("{finish_err:#}");
+            Err(e)
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub fn log_outcome(o: &Outcome) {
+    let s = &o.stats;
+    tracing::info!(
+        "wrote {}: {:.1} s, {} video frames, {} audio frames, {} sender reports, {} fragments",
+        o.path.display(),
+        s.duration_secs,
+        s.video_frames,
+        s.audio_frames,
+        s.sender_reports,
+        s.fragments
+    );
+}
+
+struct Selection {
+    video: Option<usize>,
+    flavor: NalFlavor,
+    audio: Option<(usize, mp4::AudioConfig)>,
+}
+
+/// Picks the first video stream and the first audio stream that can be stored without
+/// transcoding, logging what was skipped and why.
+fn select_streams(
+    args: &Args,
+    session: &Session<retina::client::Described>,
+) -> anyhow::Result<Selection> {
+    let mut video = None;
+    let mut flavor = NalFlavor::H264;
+    let mut audio = None;
+    for (i, s) in session.streams().iter().enumerate() {
+        let what = format!("stream {i} ({} {})", s.media(), s.encoding_name());
+        match s.media() {
+            "video" if args.no_video => tracing::info!("ignoring {what}: --no-video"),
+            "video" if video.is_some() => {
+                tracing::info!("ignoring {what}: already recording a video stream")
+            }
+            "video" => match s.encoding_name() {
+                "h264" => (video, flavor) = (Some(i), NalFlavor::H264),
+                "h265" => (video, flavor) = (Some(i), NalFlavor::H265),
+                other => tracing::info!("ignoring {what}: {other} video is not supported"),
+            },
+            "audio" if args.no_audio => tracing::info!("ignoring {what}: --no-audio"),
+            "audio" if audio.is_some() => {
+                tracing::info!("ignoring {what}: already recording an audio stream")
+            }
+            "audio" => match audio_config(s) {
+                Ok(config) => audio = Some((i, config)),
+                Err(why) => tracing::info!("ignoring {what}: {why}"),
+            },
+            _ => tracing::info!("ignoring {what}"),
+        }
+        if video == Some(i) || audio.as_ref().is_some_and(|a| a.0 == i) {
+            tracing::info!("recording {what}");
+        }
+    }
+    if video.is_none() && audio.is_none() {
+        bail!("the camera offers no stream that can be recorded (see the log above)");
+    }
+    Ok(Selection {
+        video,
+        flavor,
+        audio,
+    })
+}
+
+fn audio_config(s: &retina::client::Stream) -> Result<mp4::AudioConfig, String> {
+    let Some(ParametersRef::Audio(params)) = s.parameters() else {
+        return Err("its parameters are unknown".into());
+    };
+    let bytes = params
+        .mp4_sample_entry()
+        .build()
+        .map_err(|_| "it cannot be stored in MP4 without transcoding".to_owned())?;
+    let sample_entry = mp4::sample_entry_from_bytes(&bytes)
+        .map_err(|e| format!("its sample entry is unusable: {e}"))?;
+    Ok(mp4::AudioConfig {
+        clock_rate: params.clock_rate(),
+        sample_entry,
+        frame_length: params.frame_length().map(|n| n.get()),
+    })
+}
+
+struct LoopState {
+    video_stream: Option<usize>,
+    allow_loss: bool,
+    need_sample_entry: bool,
+    pending_reports: Vec<SenderReport>,
+    video_frames: u64,
+    audio_frames: u64,
+    lost_packets: u64,
+}
+
+impl LoopState {
+    fn handle(
+        &mut self,
+        item: CodecItem,
+        session: &retina::client::Demuxed,
+        writer: &Writer,
+    ) -> anyhow::Result<()> {
+        match item {
+            CodecItem::VideoFrame(f) => {
+                self.check_loss(f.loss(), self.video_frames, "video", f.timestamp())?;
+                self.video_frames += 1;
+                let sample_entry = if self.need_sample_entry || f.has_new_parameters() {
+                    match session.streams()[f.stream_id()].parameters() {
+                        Some(ParametersRef::Video(p)) => {
+                            let bytes = p.mp4_sample_entry().build().map_err(|e| {
+                                anyhow!("cannot describe the camera's video parameters: {e}")
+                            })?;
+                            if !self.need_sample_entry {
+                                tracing::info!(
+                                    "video parameters changed: {}, {}x{}",
+                                    p.rfc6381_codec(),
+                                    p.pixel_dimensions().0,
+                                    p.pixel_dimensions().1
+                                );
+                            }
+                            self.need_sample_entry = false;
+                            Some(Box::new(mp4::sample_entry_from_bytes(&bytes).map_err(
+                                |e| anyhow!("cannot describe the camera's video parameters: {e}"),
+                            )?))
+                        }
+                        _ => None,
+                    }
+                } else {
+                    None
+                };
+                let timing = FrameTiming {
+                    recv: sei::ntp_from_system_time(f.end_ctx().received_wall().into()),
+                    rtp: f.timestamp().timestamp() as u32,
+                };
+                let input = VideoInput {
+                    pts: f.timestamp().elapsed(),
+                    is_sync: f.is_random_access_point(),
+                    sample_entry,
+                    timing,
+                    sender_reports: std::mem::take(&mut self.pending_reports),
+                    data: f.into_data(),
+                };
+                self.send(writer, Message::Video(input))
+            }
+            CodecItem::AudioFrame(f) => {
+                self.check_loss(f.loss(), self.audio_frames, "audio", f.timestamp())?;
+                self.audio_frames += 1;
+                let input = AudioInput {
+                    pts: f.timestamp().elapsed(),
+                    data: f.data().to_vec(),
+                };
+                self.send(writer, Message::Audio(input))
+            }
+            CodecItem::Rtcp(rtcp) => {
+                let sr = rtcp
+                    .pkts()
+                    .next()
+                    .and_then(|p| p.as_sender_report().ok().flatten());
+                match sr {
+                    // Only the video stream's reports: another stream's RTP clock is different.
+                    Some(sr) if Some(rtcp.stream_id()) == self.video_stream => {
+                        self.pending_reports.push(SenderReport {
+                            recv: sei::ntp_from_system_time(rtcp.ctx().received_wall().into()),
+                            ntp: sr.ntp_timestamp().0,
+                            rtp: sr.rtp_timestamp(),
+                        });
+                    }
+                    Some(sr) => tracing::trace!(
+                        "sender report of stream {} not stored: {:?}",
+                        rtcp.stream_id(),
+                        sr.ntp_timestamp()
+                    ),
+                    None => {}
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn check_loss(
+        &mut self,
+        loss: u16,
+        frames_before: u64,
+        kind: &str,
+        ts: retina::Timestamp,
+    ) -> anyhow::Result<()> {
+        if loss == 0 {
+            return Ok(());
+        }
+        self.lost_packets += u64::from(loss);
+        // Loss before the first frame is just joining mid-stream.
+        if frames_before > 0 && !self.allow_loss {
+            bail!(
+                "lost {loss} RTP packet(s) before the {kind} frame at RTP time {} \
+                 ({:.3} s into the stream); pass --allow-loss to record through loss",
+                ts.timestamp() as u32,
+                ts.elapsed_secs()
+            );
+        }
+        tracing::debug!("lost {loss} RTP packet(s) before the {kind} frame at {ts}");
+        Ok(())
+    }
+
+    fn send(&self, writer: &Writer, msg: Message) -> anyhow::Result<()> {
+        match writer.send(msg) {
+            Ok(()) => Ok(()),
+            Err(SendError::QueueFull { capacity }) => {
+                bail!("the disk is not keeping up: {capacity} frames are waiting to be written")
+            }
+            // The writer's own error is reported when it is finished.
+            Err(SendError::WriterGone) => Ok(()),
+        }
+    }
+}
+
+/// One line about a retina error, naming the camera; 401s explained.
+fn camera_error(e: &retina::Error, source: &Source) -> anyhow::Error {
+    let camera = cli::host_port(&source.url);
+    match e.status_code() {
+        Some(401) if source.credentials.is_some() => {
+            anyhow!("camera {camera} rejected the credentials (401 Unauthorized)")
+        }
+        Some(401) => anyhow!(
+            "camera {camera} requires credentials (401 Unauthorized): pass --username with \
+             --password-file, or set RTSP_USERNAME and RTSP_PASSWORD"
+        ),
+        Some(404) => anyhow!(
+            "camera {camera} has no stream at {} (404 Not Found)",
+            source.url.path()
+        ),
+        _ => anyhow!("camera {camera}: {}", one_line(&e.to_string())),
+    }
+}
+
+/// Joins a multi-line message (retina's carry connection and packet context on extra lines).
+pub fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,412 @@
+//! Records from the test camera over real loopback sockets and checks the files with the
+//! project's reader and with ffmpeg/ffprobe.
+
+mod support;
+
+use std::time::Duration;
+
+use retina_record::reader::Recording;
+use support::{Camera, CameraConfig, Recorder, check_against_camera, record};
+
+fn out_path(dir: &tempfile::TempDir) -> (std::path::PathBuf, String) {
+    let out = dir.path().join("rec.mp4");
+    let s = out.to_str().expect("utf-8 path").to_owned();
+    (out, s)
+}
+
+/// 10 s over `transport`: every frame there and decodable, timing on each, SRs as they were.
+async fn ten_seconds(transport: &str) {
+    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    let url = cam.url();
+    let run = record(
+        dir.path(),
+        &[
+            "--url",
+            &url,
+            "--duration",
+            "10",
+            "--transport",
+            transport,
+            &out_s,
+        ],
+    )
+    .await;
+    assert!(run.status.success(), "recorder failed: {}", run.stderr);
+    assert!(!retina_record::output::partial_path(&out).exists());
+
+    let rec = Recording::open(&out).expect("read recording");
+    assert!(!rec.truncated);
+    assert!(rec.mfra.is_some(), "finished file has an mfra index");
+    let (frames, secs) = check_against_camera(&rec, &cam);
+    assert!((9.0..=10.5).contains(&secs), "{secs} s of video");
+    assert!(frames >= 225, "{frames} frames in {secs} s at 25 fps");
+
+    // Audio: present, continuous, as long as the video.
+    let audio = rec.audio_track().expect("audio track");
+    let audio_secs = rec.track_duration_secs(audio);
+    assert!(
+        (audio_secs - secs).abs() < 0.2,
+        "audio {audio_secs} s vs video {secs} s"
+    );
+
+    // The header carries real durations and a real creation time.
+    let now_mp4 = jiff::Timestamp::now().as_second() as u64 + 2_082_844_800;
+    assert!(rec.mvhd.creation_time + 120 > now_mp4 && rec.mvhd.creation_time <= now_mp4);
+    assert!(
+        rec.mvhd.duration >= 9000,
+        "mvhd duration {}",
+        rec.mvhd.duration
+    );
+
+    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&out) {
+        assert_eq!(decoded, frames as u64, "ffmpeg decodes every frame");
+    }
+    if let Some(probed) = support::ffprobe_video_frames(&out) {
+        assert_eq!(probed.len(), frames);
+        assert!(
+            probed.iter().all(|f| f.has_unregistered_sei),
+            "ffprobe sees the timing SEI on every frame"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_10s_every_frame_with_timing() {
+    ten_seconds("tcp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_10s_every_frame_with_timing() {
+    ten_seconds("udp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_file() {
+    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    let url = cam.url();
+    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
+    cam.wait_sent(5.0).await;
+    rec.signal(libc::SIGTERM);
+    let run = rec.wait().await;
+    assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
+    assert!(out.exists(), "finished file");
+    assert!(
+        !retina_record::output::partial_path(&out).exists(),
+        "no .partial left"
+    );
+    let rec = Recording::open(&out).expect("read");
+    assert!(rec.mfra.is_some());
+    let (_, secs) = check_against_camera(&rec, &cam);
+    assert!(secs >= 4.5, "{secs} s recorded before SIGTERM at 5 s");
+    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&out) {
+        assert_eq!(decoded as usize, rec.track_samples(1).count());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_finishes_the_file() {
+    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    let url = cam.url();
+    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
+    cam.wait_sent(2.5).await;
+    rec.signal(libc::SIGHUP);
+    let run = rec.wait().await;
+    assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
+    let rec = Recording::open(&out).expect("finished file");
+    assert!(rec.mfra.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_keeps_all_but_the_last_fragment() {
+    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    let url = cam.url();
+    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
+    cam.wait_sent(5.0).await;
+    rec.signal(libc::SIGKILL);
+    let run = rec.wait().await;
+    assert_eq!(run.status.code(), None, "killed by a signal");
+    let partial = retina_record::output::partial_path(&out);
+    assert!(partial.exists() && !out.exists());
+    let rec = Recording::open(&partial).expect("the .partial of a killed run reads");
+    assert!(rec.mfra.is_none());
+    let (frames, secs) = check_against_camera(&rec, &cam);
+    assert!(secs >= 4.0, "only {secs} s survived SIGKILL at 5 s");
+    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&partial) {
+        assert_eq!(
+            decoded as usize, frames,
+            "ffmpeg decodes the killed file up to its last fragment"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_sigint_quits_at_once_keeping_fragments() {
+    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    let url = cam.url();
+    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
+    cam.wait_sent(3.0).await;
+    rec.signal(libc::SIGSTOP); // hold it so both signals are pending together
+    rec.signal(libc::SIGINT);
+    rec.signal(libc::SIGCONT);
+    // The first SIGINT starts a clean stop; a second one right behind it must win.
+    rec.signal(libc::SIGINT);
+    let run = rec.wait().await;
+    match run.status.code() {
+        Some(130) => {
+            let partial = retina_record::output::partial_path(&out);
+            let rec = Recording::open(&partial).expect(".partial kept");
+            assert!(rec.video_track().is_some());
+        }
+        // The clean stop can finish before the second signal is handled; that is fine too,
+        // but then the file must be complete.
+        Some(0) => assert!(Recording::open(&out).expect("finished").mfra.is_some()),
+        other => panic!("exit {other:?}: {}", run.stderr),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b_frames_are_recorded_in_presentation_order() {
+    let cam = Camera::start(CameraConfig::clip("h264_bframes.mp4")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    let url = cam.url();
+    let run = record(dir.path(), &["--url", &url, "--duration", "6", &out_s]).await;
+    assert!(run.status.success(), "{}", run.stderr);
+    let rec = Recording::open(&out).expect("read");
+    // Checks each frame's presentation time against the camera's.
+    let (frames, _) = check_against_camera(&rec, &cam);
+    let samples: Vec<_> = rec.track_samples(1).cloned().collect();
+    assert!(
+        samples.iter().any(|s| s.cts_offset != 0),
+        "B-frames need composition offsets"
+    );
+    assert!(
+        samples.windows(2).all(|w| w[0].dts < w[1].dts),
+        "decode times increase"
+    );
+    let mut pts: Vec<i64> = samples.iter().map(|s| s.pts()).collect();
+    pts.sort_unstable();
+    pts.dedup();
+    assert_eq!(
+        pts.len(),
+        samples.len(),
+        "every frame has its own presentation time"
+    );
+
+    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&out) {
+        assert_eq!(decoded as usize, frames);
+    }
+    if let Some(probed) = support::ffprobe_video_frames(&out) {
+        let got: Vec<f64> = probed.iter().map(|f| f.pts_time).collect();
+        // The edit list makes the first frame present at 0 (A/V sync in ffmpeg-based players).
+        let start = rec.video_track().expect("video").media_start as i64;
+        assert!(start > 0, "B-frames need a presentation delay");
+        let want: Vec<f64> = pts.iter().map(|&p| (p - start) as f64 / 90_000.0).collect();
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g - w).abs() < 0.001,
+                "ffprobe presents {got:?}, expected {want:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_sps_mid_stream_becomes_a_new_sample_description() {
+    let mut config = CameraConfig::clip("h264_aac.mp4");
+    config
+        .clips
+        .push(support::camera::data_path("h264_alt.mp4"));
+    config.speed = 2.0;
+    let cam = Camera::start(config).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    let url = cam.url();
+    let run = record(dir.path(), &["--url", &url, "--duration", "5", &out_s]).await;
+    assert!(run.status.success(), "{}", run.stderr);
+    let rec = Recording::open(&out).expect("read");
+    check_against_camera(&rec, &cam);
+    let video = rec.video_track().expect("video");
+    assert_eq!(
+        video.sample_entries.len(),
+        2,
+        "one sample description per SPS"
+    );
+    let sdis: Vec<u32> = rec
+        .track_samples(1)
+        .map(|s| s.sample_description_index)
+        .collect();
+    assert!(sdis.contains(&1) && sdis.contains(&2), "{sdis:?}");
+    if let Some(probed) = support::ffprobe_video_frames(&out) {
+        let widths: std::collections::BTreeSet<u32> = probed.iter().map(|f| f.width).collect();
+        assert_eq!(widths.into_iter().collect::<Vec<_>>(), vec![320, 352]);
+    }
+    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&out) {
+        assert_eq!(decoded as usize, sdis.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connection_keeps_the_recording() {
+    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    let url = cam.url();
+    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
+    cam.wait_sent(3.0).await;
+    cam.drop_connections();
+    let run = rec.wait().await;
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ") && last.contains("rec.mp4"),
+        "one-line error naming the file: {last}"
+    );
+    let rec = Recording::open(&out).expect("finished despite the drop");
+    let (_, secs) = check_against_camera(&rec, &cam);
+    assert!(secs >= 2.5, "{secs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_camera_loses_nothing() {
+    let mut config = CameraConfig::clip("h264_aac.mp4");
+    config.speed = 2.0;
+    let cam = Camera::start(config).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    let url = cam.url();
+    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
+    cam.wait_sent(2.0).await;
+    cam.stall(Duration::from_secs(2));
+    cam.wait_sent(6.0).await;
+    rec.signal(libc::SIGINT);
+    let run = rec.wait().await;
+    assert!(run.status.success(), "{}", run.stderr);
+    let rec = Recording::open(&out).expect("read");
+    let (_, secs) = check_against_camera(&rec, &cam);
+    assert!(secs >= 5.0, "{secs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_one_clear_line_without_the_password() {
+    let mut config = CameraConfig::clip("h264_aac.mp4");
+    config.credentials = Some(("admin".into(), "right-horse".into()));
+    let cam = Camera::start(config).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    let bad_url = cam.url().replace("rtsp://", "rtsp://admin:staple-battery@");
+    let run = record(dir.path(), &["--url", &bad_url, "--duration", "2", &out_s]).await;
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        !run.stderr.contains("staple-battery"),
+        "password leaked: {}",
+        run.stderr
+    );
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert_eq!(
+        last,
+        format!(
+            "error: camera {} rejected the credentials (401 Unauthorized)",
+            cam.addr()
+        )
+    );
+    assert!(!out.exists() && !retina_record::output::partial_path(&out).exists());
+
+    // The right one, from the environment, records.
+    let url = cam.url();
+    let run = support::Recorder::spawn_with_env(
+        dir.path(),
+        &[
+            "--url",
+            &url,
+            "--username",
+            "admin",
+            "--duration",
+            "2",
+            &out_s,
+        ],
+        &[("RTSP_PASSWORD", "right-horse")],
+    )
+    .wait()
+    .await;
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(!run.stderr.contains("right-horse"));
+    assert!(Recording::open(&out).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn existing_output_is_never_overwritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, out_s) = out_path(&dir);
+    std::fs::write(&out, b"earlier recording").expect("write");
+    let run = record(dir.path(), &["--url", "rtsp://127.0.0.1:9/x", &out_s]).await;
+    assert_eq!(run.status.code(), Some(1));
+    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&out).expect("read"), b"earlier recording");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["--url", "rtsp://127.0.0.1:9/x", "--duration", "ten"][..],
+        &["--url", "http://u:secret@127.0.0.1/x", "o.mp4"][..],
+        &["--url", "rtsp://127.0.0.1:9/x", "--transport", "sctp"][..],
+    ] {
+        let run = record(dir.path(), args).await;
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {}", run.stderr);
+        assert!(!run.stderr.contains("secret"));
+    }
+    // A start time that has passed today.
+    let now = jiff::Zoned::now();
+    if now.time() > jiff::civil::time(0, 1, 0, 0) {
+        let past = now
+            .time()
+            .saturating_sub(jiff::SignedDuration::from_secs(60));
+        let start = past.strftime("%H:%M").to_string();
+        let run = record(
+            dir.path(),
+            &["--url", "rtsp://127.0.0.1:9/x", "--start", &start, "o.mp4"],
+        )
+        .await;
+        assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
+        assert!(run.stderr.contains("already passed"), "{}", run.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_camera_is_one_line_exit_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Bind then drop to get a port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let url = format!("rtsp://127.0.0.1:{port}/x");
+    let run = record(dir.path(), &["--url", &url, "o.mp4"]).await;
+    assert_eq!(run.status.code(), Some(1));
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(
+        errors[0].contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        errors[0]
+    );
+    assert!(!dir.path().join("o.mp4.partial").exists());
+}

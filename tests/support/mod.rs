@@ -1,0 +1,313 @@
+//! Shared test helpers: the test camera, running the recorder binary, and checking recordings
+//! with the project's reader and with ffmpeg/ffprobe.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+pub mod camera;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use retina_record::reader::Recording;
+use retina_record::sei::TimingMessage;
+
+pub use camera::{Camera, CameraConfig};
+
+/// Set (CI does) to turn a missing ffmpeg/ffprobe into a failure instead of a skip.
+pub const REQUIRE_TOOLS_ENV: &str = "RETINA_RECORD_REQUIRE_TOOLS";
+
+pub fn recorder_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_retina-record")
+}
+
+/// A recorder process whose stderr goes to a file in the test's directory.
+pub struct Recorder {
+    pub child: tokio::process::Child,
+    pub log: PathBuf,
+}
+
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    pub stderr: String,
+}
+
+impl Recorder {
+    pub fn spawn(dir: &Path, args: &[&str]) -> Recorder {
+        Self::spawn_with_env(dir, args, &[])
+    }
+
+    pub fn spawn_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Recorder {
+        let log = dir.join(format!("recorder-{}.log", rand_suffix()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = tokio::process::Command::new(recorder_bin());
+        cmd.args(args)
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RTSP_USERNAME")
+            .env_remove("RTSP_PASSWORD")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .kill_on_drop(true);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Recorder {
+            child: cmd.spawn().expect("spawn recorder"),
+            log,
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.id().expect("running") as i32;
+        // SAFETY: kill(2) with a pid we own; no memory is involved.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill failed");
+    }
+
+    pub async fn wait(mut self) -> Finished {
+        let status = tokio::time::timeout(std::time::Duration::from_secs(60), self.child.wait())
+            .await
+            .expect("recorder did not exit within 60 s")
+            .expect("wait");
+        let stderr = std::fs::read_to_string(&self.log).unwrap_or_default();
+        Finished { status, stderr }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+pub async fn record(dir: &Path, args: &[&str]) -> Finished {
+    Recorder::spawn(dir, args).wait().await
+}
+
+/// Whether `tool` can run; with [`REQUIRE_TOOLS_ENV`] set, its absence fails the test.
+pub fn have_tool(tool: &str) -> bool {
+    let ok = std::process::Command::new(tool)
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var_os(REQUIRE_TOOLS_ENV).is_none(),
+            "{tool} is not installed, and {REQUIRE_TOOLS_ENV} says it is required"
+        );
+        eprintln!("SKIPPED PART: {tool} is not installed");
+    }
+    ok
+}
+
+/// Decodes the whole file with ffmpeg: every error it prints fails; returns the number of
+/// video frames decoded. `None` when ffmpeg is not installed (and not required).
+pub fn ffmpeg_decoded_video_frames(path: &Path) -> Option<u64> {
+    if !have_tool("ffmpeg") || !have_tool("ffprobe") {
+        return None;
+    }
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "ffmpeg failed to decode {}: {errors}",
+        path.display()
+    );
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(
+        text.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("ffprobe frame count: {text:?}")),
+    )
+}
+
+/// ffprobe's view of each decoded video frame, in output (presentation) order.
+#[derive(Debug)]
+pub struct ProbedFrame {
+    pub pts_time: f64,
+    pub width: u32,
+    pub has_unregistered_sei: bool,
+}
+
+pub fn ffprobe_video_frames(path: &Path) -> Option<Vec<ProbedFrame>> {
+    if !have_tool("ffprobe") {
+        return None;
+    }
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_frames"])
+        .args([
+            "-show_entries",
+            "frame=pts_time,width:side_data=side_data_type",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Minimal JSON walk: frames are objects in order; fields are simple.
+    let mut frames = Vec::new();
+    for chunk in text.split("\"pts_time\"").skip(1) {
+        let pts: f64 = chunk
+            .trim_start_matches([':', ' ', '"'])
+            .split('"')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("pts_time");
+        let end = chunk.find("\"pts_time\"").unwrap_or(chunk.len());
+        let body = &chunk[..end];
+        let width = body
+            .split("\"width\":")
+            .nth(1)
+            .and_then(|w| w.trim_start().split([',', '\n', '}']).next())
+            .and_then(|w| w.trim().parse().ok())
+            .unwrap_or(0);
+        frames.push(ProbedFrame {
+            pts_time: pts,
+            width,
+            has_unregistered_sei: body.contains("User Data Unregistered"),
+        });
+    }
+    Some(frames)
+}
+
+/// Checks a recording against what the camera sent: every video frame between the first and
+/// last recorded ones is there, presented at its own RTP time, with exactly one `89H` holding
+/// its RTP timestamp and a receive time just after the camera sent it; every video sender
+/// report is there as `o8B`, in the first frame after it, and no audio report is.
+///
+/// Returns (video frames, seconds of video).
+pub fn check_against_camera(rec: &Recording, cam: &Camera) -> (usize, f64) {
+    let log = cam.log();
+    let cam_video: Vec<&camera::SentFrame> = log.frames.iter().filter(|f| f.stream == 0).collect();
+    let timing = rec.video_timing().expect("video timing");
+    assert!(!timing.is_empty(), "no video frames recorded");
+
+    let mut recorded_idx = Vec::new();
+    let mut all_reports = Vec::new();
+    for (sample, msgs) in &timing {
+        let frames: Vec<_> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                TimingMessage::Frame(f) => Some(*f),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            frames.len(),
+            1,
+            "sample at dts {} has {} 89H messages",
+            sample.dts,
+            frames.len()
+        );
+        let t = frames[0];
+        let idx = cam_video
+            .iter()
+            .position(|f| f.rtp == t.rtp)
+            .unwrap_or_else(|| panic!("89H rtp {} matches no frame the camera sent", t.rtp));
+        let sent = cam_video[idx].sent_ntp;
+        let five_ms = (5u64 << 32) / 1000;
+        let half_s = 1u64 << 31;
+        assert!(
+            t.recv + five_ms >= sent && t.recv - sent.min(t.recv) < half_s,
+            "frame rtp {}: recv {} vs sent {} (NTP units)",
+            t.rtp,
+            t.recv,
+            sent
+        );
+        // SRs must come before the 89H.
+        let first_frame_pos = msgs
+            .iter()
+            .position(|m| matches!(m, TimingMessage::Frame(_)));
+        let last_sr_pos = msgs
+            .iter()
+            .rposition(|m| matches!(m, TimingMessage::SenderReport(_)));
+        if let (Some(f), Some(s)) = (first_frame_pos, last_sr_pos) {
+            assert!(s < f, "o8B after 89H");
+        }
+        for m in msgs {
+            if let TimingMessage::SenderReport(sr) = m {
+                all_reports.push((idx, *sr));
+            }
+        }
+        recorded_idx.push(idx);
+    }
+
+    // Presentation: recorded pts offsets equal the camera's.
+    let (first_sample, _) = &timing[0];
+    let first_cam = cam_video[recorded_idx[0]];
+    for ((sample, _), &idx) in timing.iter().zip(&recorded_idx) {
+        assert_eq!(
+            sample.pts() - first_sample.pts(),
+            cam_video[idx].pts - first_cam.pts,
+            "presentation time of frame rtp {}",
+            cam_video[idx].rtp
+        );
+    }
+    // Every frame between the first and last recorded, each once.
+    let mut sorted = recorded_idx.clone();
+    sorted.sort_unstable();
+    let lo = sorted[0];
+    let hi = *sorted.last().expect("non-empty");
+    assert_eq!(
+        sorted,
+        (lo..=hi).collect::<Vec<_>>(),
+        "recorded frames are not the camera's {lo}..={hi}"
+    );
+    assert!(
+        cam_video[lo].keyframe,
+        "first recorded frame is not a keyframe"
+    );
+
+    // Sender reports: exactly the camera's video SRs sent before the last recorded frame.
+    let video_srs: Vec<_> = log.reports.iter().filter(|r| r.stream == 0).collect();
+    let audio_srs: Vec<_> = log.reports.iter().filter(|r| r.stream == 1).collect();
+    for (_, sr) in &all_reports {
+        assert!(
+            video_srs.iter().any(|v| v.ntp == sr.ntp && v.rtp == sr.rtp),
+            "o8B {sr:?} is not a video sender report"
+        );
+        assert!(
+            !audio_srs.iter().any(|a| a.ntp == sr.ntp && a.rtp == sr.rtp),
+            "o8B {sr:?} is an audio sender report"
+        );
+    }
+    let expected = video_srs
+        .iter()
+        .filter(|r| r.after_video_frames <= hi)
+        .count();
+    assert_eq!(all_reports.len(), expected, "o8B count vs video SRs sent");
+    for (idx, sr) in &all_reports {
+        let at = video_srs
+            .iter()
+            .find(|v| v.ntp == sr.ntp && v.rtp == sr.rtp)
+            .expect("matched above");
+        assert_eq!(
+            *idx,
+            at.after_video_frames.max(lo),
+            "o8B is not in the first frame after its SR"
+        );
+        assert!(sr.recv > 0, "o8B recv");
+    }
+    let v = rec.video_track().expect("video");
+    (timing.len(), rec.track_duration_secs(v))
+}
