@@ -25,7 +25,7 @@ pub struct Args {
     pub url: String,
 
     /// Username, if the camera requires authentication.
-    #[arg(long, env = "RTSP_USERNAME")]
+    #[arg(long, env = "RTSP_USERNAME", hide_env_values = true)]
     pub username: Option<String>,
 
     /// Password. Prefer --password-file or RTSP_PASSWORD: command lines are visible to

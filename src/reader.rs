@@ -33,7 +33,7 @@ pub struct Sample {
 
 impl Sample {
     pub fn pts(&self) -> i64 {
-        self.dts as i64 + self.cts_offset
+        (self.dts as i64).saturating_add(self.cts_offset)
     }
 }
 
@@ -169,10 +169,10 @@ impl<'f> Fragments<'f> {
         }
         let body_len = match header.size {
             Some(s) => s as u64,
-            None => self.len - self.pos - header_len, // extends to end of file
+            None => (self.len - self.pos).saturating_sub(header_len), // extends to end of file
         };
         let start = self.pos;
-        let end = start + header_len + body_len;
+        let end = start.saturating_add(header_len).saturating_add(body_len);
         if end > self.len {
             self.truncated = true;
             return Ok(None);
@@ -210,7 +210,7 @@ impl<'f> Fragments<'f> {
             if fragment
                 .samples
                 .iter()
-                .any(|(s, _)| s.offset + u64::from(s.size) > self.len)
+                .any(|(s, _)| s.offset.saturating_add(u64::from(s.size)) > self.len)
             {
                 self.truncated = true;
                 return Ok(None);
@@ -279,8 +279,8 @@ impl<'f> Fragments<'f> {
                         },
                         (traf_i as u32 + 1, trun_i as u32 + 1, sample_i as u32 + 1),
                     ));
-                    dts += u64::from(duration);
-                    offset += u64::from(size);
+                    dts = dts.saturating_add(u64::from(duration));
+                    offset = offset.saturating_add(u64::from(size));
                 }
             }
             track.next_dts = dts;

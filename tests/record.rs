@@ -8,38 +8,60 @@ use std::time::Duration;
 use retina_record::reader::Recording;
 use support::{Camera, CameraConfig, Recorder, check_against_camera, record};
 
-fn out_path(dir: &tempfile::TempDir) -> (std::path::PathBuf, String) {
-    let out = dir.path().join("rec.mp4");
-    let s = out.to_str().expect("utf-8 path").to_owned();
-    (out, s)
+/// A test camera, a scratch directory, and the recording's path in it.
+struct Rig {
+    cam: Camera,
+    dir: tempfile::TempDir,
+    out: std::path::PathBuf,
+}
+
+impl Rig {
+    async fn new(config: CameraConfig) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("rec.mp4");
+        Rig {
+            cam: Camera::start(config).await,
+            dir,
+            out,
+        }
+    }
+
+    async fn clip(name: &str) -> Rig {
+        Self::new(CameraConfig::clip(name)).await
+    }
+
+    fn partial(&self) -> std::path::PathBuf {
+        retina_record::output::partial_path(&self.out)
+    }
+
+    /// Starts the recorder on this camera and output, with `extra` flags.
+    fn spawn(&self, extra: &[&str]) -> Recorder {
+        let url = self.cam.url();
+        let out = self.out.to_str().expect("utf-8 path");
+        let mut args = vec!["--url", &url];
+        args.extend_from_slice(extra);
+        args.push(out);
+        Recorder::spawn(self.dir.path(), &args)
+    }
+
+    async fn record(&self, extra: &[&str]) -> support::Finished {
+        self.spawn(extra).wait().await
+    }
 }
 
 /// 10 s over `transport`: every frame there and decodable, timing on each, SRs as they were.
 async fn ten_seconds(transport: &str) {
-    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
-    let url = cam.url();
-    let run = record(
-        dir.path(),
-        &[
-            "--url",
-            &url,
-            "--duration",
-            "10",
-            "--transport",
-            transport,
-            &out_s,
-        ],
-    )
-    .await;
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let run = rig
+        .record(&["--duration", "10", "--transport", transport])
+        .await;
     assert!(run.status.success(), "recorder failed: {}", run.stderr);
-    assert!(!retina_record::output::partial_path(&out).exists());
+    assert!(!rig.partial().exists());
 
-    let rec = Recording::open(&out).expect("read recording");
+    let rec = Recording::open(&rig.out).expect("read recording");
     assert!(!rec.truncated);
     assert!(rec.mfra.is_some(), "finished file has an mfra index");
-    let (frames, secs) = check_against_camera(&rec, &cam);
+    let (frames, secs) = check_against_camera(&rec, &rig.cam);
     assert!((9.0..=10.5).contains(&secs), "{secs} s of video");
     assert!(frames >= 225, "{frames} frames in {secs} s at 25 fps");
 
@@ -60,10 +82,10 @@ async fn ten_seconds(transport: &str) {
         rec.mvhd.duration
     );
 
-    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&out) {
+    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&rig.out) {
         assert_eq!(decoded, frames as u64, "ffmpeg decodes every frame");
     }
-    if let Some(probed) = support::ffprobe_video_frames(&out) {
+    if let Some(probed) = support::ffprobe_video_frames(&rig.out) {
         assert_eq!(probed.len(), frames);
         assert!(
             probed.iter().all(|f| f.has_unregistered_sei),
@@ -84,60 +106,48 @@ async fn udp_10s_every_frame_with_timing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_file() {
-    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
-    let url = cam.url();
-    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
-    cam.wait_sent(5.0).await;
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let rec = rig.spawn(&[]);
+    rig.cam.wait_sent(5.0).await;
     rec.signal(libc::SIGTERM);
     let run = rec.wait().await;
     assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
-    assert!(out.exists(), "finished file");
-    assert!(
-        !retina_record::output::partial_path(&out).exists(),
-        "no .partial left"
-    );
-    let rec = Recording::open(&out).expect("read");
+    assert!(rig.out.exists(), "finished file");
+    assert!(!rig.partial().exists(), "no .partial left");
+    let rec = Recording::open(&rig.out).expect("read");
     assert!(rec.mfra.is_some());
-    let (_, secs) = check_against_camera(&rec, &cam);
+    let (frames, secs) = check_against_camera(&rec, &rig.cam);
     assert!(secs >= 4.5, "{secs} s recorded before SIGTERM at 5 s");
-    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&out) {
-        assert_eq!(decoded as usize, rec.track_samples(1).count());
+    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&rig.out) {
+        assert_eq!(decoded as usize, frames);
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_finishes_the_file() {
-    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
-    let url = cam.url();
-    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
-    cam.wait_sent(2.5).await;
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let rec = rig.spawn(&[]);
+    rig.cam.wait_sent(2.5).await;
     rec.signal(libc::SIGHUP);
     let run = rec.wait().await;
     assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
-    let rec = Recording::open(&out).expect("finished file");
+    let rec = Recording::open(&rig.out).expect("finished file");
     assert!(rec.mfra.is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_keeps_all_but_the_last_fragment() {
-    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
-    let url = cam.url();
-    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
-    cam.wait_sent(5.0).await;
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let rec = rig.spawn(&[]);
+    rig.cam.wait_sent(5.0).await;
     rec.signal(libc::SIGKILL);
     let run = rec.wait().await;
     assert_eq!(run.status.code(), None, "killed by a signal");
-    let partial = retina_record::output::partial_path(&out);
-    assert!(partial.exists() && !out.exists());
+    let partial = rig.partial();
+    assert!(partial.exists() && !rig.out.exists());
     let rec = Recording::open(&partial).expect("the .partial of a killed run reads");
     assert!(rec.mfra.is_none());
-    let (frames, secs) = check_against_camera(&rec, &cam);
+    let (frames, secs) = check_against_camera(&rec, &rig.cam);
     assert!(secs >= 4.0, "only {secs} s survived SIGKILL at 5 s");
     if let Some(decoded) = support::ffmpeg_decoded_video_frames(&partial) {
         assert_eq!(
@@ -149,12 +159,9 @@ async fn sigkill_keeps_all_but_the_last_fragment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_sigint_quits_at_once_keeping_fragments() {
-    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
-    let url = cam.url();
-    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
-    cam.wait_sent(3.0).await;
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let rec = rig.spawn(&[]);
+    rig.cam.wait_sent(3.0).await;
     rec.signal(libc::SIGSTOP); // hold it so both signals are pending together
     rec.signal(libc::SIGINT);
     rec.signal(libc::SIGCONT);
@@ -163,28 +170,24 @@ async fn second_sigint_quits_at_once_keeping_fragments() {
     let run = rec.wait().await;
     match run.status.code() {
         Some(130) => {
-            let partial = retina_record::output::partial_path(&out);
-            let rec = Recording::open(&partial).expect(".partial kept");
+            let rec = Recording::open(&rig.partial()).expect(".partial kept");
             assert!(rec.video_track().is_some());
         }
         // The clean stop can finish before the second signal is handled; that is fine too,
         // but then the file must be complete.
-        Some(0) => assert!(Recording::open(&out).expect("finished").mfra.is_some()),
+        Some(0) => assert!(Recording::open(&rig.out).expect("finished").mfra.is_some()),
         other => panic!("exit {other:?}: {}", run.stderr),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b_frames_are_recorded_in_presentation_order() {
-    let cam = Camera::start(CameraConfig::clip("h264_bframes.mp4")).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
-    let url = cam.url();
-    let run = record(dir.path(), &["--url", &url, "--duration", "6", &out_s]).await;
+    let rig = Rig::clip("h264_bframes.mp4").await;
+    let run = rig.record(&["--duration", "6"]).await;
     assert!(run.status.success(), "{}", run.stderr);
-    let rec = Recording::open(&out).expect("read");
+    let rec = Recording::open(&rig.out).expect("read");
     // Checks each frame's presentation time against the camera's.
-    let (frames, _) = check_against_camera(&rec, &cam);
+    let (frames, _) = check_against_camera(&rec, &rig.cam);
     let samples: Vec<_> = rec.track_samples(1).cloned().collect();
     assert!(
         samples.iter().any(|s| s.cts_offset != 0),
@@ -203,10 +206,10 @@ async fn b_frames_are_recorded_in_presentation_order() {
         "every frame has its own presentation time"
     );
 
-    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&out) {
+    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&rig.out) {
         assert_eq!(decoded as usize, frames);
     }
-    if let Some(probed) = support::ffprobe_video_frames(&out) {
+    if let Some(probed) = support::ffprobe_video_frames(&rig.out) {
         let got: Vec<f64> = probed.iter().map(|f| f.pts_time).collect();
         // The edit list makes the first frame present at 0 (A/V sync in ffmpeg-based players).
         let start = rec.video_track().expect("video").media_start as i64;
@@ -223,20 +226,38 @@ async fn b_frames_are_recorded_in_presentation_order() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_b_frame_recording_presents_from_zero() {
+    let rig = Rig::clip("h264_bframes.mp4").await;
+    let rec = rig.spawn(&[]);
+    rig.cam.wait_sent(3.0).await;
+    rec.signal(libc::SIGKILL);
+    rec.wait().await;
+    let rec = Recording::open(&rig.partial()).expect("read .partial");
+    let (frames, secs) = check_against_camera(&rec, &rig.cam);
+    assert!(secs >= 2.0, "{secs}");
+    if let Some(probed) = support::ffprobe_video_frames(&rig.partial()) {
+        // The edit list written while recording (duration 0: "to the end") must be honoured.
+        assert_eq!(probed.len(), frames);
+        assert!(
+            probed[0].pts_time.abs() < 0.001,
+            "first frame presented at {}",
+            probed[0].pts_time
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_sps_mid_stream_becomes_a_new_sample_description() {
     let mut config = CameraConfig::clip("h264_aac.mp4");
     config
         .clips
         .push(support::camera::data_path("h264_alt.mp4"));
     config.speed = 2.0;
-    let cam = Camera::start(config).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
-    let url = cam.url();
-    let run = record(dir.path(), &["--url", &url, "--duration", "5", &out_s]).await;
+    let rig = Rig::new(config).await;
+    let run = rig.record(&["--duration", "5"]).await;
     assert!(run.status.success(), "{}", run.stderr);
-    let rec = Recording::open(&out).expect("read");
-    check_against_camera(&rec, &cam);
+    let rec = Recording::open(&rig.out).expect("read");
+    check_against_camera(&rec, &rig.cam);
     let video = rec.video_track().expect("video");
     assert_eq!(
         video.sample_entries.len(),
@@ -248,24 +269,21 @@ async fn new_sps_mid_stream_becomes_a_new_sample_description() {
         .map(|s| s.sample_description_index)
         .collect();
     assert!(sdis.contains(&1) && sdis.contains(&2), "{sdis:?}");
-    if let Some(probed) = support::ffprobe_video_frames(&out) {
+    if let Some(probed) = support::ffprobe_video_frames(&rig.out) {
         let widths: std::collections::BTreeSet<u32> = probed.iter().map(|f| f.width).collect();
         assert_eq!(widths.into_iter().collect::<Vec<_>>(), vec![320, 352]);
     }
-    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&out) {
+    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&rig.out) {
         assert_eq!(decoded as usize, sdis.len());
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_connection_keeps_the_recording() {
-    let cam = Camera::start(CameraConfig::clip("h264_aac.mp4")).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
-    let url = cam.url();
-    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
-    cam.wait_sent(3.0).await;
-    cam.drop_connections();
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let rec = rig.spawn(&[]);
+    rig.cam.wait_sent(3.0).await;
+    rig.cam.drop_connections();
     let run = rec.wait().await;
     assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
     let last = run.stderr.lines().last().unwrap_or_default();
@@ -273,8 +291,8 @@ async fn dropped_connection_keeps_the_recording() {
         last.starts_with("error: ") && last.contains("rec.mp4"),
         "one-line error naming the file: {last}"
     );
-    let rec = Recording::open(&out).expect("finished despite the drop");
-    let (_, secs) = check_against_camera(&rec, &cam);
+    let rec = Recording::open(&rig.out).expect("finished despite the drop");
+    let (_, secs) = check_against_camera(&rec, &rig.cam);
     assert!(secs >= 2.5, "{secs}");
 }
 
@@ -282,19 +300,16 @@ async fn dropped_connection_keeps_the_recording() {
 async fn stalled_camera_loses_nothing() {
     let mut config = CameraConfig::clip("h264_aac.mp4");
     config.speed = 2.0;
-    let cam = Camera::start(config).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
-    let url = cam.url();
-    let rec = Recorder::spawn(dir.path(), &["--url", &url, &out_s]);
-    cam.wait_sent(2.0).await;
-    cam.stall(Duration::from_secs(2));
-    cam.wait_sent(6.0).await;
+    let rig = Rig::new(config).await;
+    let rec = rig.spawn(&[]);
+    rig.cam.wait_sent(2.0).await;
+    rig.cam.stall(Duration::from_secs(2));
+    rig.cam.wait_sent(6.0).await;
     rec.signal(libc::SIGINT);
     let run = rec.wait().await;
     assert!(run.status.success(), "{}", run.stderr);
-    let rec = Recording::open(&out).expect("read");
-    let (_, secs) = check_against_camera(&rec, &cam);
+    let rec = Recording::open(&rig.out).expect("read");
+    let (_, secs) = check_against_camera(&rec, &rig.cam);
     assert!(secs >= 5.0, "{secs}");
 }
 
@@ -302,11 +317,13 @@ async fn stalled_camera_loses_nothing() {
 async fn wrong_password_is_one_clear_line_without_the_password() {
     let mut config = CameraConfig::clip("h264_aac.mp4");
     config.credentials = Some(("admin".into(), "right-horse".into()));
-    let cam = Camera::start(config).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
-    let bad_url = cam.url().replace("rtsp://", "rtsp://admin:staple-battery@");
-    let run = record(dir.path(), &["--url", &bad_url, "--duration", "2", &out_s]).await;
+    let rig = Rig::new(config).await;
+    let bad_url = rig
+        .cam
+        .url()
+        .replace("rtsp://", "rtsp://admin:staple-battery@");
+    let out = rig.out.to_str().expect("utf-8");
+    let run = record(rig.dir.path(), &["--url", &bad_url, "--duration", "2", out]).await;
     assert_eq!(run.status.code(), Some(1));
     assert!(
         !run.stderr.contains("staple-battery"),
@@ -318,39 +335,31 @@ async fn wrong_password_is_one_clear_line_without_the_password() {
         last,
         format!(
             "error: camera {} rejected the credentials (401 Unauthorized)",
-            cam.addr()
+            rig.cam.addr()
         )
     );
-    assert!(!out.exists() && !retina_record::output::partial_path(&out).exists());
+    assert!(!rig.out.exists() && !rig.partial().exists());
 
     // The right one, from the environment, records.
-    let url = cam.url();
-    let run = support::Recorder::spawn_with_env(
-        dir.path(),
-        &[
-            "--url",
-            &url,
-            "--username",
-            "admin",
-            "--duration",
-            "2",
-            &out_s,
-        ],
+    let url = rig.cam.url();
+    let run = Recorder::spawn_with_env(
+        rig.dir.path(),
+        &["--url", &url, "--username", "admin", "--duration", "2", out],
         &[("RTSP_PASSWORD", "right-horse")],
     )
     .wait()
     .await;
     assert!(run.status.success(), "{}", run.stderr);
     assert!(!run.stderr.contains("right-horse"));
-    assert!(Recording::open(&out).is_ok());
+    assert!(Recording::open(&rig.out).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn existing_output_is_never_overwritten() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (out, out_s) = out_path(&dir);
+    let out = dir.path().join("rec.mp4");
     std::fs::write(&out, b"earlier recording").expect("write");
-    let run = record(dir.path(), &["--url", "rtsp://127.0.0.1:9/x", &out_s]).await;
+    let run = record(dir.path(), &["--url", "rtsp://127.0.0.1:9/x", "rec.mp4"]).await;
     assert_eq!(run.status.code(), Some(1));
     assert!(run.stderr.contains("already exists"), "{}", run.stderr);
     assert_eq!(std::fs::read(&out).expect("read"), b"earlier recording");

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# CPU time and peak memory to record 60 s of a 4 Mbit/s H.264 + AAC stream, retina-record
+# beside `ffmpeg -c copy` on the same stream from the same test camera (over loopback, TCP).
+# Needs ffmpeg and GNU time (`apt-get install -y ffmpeg time`). Prints one line per recorder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${SECONDS_TO_RECORD:-60}
+cargo build --release --locked --bin retina-record --example test_camera
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# 720p25, 4 Mbit/s constant-ish bitrate, keyframe every second, AAC 48 kHz stereo: 10 s, looped.
+ffmpeg -v error -y -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=10" \
+  -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=10" -ac 2 -c:a aac -b:a 128k \
+  -c:v libx264 -preset veryfast -bf 0 -g 25 -keyint_min 25 -sc_threshold 0 -pix_fmt yuv420p \
+  -b:v 4M -minrate 4M -maxrate 4M -bufsize 1M -x264-params nal-hrd=cbr \
+  -avoid_negative_ts make_non_negative -movflags +frag_keyframe+empty_moov+default_base_moof \
+  -video_track_timescale 90000 -shortest "$work/clip.mp4"
+
+target/release/examples/test_camera "$work/clip.mp4" > "$work/url" &
+for _ in $(seq 100); do [ -s "$work/url" ] && break; sleep 0.1; done
+url=$(cat "$work/url")
+
+measure() { # name, then the command
+  local name=$1; shift
+  /usr/bin/time -v "$@" 2> "$work/$name.time" > /dev/null || { cat "$work/$name.time"; exit 1; }
+  awk -v name="$name" -F': ' '
+    /User time/ {u=$2} /System time/ {s=$2} /Maximum resident/ {r=$2}
+    END {printf "%-14s CPU %.2f s (user %.2f + sys %.2f), peak RSS %.1f MiB\n", name, u+s, u, s, r/1024}' \
+    "$work/$name.time"
+}
+measure retina-record target/release/retina-record --url "$url" --duration "$seconds" "$work/rr.mp4"
+measure ffmpeg-copy ffmpeg -nostdin -v error -rtsp_transport tcp -i "$url" -t "$seconds" -c copy -f mp4 "$work/ff.mp4"
+ls -l "$work"/rr.mp4 "$work"/ff.mp4 | awk '{printf "%s %.1f MiB\n", $NF, $5/1048576}'
