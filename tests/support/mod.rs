@@ -249,6 +249,11 @@ pub fn check_against_camera(rec: &Recording, cam: &Camera) -> (usize, f64) {
                 all_reports.push((idx, *sr));
             }
         }
+        assert_eq!(
+            sample.is_sync, cam_video[idx].keyframe,
+            "sync flag of frame rtp {}",
+            t.rtp
+        );
         recorded_idx.push(idx);
     }
 
