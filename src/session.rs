@@ -225,10 +225,11 @@ async fn connect_and_record(
         (None, result) => result,
         (Some(e), Ok(outcome)) => {
             log_outcome(&outcome);
-            Err(e.context(format!(
-                "recording stopped; {} holds what was recorded",
-                outcome.path.display()
-            )))
+            Err(anyhow!(
+                "{e:#}; {} holds the {:.1} s recorded",
+                outcome.path.display(),
+                outcome.stats.duration_secs
+            ))
         }
         (Some(e), Err(finish_err)) => {
             tracing::error!("{finish_err:#}");
