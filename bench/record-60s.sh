@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # CPU time and peak memory to record 60 s of a 4 Mbit/s H.264 + AAC stream, retina-record
-# beside `ffmpeg -c copy` on the same stream from the same test camera (over loopback, TCP).
+# beside `ffmpeg -c copy` on the same stream served by `retina-record camera` (over loopback, TCP).
 # Needs ffmpeg and GNU time (`apt-get install -y ffmpeg time`). Prints one line per recorder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${SECONDS_TO_RECORD:-60}
-cargo build --release --locked --bin retina-record --example test_camera
+cargo build --release --locked --bin retina-record
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -17,7 +17,7 @@ ffmpeg -v error -y -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=10" \
   -avoid_negative_ts make_non_negative -movflags +frag_keyframe+empty_moov+default_base_moof \
   -video_track_timescale 90000 -shortest "$work/clip.mp4"
 
-target/release/examples/test_camera "$work/clip.mp4" > "$work/url" &
+target/release/retina-record camera --listen 127.0.0.1:0 --clip "$work/clip.mp4" > "$work/url" 2>/dev/null &
 for _ in $(seq 100); do [ -s "$work/url" ] && break; sleep 0.1; done
 url=$(cat "$work/url")
 

@@ -17,12 +17,17 @@ use clap::Parser;
     about = "Record an RTSP camera to a crash-safe fragmented MP4, without transcoding, \
              with per-frame timing data.",
     after_help = "Exit status: 0 clean stop (Ctrl-C, SIGTERM, SIGHUP, --duration); 1 recording \
-                  failed; 2 bad usage; 130 second Ctrl-C (fragments written so far are kept)."
+                  failed; 2 bad usage; 130 second Ctrl-C (fragments written so far are kept).",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
 )]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// `rtsp://` URL to record. May include credentials (`rtsp://user:pass@host/path`).
-    #[arg(long, value_name = "URL")]
-    pub url: String,
+    #[arg(long, value_name = "URL", required = true)]
+    pub url: Option<String>,
 
     /// Username, if the camera requires authentication.
     #[arg(long, env = "RTSP_USERNAME", hide_env_values = true)]
@@ -86,6 +91,42 @@ pub struct Args {
 
     /// Output file. Default: `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory, named
     /// for the start time and the camera's host name.
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Serve a camera over RTSP (TCP and UDP) until Ctrl-C: the built-in clip, looping, with
+    /// sender reports. For trying retina-record, or testing anything that reads RTSP.
+    Camera(CameraArgs),
+    /// Record 10 s from the built-in camera through the normal recording path, then show what
+    /// was written and how to look at it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CameraArgs {
+    /// Address to listen on; loopback unless told otherwise (`0.0.0.0:8554` serves the network).
+    #[arg(long, default_value = "127.0.0.1:8554")]
+    pub listen: std::net::SocketAddr,
+
+    /// Video codec of the built-in clip.
+    #[arg(long, default_value = "h264", value_parser = ["h264", "h265"])]
+    pub video: String,
+
+    /// Audio of the built-in clip.
+    #[arg(long, default_value = "aac", value_parser = ["aac", "pcmu", "none"])]
+    pub audio: String,
+
+    /// Serve this clip instead: a fragmented MP4 with H.264 video at a 90 kHz timescale and
+    /// optional AAC, as `clips/make-clips.sh` makes them.
+    #[arg(long, value_name = "FILE")]
+    pub clip: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Output file. Default: `demo-%Y%m%d_%H%M%S.mp4`.
     pub out: Option<PathBuf>,
 }
 
@@ -201,8 +242,9 @@ impl Args {
     /// `--password`/`RTSP_PASSWORD`, then the URL; likewise `--username`/`RTSP_USERNAME`
     /// before the URL's user name.
     pub fn source(&self) -> anyhow::Result<Source> {
+        let url = self.url.as_deref().context("--url is required")?;
         // Never echo the argument: it may hold a password.
-        let mut url = url::Url::parse(&self.url).map_err(|e| {
+        let mut url = url::Url::parse(url).map_err(|e| {
             anyhow::anyhow!("--url is not a valid URL ({e}); expected rtsp://host[:port]/path")
         })?;
         if url.scheme() != "rtsp" {

@@ -10,8 +10,12 @@
 //! * [`output`] — the output file and its writer thread.
 //! * [`reader`] — reads recordings back, timing data included.
 //! * [`stop`] — signals to clean stops.
+//! * [`camera`] — an RTSP camera on demand (`retina-record camera`, the demo, the tests).
+//! * [`demo`] — `retina-record demo`: the camera recorded through the normal path.
 
+pub mod camera;
 pub mod cli;
+pub mod demo;
 pub mod mp4;
 pub mod output;
 pub mod reader;

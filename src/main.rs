@@ -4,7 +4,8 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use retina_record::{cli::Args, session, stop};
+use retina_record::cli::{Args, Command};
+use retina_record::{camera, demo, session, stop};
 
 const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
@@ -31,28 +32,23 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let stop = stop::listen()?;
-        session::record(&args, stop).await
+        match &args.command {
+            None => session::run(&args, stop).await,
+            Some(Command::Camera(a)) => camera::serve(a, stop).await,
+            Some(Command::Demo(a)) => demo::run(a, stop).await,
+        }
     });
-    match result {
-        Ok(Some(outcome)) => {
-            session::log_outcome(&outcome);
-            ExitCode::SUCCESS
-        }
-        Ok(None) => {
-            tracing::info!("stopped before the start time; nothing recorded");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            if std::env::var_os("RUST_BACKTRACE").is_some() {
-                eprintln!("error: {e:?}");
-            } else {
-                eprintln!("error: {}", session::one_line(&format!("{e:#}")));
-            }
-            if e.downcast_ref::<session::UsageError>().is_some() {
-                ExitCode::from(EXIT_USAGE)
-            } else {
-                ExitCode::from(EXIT_FAILURE)
-            }
-        }
+    let Err(e) = result else {
+        return ExitCode::SUCCESS;
+    };
+    if std::env::var_os("RUST_BACKTRACE").is_some() {
+        eprintln!("error: {e:?}");
+    } else {
+        eprintln!("error: {}", session::one_line(&format!("{e:#}")));
+    }
+    if e.downcast_ref::<session::UsageError>().is_some() {
+        ExitCode::from(EXIT_USAGE)
+    } else {
+        ExitCode::from(EXIT_FAILURE)
     }
 }

@@ -177,7 +177,8 @@ fn write_recording(
         let _ = std::fs::remove_file(partial);
         bail!("no frames were recorded, so no file was written");
     }
-    match crate::reader::build_mfra(&sink.file) {
+    let data = crate::reader::Data::File(sink.file.try_clone()?);
+    match crate::reader::build_mfra(&data) {
         Ok(mfra) => sink
             .append(&[&mfra])
             .with_context(|| format!("appending the index to {} failed", partial.display()))?,

@@ -5,7 +5,8 @@
 //! returned is exactly what a player can use.
 //!
 //! [`Fragments`] streams one fragment at a time (constant memory, used to build the `mfra`
-//! index of long recordings); [`Recording::open`] collects everything (tests, small files).
+//! index of long recordings); [`Recording::open`] collects everything (tests, small files), and
+//! [`Recording::from_bytes`] does the same for a file held in memory (the camera's clips).
 
 use std::fs::File;
 use std::path::Path;
@@ -81,9 +82,51 @@ impl Track {
     }
 }
 
+/// Where a recording's bytes are: a file, or memory.
+pub enum Data {
+    File(File),
+    Bytes(std::borrow::Cow<'static, [u8]>),
+}
+
+impl std::fmt::Debug for Data {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Data::File(file) => write!(f, "File({file:?})"),
+            Data::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+        }
+    }
+}
+
+impl Data {
+    fn len(&self) -> std::io::Result<u64> {
+        match self {
+            Data::File(f) => Ok(f.metadata()?.len()),
+            Data::Bytes(b) => Ok(b.len() as u64),
+        }
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+        match self {
+            Data::File(f) => {
+                use std::os::unix::fs::FileExt as _;
+                f.read_exact_at(buf, pos)
+            }
+            Data::Bytes(b) => {
+                let start = usize::try_from(pos).unwrap_or(usize::MAX);
+                let src = start
+                    .checked_add(buf.len())
+                    .and_then(|end| b.get(start..end))
+                    .ok_or(std::io::ErrorKind::UnexpectedEof)?;
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Streams the fragments of a recording after reading its `moov`.
 pub struct Fragments<'f> {
-    file: &'f File,
+    file: &'f Data,
     pos: u64,
     len: u64,
     pub tracks: Vec<Track>,
@@ -94,8 +137,8 @@ pub struct Fragments<'f> {
 }
 
 impl<'f> Fragments<'f> {
-    pub fn new(file: &'f File) -> anyhow::Result<Self> {
-        let len = file.metadata()?.len();
+    pub fn new(file: &'f Data) -> anyhow::Result<Self> {
+        let len = file.len()?;
         let mut this = Fragments {
             file,
             pos: 0,
@@ -155,7 +198,7 @@ impl<'f> Fragments<'f> {
         }
         let mut head = [0u8; 16];
         let n = if self.pos + 16 <= self.len { 16 } else { 8 };
-        read_exact_at(self.file, &mut head[..n], self.pos)?;
+        self.file.read_exact_at(&mut head[..n], self.pos)?;
         let header = match mp4_atom::Header::decode(&mut &head[..n]) {
             Ok(h) => h,
             Err(_) => {
@@ -187,7 +230,7 @@ impl<'f> Fragments<'f> {
             bail!("{len}-byte box is implausibly large for metadata");
         }
         let mut body = vec![0; len];
-        read_exact_at(self.file, &mut body, start)?;
+        self.file.read_exact_at(&mut body, start)?;
         Ok(body)
     }
 
@@ -294,11 +337,6 @@ impl<'f> Fragments<'f> {
     }
 }
 
-fn read_exact_at(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt as _;
-    file.read_exact_at(buf, pos)
-}
-
 /// A whole recording, read into memory (sample tables only, not sample data).
 #[derive(Debug)]
 pub struct Recording {
@@ -309,12 +347,21 @@ pub struct Recording {
     pub mfra: Option<mp4_atom::Mfra>,
     /// The file ends in an incomplete box (as a killed recording's `.partial` may).
     pub truncated: bool,
-    file: File,
+    file: Data,
 }
 
 impl Recording {
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Self::read(Data::File(file))
+    }
+
+    /// Reads a recording held in memory.
+    pub fn from_bytes(bytes: impl Into<std::borrow::Cow<'static, [u8]>>) -> anyhow::Result<Self> {
+        Self::read(Data::Bytes(bytes.into()))
+    }
+
+    fn read(file: Data) -> anyhow::Result<Self> {
         let mut frags = Fragments::new(&file)?;
         let mut samples = Vec::new();
         let mut fragments = 0;
@@ -359,7 +406,7 @@ impl Recording {
 
     pub fn read_sample(&self, sample: &Sample) -> anyhow::Result<Vec<u8>> {
         let mut data = vec![0; sample.size as usize];
-        read_exact_at(&self.file, &mut data, sample.offset)?;
+        self.file.read_exact_at(&mut data, sample.offset)?;
         Ok(data)
     }
 
@@ -429,7 +476,7 @@ pub fn leading_timing_messages(
 /// Reading back (rather than remembering every fragment while recording) keeps the recorder's
 /// memory flat however long it runs. Video gets one entry per sync sample; audio, whose every
 /// sample is a sync sample, one per fragment.
-pub fn build_mfra(file: &File) -> anyhow::Result<Vec<u8>> {
+pub fn build_mfra(file: &Data) -> anyhow::Result<Vec<u8>> {
     let mut frags = Fragments::new(file)?;
     let mut tfras: Vec<mp4_atom::Tfra> = frags
         .tracks

@@ -35,8 +35,18 @@ impl std::fmt::Display for UsageError {
 
 impl std::error::Error for UsageError {}
 
-fn usage(e: impl std::fmt::Display) -> anyhow::Error {
+/// Marks an error as bad usage (exit status 2).
+pub fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::Error::new(UsageError(e.to_string()))
+}
+
+/// `retina-record --url …`: records, then logs what was written.
+pub async fn run(args: &Args, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    match record(args, stop).await? {
+        Some(outcome) => log_outcome(&outcome),
+        None => tracing::info!("stopped before the start time; nothing recorded"),
+    }
+    Ok(())
 }
 
 /// Records as `args` say until stopped. `Ok(None)`: stopped before recording began.

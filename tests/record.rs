@@ -1,4 +1,4 @@
-//! Records from the test camera over real loopback sockets and checks the files with the
+//! Records from the camera over real loopback sockets and checks the files with the
 //! project's reader and with ffmpeg/ffprobe.
 
 mod support;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use retina_record::reader::Recording;
 use support::{Camera, CameraConfig, Recorder, check_against_camera, record};
 
-/// A test camera, a scratch directory, and the recording's path in it.
+/// A camera, a scratch directory, and the recording's path in it.
 struct Rig {
     cam: Camera,
     dir: tempfile::TempDir,
@@ -20,14 +20,14 @@ impl Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = dir.path().join("rec.mp4");
         Rig {
-            cam: Camera::start(config).await,
+            cam: Camera::start(config).await.expect("camera"),
             dir,
             out,
         }
     }
 
     async fn clip(name: &str) -> Rig {
-        Self::new(CameraConfig::clip(name)).await
+        Self::new(support::config(name)).await
     }
 
     fn partial(&self) -> std::path::PathBuf {
@@ -248,10 +248,8 @@ async fn killed_b_frame_recording_presents_from_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_sps_mid_stream_becomes_a_new_sample_description() {
-    let mut config = CameraConfig::clip("h264_aac.mp4");
-    config
-        .clips
-        .push(support::camera::data_path("h264_alt.mp4"));
+    let mut config = support::config("h264_aac.mp4");
+    config.clips.push(support::clip("h264_alt.mp4"));
     config.speed = 2.0;
     let rig = Rig::new(config).await;
     let run = rig.record(&["--duration", "5"]).await;
@@ -298,7 +296,7 @@ async fn dropped_connection_keeps_the_recording() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_camera_loses_nothing() {
-    let mut config = CameraConfig::clip("h264_aac.mp4");
+    let mut config = support::config("h264_aac.mp4");
     config.speed = 2.0;
     let rig = Rig::new(config).await;
     let rec = rig.spawn(&[]);
@@ -315,7 +313,7 @@ async fn stalled_camera_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_is_one_clear_line_without_the_password() {
-    let mut config = CameraConfig::clip("h264_aac.mp4");
+    let mut config = support::config("h264_aac.mp4");
     config.credentials = Some(("admin".into(), "right-horse".into()));
     let rig = Rig::new(config).await;
     let bad_url = rig

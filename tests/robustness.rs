@@ -29,7 +29,7 @@ impl Sink for VecSink {
 
 fn fixture(name: &str) -> Recording {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
+        .join("clips")
         .join(name);
     Recording::open(&path).expect("fixture")
 }
@@ -183,7 +183,9 @@ fn read_all(bytes: &[u8]) {
             let _ = retina_record::reader::leading_timing_messages(&data, NalFlavor::H264);
         }
     }
-    let _ = retina_record::reader::build_mfra(file.as_file());
+    if let Ok(f) = file.reopen() {
+        let _ = retina_record::reader::build_mfra(&retina_record::reader::Data::File(f));
+    }
 }
 
 #[test]

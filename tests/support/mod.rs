@@ -1,17 +1,35 @@
-//! Shared test helpers: the test camera, running the recorder binary, and checking recordings
+//! Shared test helpers: the camera, running the recorder binary, and checking recordings
 //! with the project's reader and with ffmpeg/ffprobe.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
-pub mod camera;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+
+use retina_record::camera::{self, Clip};
 
 use retina_record::reader::Recording;
 use retina_record::sei::TimingMessage;
 
-pub use camera::{Camera, CameraConfig};
+pub use retina_record::camera::{Camera, CameraConfig};
+
+pub fn clip_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("clips")
+        .join(name)
+}
+
+pub fn clip(name: &str) -> Clip {
+    Clip::from_file(&clip_path(name)).expect("clip")
+}
+
+/// A camera serving `clip`, logging what it sends, its SR clock at a fixed point.
+pub fn config(clip_name: &str) -> CameraConfig {
+    let mut c = CameraConfig::new(vec![clip(clip_name)]);
+    c.keep_log = true;
+    c.ntp_base = 0xE000_0000_0000_0000;
+    c
+}
 
 /// Set (CI does) to turn a missing ffmpeg/ffprobe into a failure instead of a skip.
 pub const REQUIRE_TOOLS_ENV: &str = "RETINA_RECORD_REQUIRE_TOOLS";
@@ -87,8 +105,14 @@ pub async fn record(dir: &Path, args: &[&str]) -> Finished {
 
 /// Whether `tool` can run; with [`REQUIRE_TOOLS_ENV`] set, its absence fails the test.
 pub fn have_tool(tool: &str) -> bool {
+    // ffmpeg's tools take `-version`, GStreamer's `--version`.
+    let arg = if tool.starts_with("gst-") {
+        "--version"
+    } else {
+        "-version"
+    };
     let ok = std::process::Command::new(tool)
-        .arg("-version")
+        .arg(arg)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

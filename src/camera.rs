@@ -1,39 +1,50 @@
-//! The test camera: an RTSP server (RFC 2326) on a loopback socket that serves the fixture clips
-//! over RTP/RTCP (RFC 3550), TCP-interleaved or UDP.
+//! A camera on demand: an RTSP server (RFC 2326) that serves built-in or given clips over
+//! RTP/RTCP (RFC 3550), TCP-interleaved or UDP, to any number of clients.
+//!
+//! `retina-record camera` ships it for pipeline testing, `retina-record demo` records from it,
+//! and the tests use it for control and fault injection. One piece of code for all three.
 //!
 //! * H.264 is packetized per RFC 6184 (single NAL units and FU-A, parameter sets in-band before
 //!   every keyframe, as cameras do); AAC per RFC 3640 (`AAC-hbr`, one AU per packet).
 //! * Clips play in sequence and loop, with RTP timestamps continuing across the joins. The RTP
-//!   timestamps start close to 2^32 so they wrap a few seconds in.
+//!   timestamps start close to 2^32 so they wrap a few seconds in, as a long-running camera's do.
 //! * A sender report goes out for each stream once per second of media. Its NTP time comes from a
-//!   clock the test controls: `ntp_base` is the NTP time of media time 0.
-//! * Every frame's send time (after its last packet was handed to the socket) and every SR is
-//!   logged for the test to compare with the recording.
+//!   clock the caller sets: `ntp_base` is the NTP time of media time 0.
+//! * With `keep_log`, every frame's send time (after its last packet was handed to the socket)
+//!   and every SR is logged, for tests to compare with a recording.
 //! * Faults on demand: [`Camera::drop_connections`], [`Camera::stall`].
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use anyhow::{Context as _, bail};
 use base64::Engine as _;
-use retina_record::reader::{Recording, nal_units};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, watch};
 
-/// First RTP timestamp of each stream: they wrap a few seconds into the stream.
+use crate::reader::{Recording, nal_units};
+
+/// First RTP timestamp of each stream: they wrap a few seconds into the stream (not at the same
+/// second, so that no audio SR can be mistaken for a video one).
 const VIDEO_RTP_START: u32 = u32::MAX - 2 * 90_000 + 1;
-const AUDIO_RTP_START: u32 = u32::MAX - 3 * 16_000 + 1; // not 2 s: no SR may match the video's
+const AUDIO_RTP_START: u32 = u32::MAX - 3 * 16_000 + 1;
 const SSRCS: [u32; 2] = [0x5649_4445, 0x4155_4449];
 const FIRST_SEQ: [u16; 2] = [65_000, 30_000];
 const MAX_PAYLOAD: usize = 1400;
 const SESSION_ID: &str = "12345678";
+const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-#[derive(Clone)]
+/// The clip built into the binary: H.264 Main 320x240 25 fps + AAC-LC 16 kHz mono, 4 s.
+const BUILTIN_H264_AAC: &[u8] = include_bytes!("../clips/h264_aac.mp4");
+
 pub struct CameraConfig {
+    /// Where to listen; port 0 picks a free one.
+    pub listen: SocketAddr,
     /// Clips served in sequence, looping.
-    pub clips: Vec<PathBuf>,
+    pub clips: Vec<Clip>,
     /// 1.0 is real time; 4.0 four times as fast.
     pub speed: f64,
     /// NTP time (64-bit format) of media time 0.
@@ -42,24 +53,23 @@ pub struct CameraConfig {
     pub audio: bool,
     /// Require HTTP Basic authentication with these.
     pub credentials: Option<(String, String)>,
+    /// Keep a [`Log`] of every frame and sender report sent (grows without bound: for tests).
+    pub keep_log: bool,
 }
 
 impl CameraConfig {
-    pub fn clip(name: &str) -> Self {
+    /// Loopback, any free port, real time, audio on, SR clock at the current time.
+    pub fn new(clips: Vec<Clip>) -> Self {
         CameraConfig {
-            clips: vec![data_path(name)],
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clips,
             speed: 1.0,
-            ntp_base: 0xE000_0000_0000_0000,
+            ntp_base: crate::sei::ntp_from_system_time(std::time::SystemTime::now()),
             audio: true,
             credentials: None,
+            keep_log: false,
         }
     }
-}
-
-pub fn data_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
 }
 
 /// A frame as the camera sent it.
@@ -94,7 +104,6 @@ pub struct Log {
 
 struct Shared {
     config: CameraConfig,
-    clips: Vec<Clip>,
     log: Mutex<Log>,
     /// Media seconds sent by the latest session.
     progress: watch::Sender<f64>,
@@ -102,6 +111,13 @@ struct Shared {
     stall_until: Mutex<Option<tokio::time::Instant>>,
 }
 
+impl Shared {
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running camera; dropping it stops it and closes every connection.
 pub struct Camera {
     addr: SocketAddr,
     shared: Arc<Shared>,
@@ -116,17 +132,22 @@ impl Drop for Camera {
 }
 
 impl Camera {
-    pub async fn start(config: CameraConfig) -> Camera {
-        let clips = config
-            .clips
-            .iter()
-            .map(|p| Clip::load(p).unwrap_or_else(|e| panic!("clip {}: {e:#}", p.display())))
-            .collect();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("local addr");
+    pub async fn start(config: CameraConfig) -> anyhow::Result<Camera> {
+        if config.clips.is_empty() {
+            bail!("the camera needs at least one clip");
+        }
+        if !(config.speed.is_finite() && config.speed > 0.0) {
+            bail!(
+                "camera speed must be a positive number, not {}",
+                config.speed
+            );
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             config,
-            clips,
             log: Mutex::new(Log::default()),
             progress: watch::channel(0.0).0,
             drop_all: Notify::new(),
@@ -134,18 +155,31 @@ impl Camera {
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {
-            while let Ok((conn, _)) = listener.accept().await {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let _ = serve_connection(conn, s).await;
-                });
+            loop {
+                match listener.accept().await {
+                    Ok((conn, peer)) => {
+                        tracing::info!("client {peer} connected");
+                        let s = s.clone();
+                        tokio::spawn(async move {
+                            match serve_connection(conn, s).await {
+                                Ok(()) => tracing::info!("client {peer} left"),
+                                Err(e) => tracing::info!("client {peer} left: {e:#}"),
+                            }
+                        });
+                    }
+                    // Out of file descriptors, say: don't spin.
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
             }
         });
-        Camera { addr, shared, task }
+        Ok(Camera { addr, shared, task })
     }
 
     pub fn url(&self) -> String {
-        format!("rtsp://{}/stream", self.addr)
+        format!("rtsp://{}/demo", self.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -158,8 +192,9 @@ impl Camera {
         let _ = rx.wait_for(|&t| t >= secs).await;
     }
 
-    pub fn log(&self) -> std::sync::MutexGuard<'_, Log> {
-        self.shared.log.lock().expect("log lock")
+    /// What was sent (empty unless `keep_log`).
+    pub fn log(&self) -> MutexGuard<'_, Log> {
+        self.shared.log()
     }
 
     /// Closes every client connection now.
@@ -169,8 +204,11 @@ impl Camera {
 
     /// Sends nothing for `d` (media is delayed, not lost).
     pub fn stall(&self, d: Duration) {
-        *self.shared.stall_until.lock().expect("stall lock") =
-            Some(tokio::time::Instant::now() + d);
+        *self
+            .shared
+            .stall_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(tokio::time::Instant::now() + d);
     }
 
     pub fn ntp_base(&self) -> u64 {
@@ -178,8 +216,37 @@ impl Camera {
     }
 }
 
+/// `retina-record camera`: serves until the first stop signal.
+pub async fn serve(
+    args: &crate::cli::CameraArgs,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let clip = match &args.clip {
+        Some(path) => Clip::from_file(path).map_err(crate::session::usage)?,
+        None => Clip::builtin(&args.video, &args.audio).map_err(crate::session::usage)?,
+    };
+    let mut config = CameraConfig::new(vec![clip]);
+    config.listen = args.listen;
+    config.audio = args.audio != "none";
+    let cam = Camera::start(config).await.map_err(crate::session::usage)?;
+    let url = if cam.addr().ip().is_unspecified() {
+        format!("rtsp://<this host>:{}/demo", cam.addr().port())
+    } else {
+        cam.url()
+    };
+    // The URL alone on stdout, for scripts; the explanation on stderr with the logs.
+    println!("{url}");
+    tracing::info!(
+        "serving {url} over TCP and UDP until Ctrl-C; record it with: \
+         retina-record --url {url} out.mp4"
+    );
+    let _ = stop.changed().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
 /// One clip's samples, ready to send.
-struct Clip {
+pub struct Clip {
     sps: Vec<u8>,
     pps: Vec<u8>,
     /// (decode time, presentation time, keyframe, NAL units) at 90 kHz.
@@ -193,17 +260,38 @@ struct Clip {
 }
 
 impl Clip {
-    fn load(path: &Path) -> anyhow::Result<Clip> {
-        let rec = Recording::open(path)?;
-        let v = rec
-            .video_track()
-            .ok_or_else(|| anyhow::anyhow!("no video"))?;
+    /// The clip built into the binary for `video` + `audio` (`none` for no audio).
+    pub fn builtin(video: &str, audio: &str) -> anyhow::Result<Clip> {
+        match (video, audio) {
+            ("h264", "aac" | "none") => {
+                Clip::from_recording(Recording::from_bytes(BUILTIN_H264_AAC)?)
+            }
+            ("h264", other) => {
+                bail!("the built-in camera has no {other} audio yet (it has: aac, none)")
+            }
+            (other, _) => bail!("the built-in camera has no {other} video yet (it has: h264)"),
+        }
+    }
+
+    /// A clip from a fragmented MP4 file (H.264 at 90 kHz, optional AAC).
+    pub fn from_file(path: &Path) -> anyhow::Result<Clip> {
+        Clip::from_recording(Recording::open(path)?)
+            .with_context(|| format!("clip {}", path.display()))
+    }
+
+    fn from_recording(rec: Recording) -> anyhow::Result<Clip> {
+        let v = rec.video_track().context("no video track")?;
         anyhow::ensure!(v.timescale == 90_000, "video timescale must be 90 kHz");
         let Some(mp4_atom::Codec::Avc1(avc1)) = v.sample_entries.first() else {
-            anyhow::bail!("video is not avc1");
+            bail!("video is not avc1");
         };
-        let sps = avc1.avcc.sequence_parameter_sets[0].clone();
-        let pps = avc1.avcc.picture_parameter_sets[0].clone();
+        let (Some(sps), Some(pps)) = (
+            avc1.avcc.sequence_parameter_sets.first(),
+            avc1.avcc.picture_parameter_sets.first(),
+        ) else {
+            bail!("no SPS/PPS");
+        };
+        anyhow::ensure!(sps.len() >= 4, "SPS too short");
         let mut video = Vec::new();
         let mut duration = 0;
         for s in rec.track_samples(v.track_id) {
@@ -214,6 +302,7 @@ impl Clip {
             video.push((s.dts as i64, s.pts(), s.is_sync, nals));
             duration = duration.max((s.dts + u64::from(s.duration)) as i64);
         }
+        anyhow::ensure!(!video.is_empty(), "no video samples");
         // Presentation starts at 0 whatever edit the encoder applied.
         let min_pts = video.iter().map(|f| f.1).min().unwrap_or(0);
         for f in &mut video {
@@ -238,14 +327,18 @@ impl Clip {
             }
         }
         Ok(Clip {
-            sps,
-            pps,
+            sps: sps.clone(),
+            pps: pps.clone(),
             video,
             audio,
             audio_rate,
             audio_config,
             duration,
         })
+    }
+
+    fn has_audio(&self) -> bool {
+        !self.audio.is_empty() && !self.audio_config.is_empty()
     }
 }
 
@@ -301,7 +394,7 @@ async fn serve_connection(conn: TcpStream, shared: Arc<Shared>) -> anyhow::Resul
                     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
                 );
                 if req.header("Authorization") != Some(expected.as_str()) {
-                    respond(&writer, "401 Unauthorized", &cseq, &["WWW-Authenticate: Basic realm=\"test camera\"".into()], "").await?;
+                    respond(&writer, "401 Unauthorized", &cseq, &["WWW-Authenticate: Basic realm=\"retina-record camera\"".into()], "").await?;
                     continue;
                 }
             }
@@ -317,7 +410,8 @@ async fn serve_connection(conn: TcpStream, shared: Arc<Shared>) -> anyhow::Resul
                 "SETUP" => {
                     let track: usize = req.url.rsplit("trackID=").next().and_then(|t| t.parse().ok()).unwrap_or(9);
                     let transport = req.header("Transport").unwrap_or("").to_owned();
-                    if track > 1 || (track == 1 && !shared.config.audio) {
+                    let audio = shared.config.audio && shared.config.clips[0].has_audio();
+                    if track > 1 || (track == 1 && !audio) {
                         respond(&writer, "404 Not Found", &cseq, &[], "").await?;
                         continue;
                     }
@@ -328,7 +422,7 @@ async fn serve_connection(conn: TcpStream, shared: Arc<Shared>) -> anyhow::Resul
                     } else if let Some(ports) = param(&transport, "client_port") {
                         let mut p = ports.split('-').filter_map(|p| p.parse::<u16>().ok());
                         let rtp_port = p.next().unwrap_or(0);
-                        let rtcp_port = p.next().unwrap_or(rtp_port + 1);
+                        let rtcp_port = p.next().unwrap_or(rtp_port.saturating_add(1));
                         let (rtp, rtcp) = udp_pair().await?;
                         let reply = format!(
                             "RTP/AVP;unicast;client_port={rtp_port}-{rtcp_port};server_port={}-{};ssrc={ssrc:08X}",
@@ -446,6 +540,10 @@ async fn read_request(
                 }));
             }
         }
+        // Requests are small; a client that sends more without finishing one is not a client.
+        if buf.len() > MAX_REQUEST_BYTES {
+            bail!("request over {MAX_REQUEST_BYTES} bytes");
+        }
         let mut chunk = [0u8; 4096];
         let n = rd.read(&mut chunk).await?;
         if n == 0 {
@@ -462,8 +560,7 @@ async fn respond(
     headers: &[String],
     body: &str,
 ) -> anyhow::Result<()> {
-    let mut msg =
-        format!("RTSP/1.0 {status}\r\nCSeq: {cseq}\r\nServer: retina-record test camera\r\n");
+    let mut msg = format!("RTSP/1.0 {status}\r\nCSeq: {cseq}\r\nServer: retina-record camera\r\n");
     for h in headers {
         msg.push_str(h);
         msg.push_str("\r\n");
@@ -478,10 +575,10 @@ async fn respond(
 }
 
 fn sdp(shared: &Shared) -> String {
-    let clip = &shared.clips[0];
+    let clip = &shared.config.clips[0];
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
     let mut s = format!(
-        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=retina-record test camera\r\nt=0 0\r\na=control:*\r\n\
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=retina-record camera\r\nt=0 0\r\na=control:*\r\n\
          m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\n\
          a=fmtp:96 packetization-mode=1;profile-level-id={:02X}{:02X}{:02X};sprop-parameter-sets={},{}\r\n\
          a=control:trackID=0\r\n",
@@ -491,7 +588,7 @@ fn sdp(shared: &Shared) -> String {
         b64(&clip.sps),
         b64(&clip.pps)
     );
-    if shared.config.audio {
+    if shared.config.audio && clip.has_audio() {
         let config: String = clip
             .audio_config
             .iter()
@@ -535,7 +632,7 @@ async fn stream_media(
     let mut offset_90k = 0i64;
     let _ = shared.progress.send(0.0);
     loop {
-        for clip in &shared.clips {
+        for clip in &shared.config.clips {
             // Merge the clip's video (decode order) and audio by send time.
             let mut events: Vec<(f64, Event<'_>)> = clip
                 .video
@@ -554,7 +651,11 @@ async fn stream_media(
             let offset_secs = offset_90k as f64 / 90_000.0;
             for (t, event) in events {
                 let media = offset_secs + t;
-                let stall = shared.stall_until.lock().expect("stall").take();
+                let stall = shared
+                    .stall_until
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
                 if let Some(until) = stall {
                     let now = tokio::time::Instant::now();
                     if until > now {
@@ -593,15 +694,17 @@ async fn stream_media(
                             sr.extend_from_slice(&w.to_be_bytes());
                         }
                         send_rtcp(&writer, dest, &sr).await?;
-                        let mut log = shared.log.lock().expect("log");
-                        let after_video_frames =
-                            log.frames.iter().filter(|f| f.stream == 0).count();
-                        log.reports.push(SentReport {
-                            stream,
-                            after_video_frames,
-                            ntp,
-                            rtp,
-                        });
+                        if shared.config.keep_log {
+                            let mut log = shared.log();
+                            let after_video_frames =
+                                log.frames.iter().filter(|f| f.stream == 0).count();
+                            log.reports.push(SentReport {
+                                stream,
+                                after_video_frames,
+                                ntp,
+                                rtp,
+                            });
+                        }
                         next_report[stream] += 1;
                     }
                 }
@@ -617,13 +720,15 @@ async fn stream_media(
                         }
                         nals.extend(f.3.iter().map(Vec::as_slice));
                         send_h264(&writer, dest, &mut state[0], rtp, &nals).await?;
-                        shared.log.lock().expect("log").frames.push(SentFrame {
-                            stream: 0,
-                            rtp,
-                            pts,
-                            keyframe: f.2,
-                            sent_ntp: ntp_now(),
-                        });
+                        if shared.config.keep_log {
+                            shared.log().frames.push(SentFrame {
+                                stream: 0,
+                                rtp,
+                                pts,
+                                keyframe: f.2,
+                                sent_ntp: ntp_now(),
+                            });
+                        }
                     }
                     Event::Audio(a, rate) => {
                         let Some(dest) = &dests[1] else { continue };
@@ -635,13 +740,15 @@ async fn stream_media(
                         payload.extend_from_slice(&((au.len() as u16) << 3).to_be_bytes());
                         payload.extend_from_slice(au);
                         send_rtp(&writer, dest, &mut state[1], 1, 97, true, rtp, &payload).await?;
-                        shared.log.lock().expect("log").frames.push(SentFrame {
-                            stream: 1,
-                            rtp,
-                            pts,
-                            keyframe: true,
-                            sent_ntp: ntp_now(),
-                        });
+                        if shared.config.keep_log {
+                            shared.log().frames.push(SentFrame {
+                                stream: 1,
+                                rtp,
+                                pts,
+                                keyframe: true,
+                                sent_ntp: ntp_now(),
+                            });
+                        }
                     }
                 }
                 let _ = shared.progress.send(media);
@@ -652,7 +759,7 @@ async fn stream_media(
 }
 
 fn ntp_now() -> u64 {
-    retina_record::sei::ntp_from_system_time(std::time::SystemTime::now())
+    crate::sei::ntp_from_system_time(std::time::SystemTime::now())
 }
 
 async fn send_h264(

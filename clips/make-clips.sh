@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes the test camera's clips. Run from anywhere; writes next to this script.
+# Makes the camera's clips (built into the binary; the tests use them too). Run from
+# anywhere; writes next to this script.
 #
 # Each clip is a fragmented MP4 (the project's own reader parses it; the camera serves its
 # samples with their exact decode order and presentation times): 320x240-ish, 25 fps, one

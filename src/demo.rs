@@ -1,0 +1,72 @@
+//! `retina-record demo`: the built-in camera, recorded for 10 s through the normal recording
+//! path (the very code `--url` runs), then a summary of what was written and how to look at it.
+
+use std::path::PathBuf;
+
+use clap::Parser as _;
+use tokio::sync::watch;
+
+use crate::camera::{Camera, CameraConfig, Clip};
+use crate::cli::{Args, DemoArgs};
+use crate::reader::Recording;
+use crate::sei::TimingMessage;
+
+const DEMO_SECONDS: &str = "10";
+
+pub async fn run(args: &DemoArgs, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let cam = Camera::start(CameraConfig::new(vec![Clip::builtin("h264", "aac")?])).await?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let now = jiff::Zoned::now();
+        PathBuf::from(format!("demo-{}.mp4", now.strftime("%Y%m%d_%H%M%S")))
+    });
+    let url = cam.url();
+    let out_arg = out.to_string_lossy().into_owned();
+    let record_args = Args::try_parse_from([
+        "retina-record",
+        "--url",
+        &url,
+        "--duration",
+        DEMO_SECONDS,
+        &out_arg,
+    ])?;
+    println!("Recording {DEMO_SECONDS} s from the built-in camera at {url} ...");
+    let Some(outcome) = crate::session::record(&record_args, stop).await? else {
+        return Ok(());
+    };
+    let rec = Recording::open(&outcome.path)?;
+    let timing = rec.video_timing()?;
+    let timed = timing
+        .iter()
+        .filter(|(_, m)| m.iter().any(|m| matches!(m, TimingMessage::Frame(_))))
+        .count();
+    let size = std::fs::metadata(&outcome.path)?.len();
+    let s = &outcome.stats;
+    let path = outcome.path.display();
+    println!(
+        "\nWrote {path}: {:.1} s, {} video frames ({} with timing data), {} audio frames, \
+         {} sender reports, {} fragments, {:.1} KiB.",
+        s.duration_secs,
+        s.video_frames,
+        timed,
+        s.audio_frames,
+        s.sender_reports,
+        s.fragments,
+        size as f64 / 1024.0
+    );
+    if let Some(TimingMessage::Frame(f)) = timing.first().and_then(|(_, m)| m.last()) {
+        println!(
+            "First frame: RTP time {}, received {} (NTP {}).",
+            f.rtp,
+            retina::NtpTimestamp(f.recv),
+            f.recv
+        );
+    }
+    println!(
+        "\nLook at it:\n  \
+         ffprobe -hide_banner {path}\n  \
+         ffmpeg -v error -i {path} -f null -            # decodes every frame; prints nothing\n  \
+         ffmpeg -v quiet -i {path} -map 0:v:0 -c copy -bsf:v h264_mp4toannexb -f h264 - \\\n    \
+         | grep -a -o 'strawlab.org/[0-9A-Za-z]*{{[^}}]*}}' | head   # the timing data"
+    );
+    Ok(())
+}

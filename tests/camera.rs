@@ -1,0 +1,282 @@
+//! `retina-record camera` and `retina-record demo`, run as a user would: the shipped camera
+//! must be readable by ffprobe, GStreamer's rtspsrc and retina-record itself, over TCP and UDP.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use retina_record::reader::Recording;
+use retina_record::sei::TimingMessage;
+use tokio::io::AsyncBufReadExt as _;
+
+/// `retina-record camera` on a free loopback port; its URL from the first line of stdout.
+struct CameraProcess {
+    child: tokio::process::Child,
+    url: String,
+}
+
+impl CameraProcess {
+    async fn start() -> CameraProcess {
+        let mut child = tokio::process::Command::new(support::recorder_bin())
+            .args(["camera", "--listen", "127.0.0.1:0"])
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn camera");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("camera printed its URL in time")
+            .expect("read")
+            .expect("a line");
+        assert!(
+            url.starts_with("rtsp://127.0.0.1:") && url.ends_with("/demo"),
+            "{url}"
+        );
+        CameraProcess { child, url }
+    }
+
+    /// Ctrl-C stops it cleanly.
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("running") as i32;
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("camera stopped")
+            .expect("wait");
+        assert_eq!(status.code(), Some(0));
+    }
+}
+
+async fn run_tool(program: &str, args: &[&str]) -> std::process::Output {
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{program} {args:?} took over 30 s"))
+    .expect("run");
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffprobe_reads_the_camera_over_tcp_and_udp() {
+    if !support::have_tool("ffprobe") {
+        return;
+    }
+    let cam = CameraProcess::start().await;
+    for transport in ["tcp", "udp"] {
+        let out = run_tool(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-rtsp_transport",
+                transport,
+                "-show_entries",
+                "stream=codec_name,width,height",
+                "-of",
+                "csv=p=0",
+                &cam.url,
+            ],
+        )
+        .await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("h264,320,240") && text.contains("aac"),
+            "{transport}: {text}"
+        );
+    }
+    cam.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gstreamer_rtspsrc_decodes_the_camera_over_tcp_and_udp() {
+    if !support::have_tool("gst-launch-1.0") {
+        return;
+    }
+    let cam = CameraProcess::start().await;
+    for transport in ["tcp", "udp"] {
+        let location = format!("location={}", cam.url);
+        let protocols = format!("protocols={transport}");
+        // 50 decoded frames, then EOS: exit 0 only if frames arrived and decoded.
+        run_tool(
+            "gst-launch-1.0",
+            &[
+                "-q",
+                "rtspsrc",
+                &location,
+                &protocols,
+                "!",
+                "rtph264depay",
+                "!",
+                "h264parse",
+                "!",
+                "avdec_h264",
+                "!",
+                "fakesink",
+                "num-buffers=50",
+            ],
+        )
+        .await;
+    }
+    cam.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retina_record_records_the_camera_over_tcp_and_udp_at_once() {
+    let cam = CameraProcess::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Two clients at the same time, one per transport.
+    let runs = ["tcp", "udp"].map(|t| {
+        let out = format!("{t}.mp4");
+        support::Recorder::spawn(
+            dir.path(),
+            &["--url", &cam.url, "--transport", t, "--duration", "3", &out],
+        )
+    });
+    for (run, t) in runs.into_iter().zip(["tcp", "udp"]) {
+        let done = run.wait().await;
+        assert!(done.status.success(), "{t}: {}", done.stderr);
+        let rec = Recording::open(&dir.path().join(format!("{t}.mp4"))).expect("recording");
+        let timing = rec.video_timing().expect("timing");
+        assert!(timing.len() >= 70, "{t}: {} frames in 3 s", timing.len());
+        assert!(timing.iter().all(|(_, m)| {
+            m.iter()
+                .filter(|m| matches!(m, TimingMessage::Frame(_)))
+                .count()
+                == 1
+        }));
+    }
+    cam.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_records_ten_seconds_with_timing_on_every_frame() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = tokio::process::Command::new(support::recorder_bin())
+        .args(["demo", "demo.mp4"])
+        .current_dir(dir.path())
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Wrote demo.mp4: 10.0 s"), "{stdout}");
+    assert!(
+        stdout.contains("ffprobe"),
+        "says how to look at it: {stdout}"
+    );
+
+    let path = dir.path().join("demo.mp4");
+    let rec = Recording::open(&path).expect("demo recording");
+    let timing = rec.video_timing().expect("timing");
+    assert!(
+        (245..=255).contains(&timing.len()),
+        "{} frames",
+        timing.len()
+    );
+    assert!(timing.iter().all(|(_, m)| {
+        m.iter()
+            .filter(|m| matches!(m, TimingMessage::Frame(_)))
+            .count()
+            == 1
+    }));
+    assert!(stdout.contains(&format!(
+        "{} video frames ({} with timing data)",
+        timing.len(),
+        timing.len()
+    )));
+    assert!(timing.iter().any(|(_, m)| {
+        m.iter()
+            .any(|m| matches!(m, TimingMessage::SenderReport(_)))
+    }));
+    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&path) {
+        assert_eq!(
+            decoded as usize,
+            timing.len(),
+            "ffmpeg decodes the demo frame for frame"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_refuses_clips_it_does_not_have() {
+    for (flag, value, says) in [
+        ("--video", "h265", "no h265 video"),
+        ("--audio", "pcmu", "no pcmu audio"),
+    ] {
+        let out = tokio::process::Command::new(support::recorder_bin())
+            .args(["camera", "--listen", "127.0.0.1:0", flag, value])
+            .env_remove("RUST_BACKTRACE")
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("camera");
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("error: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{stderr}");
+        assert!(errors[0].contains(says), "{}", errors[0]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_drops_a_junk_client_and_keeps_serving() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let cam = CameraProcess::start().await;
+    let addr = cam
+        .url
+        .trim_start_matches("rtsp://")
+        .trim_end_matches("/demo")
+        .to_owned();
+    let mut junk = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    // Endless "headers": the camera must hang up rather than buffer them.
+    let chunk = vec![b'x'; 8192];
+    let mut closed = false;
+    for _ in 0..64 {
+        if junk.write_all(&chunk).await.is_err() {
+            closed = true;
+            break;
+        }
+    }
+    if !closed {
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(10), junk.read(&mut buf))
+            .await
+            .expect("camera hung up in time")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "camera answered junk");
+    }
+    // A real client still gets served.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = support::record(dir.path(), &["--url", &cam.url, "--duration", "1", "r.mp4"]).await;
+    assert!(run.status.success(), "{}", run.stderr);
+    cam.stop().await;
+}
