@@ -81,8 +81,9 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
-    /// RTP transport: `tcp` (interleaved in the RTSP connection) or `udp`.
-    #[arg(long, default_value = "tcp", value_parser = parse_transport)]
+    /// RTP transport: `auto` (TCP, or UDP when the camera refuses TCP), `tcp` (interleaved in
+    /// the RTSP connection) or `udp`.
+    #[arg(long, default_value = "auto", value_parser = parse_transport)]
     pub transport: Transport,
 
     /// Close a fragment once it holds this much media: the most a crash can lose.
@@ -132,24 +133,18 @@ pub struct DemoArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Transport {
+    /// TCP first; UDP if the camera answers `461 Unsupported Transport`.
+    Auto,
     Tcp,
     Udp,
 }
 
-impl Transport {
-    pub fn to_retina(self) -> retina::client::Transport {
-        match self {
-            Transport::Tcp => retina::client::Transport::Tcp(Default::default()),
-            Transport::Udp => retina::client::Transport::Udp(Default::default()),
-        }
-    }
-}
-
 fn parse_transport(s: &str) -> Result<Transport, String> {
     match s {
+        "auto" => Ok(Transport::Auto),
         "tcp" => Ok(Transport::Tcp),
         "udp" => Ok(Transport::Udp),
-        _ => Err("expected `tcp` or `udp`".into()),
+        _ => Err("expected `auto`, `tcp` or `udp`".into()),
     }
 }
 

@@ -14,7 +14,7 @@ use retina::client::{PlayOptions, Session, SessionGroup, SessionOptions, SetupOp
 use retina::codec::{CodecItem, ParametersRef};
 use tokio::sync::watch;
 
-use crate::cli::{self, Args, Source};
+use crate::cli::{self, Args, Source, Transport};
 use crate::mp4::{self, AudioInput, VideoInput};
 use crate::output::{self, Message, Outcome, SendError, Writer};
 use crate::sei::{self, FrameTiming, NalFlavor, SenderReport};
@@ -149,19 +149,7 @@ async fn connect_and_record(
     };
 
     let selection = select_streams(args, &session)?;
-    for i in selection
-        .video
-        .iter()
-        .chain(selection.audio.iter().map(|a| &a.0))
-    {
-        let setup = SetupOptions::default()
-            .transport(args.transport.to_retina())
-            .frame_format(retina::codec::FrameFormat::MP4);
-        session
-            .setup(*i, setup)
-            .await
-            .map_err(|e| camera_error(&e, source))?;
-    }
+    setup_streams(&mut session, &selection, args.transport, source).await?;
     // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
     // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
     // extends each timestamp by its signed 32-bit difference from the previous one.
@@ -246,6 +234,54 @@ async fn connect_and_record(
             Err(e)
         }
     }
+}
+
+/// SETUPs the selected streams. With `auto`, TCP first; a `461 Unsupported Transport` (VLC's
+/// answer, for one) switches this and later streams to UDP.
+async fn setup_streams(
+    session: &mut Session<retina::client::Described>,
+    selection: &Selection,
+    transport: Transport,
+    source: &Source,
+) -> anyhow::Result<()> {
+    const UNSUPPORTED_TRANSPORT: u16 = 461;
+    let options = |udp: bool| {
+        let t = if udp {
+            retina::client::Transport::Udp(Default::default())
+        } else {
+            retina::client::Transport::Tcp(Default::default())
+        };
+        SetupOptions::default()
+            .transport(t)
+            .frame_format(retina::codec::FrameFormat::MP4)
+    };
+    let mut use_udp = transport == Transport::Udp;
+    for &i in selection
+        .video
+        .iter()
+        .chain(selection.audio.iter().map(|a| &a.0))
+    {
+        match session.setup(i, options(use_udp)).await {
+            Ok(()) => {}
+            Err(e)
+                if transport == Transport::Auto
+                    && !use_udp
+                    && e.status_code() == Some(UNSUPPORTED_TRANSPORT) =>
+            {
+                tracing::info!(
+                    "camera {} refused RTP over TCP (461 Unsupported Transport); using UDP",
+                    cli::host_port(&source.url)
+                );
+                use_udp = true;
+                session
+                    .setup(i, options(true))
+                    .await
+                    .map_err(|e| camera_error(&e, source))?;
+            }
+            Err(e) => return Err(camera_error(&e, source)),
+        }
+    }
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

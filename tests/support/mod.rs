@@ -105,11 +105,11 @@ pub async fn record(dir: &Path, args: &[&str]) -> Finished {
 
 /// Whether `tool` can run; with [`REQUIRE_TOOLS_ENV`] set, its absence fails the test.
 pub fn have_tool(tool: &str) -> bool {
-    // ffmpeg's tools take `-version`, GStreamer's `--version`.
-    let arg = if tool.starts_with("gst-") {
-        "--version"
-    } else {
-        "-version"
+    // ffmpeg's tools take `-version`, gst-launch `--version`, gst-discoverer only `--help`.
+    let arg = match tool {
+        "gst-discoverer-1.0" => "--help",
+        t if t.starts_with("gst-") => "--version",
+        _ => "-version",
     };
     let ok = std::process::Command::new(tool)
         .arg(arg)

@@ -1,0 +1,331 @@
+//! Interop: third-party RTSP servers in, third-party players out.
+//!
+//! Servers: GStreamer's gst-rtsp-server (through `tests/interop/gst_rtsp_server.py`) serving
+//! clips made here with ffmpeg. Every recording must decode frame for frame in ffmpeg, carry
+//! the timing SEI on every frame (read by us and by ffprobe), and play in GStreamer.
+//! Each test's name says the server, transport and codecs it covers.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use retina_record::reader::Recording;
+use retina_record::sei::TimingMessage;
+use tokio::io::AsyncBufReadExt as _;
+
+const GST_SERVER: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/interop/gst_rtsp_server.py"
+);
+/// Debian's Python, which has the GStreamer bindings (python3-gi).
+const SYSTEM_PYTHON: &str = "/usr/bin/python3";
+
+/// Makes an 8 s 320x240 25 fps clip for `codecs` (`h264-aac`, `h264` with B-frames,
+/// `h265-aac`, `h264-pcmu`) with ffmpeg.
+fn make_clip(dir: &Path, codecs: &str) -> PathBuf {
+    let out = dir.join(format!("{codecs}.mkv"));
+    let mut args: Vec<&str> = vec![
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=25:duration=8",
+    ];
+    let audio_rate = if codecs.ends_with("pcmu") {
+        "8000"
+    } else {
+        "16000"
+    };
+    let sine = format!("sine=frequency=440:sample_rate={audio_rate}:duration=8");
+    if codecs.contains('-') {
+        args.extend(["-f", "lavfi", "-i", &sine]);
+    }
+    args.extend(["-g", "25", "-pix_fmt", "yuv420p"]);
+    match codecs {
+        "h265-aac" => args.extend([
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-x265-params",
+            "log-level=error",
+        ]),
+        "h264" => args.extend(["-c:v", "libx264", "-preset", "veryfast", "-bf", "2"]),
+        _ => args.extend(["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"]),
+    }
+    match codecs.split_once('-').map(|(_, a)| a) {
+        Some("aac") => args.extend(["-c:a", "aac", "-b:a", "32k", "-ac", "1"]),
+        Some("pcmu") => args.extend(["-c:a", "pcm_mulaw", "-ac", "1"]),
+        _ => {}
+    }
+    let out_s = out.to_str().expect("utf-8");
+    args.push(out_s);
+    let status = std::process::Command::new("ffmpeg")
+        .args(&args)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the {codecs} clip");
+    out
+}
+
+/// gst-rtsp-server serving one clip on a free port.
+struct GstServer {
+    _child: tokio::process::Child,
+    url: String,
+}
+
+impl GstServer {
+    async fn start(clip: &Path, codecs: &str, auth: Option<(&str, &str, &str)>) -> GstServer {
+        let mut cmd = tokio::process::Command::new(SYSTEM_PYTHON);
+        cmd.arg(GST_SERVER).arg(clip).arg(codecs);
+        if let Some((method, user, password)) = auth {
+            cmd.args(["--auth", method, user, password]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start gst-rtsp-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let port = tokio::time::timeout(Duration::from_secs(20), async {
+            tokio::io::BufReader::new(stdout).lines().next_line().await
+        })
+        .await
+        .expect("gst-rtsp-server started in time")
+        .expect("read")
+        .expect("gst-rtsp-server printed its port");
+        GstServer {
+            _child: child,
+            url: format!("rtsp://127.0.0.1:{}/stream", port.trim()),
+        }
+    }
+}
+
+/// Interop tools this file needs; with RETINA_RECORD_REQUIRE_TOOLS set, all must be there.
+fn have_interop_tools() -> bool {
+    let python_gi = std::process::Command::new(SYSTEM_PYTHON)
+        .args([
+            "-c",
+            "import gi; gi.require_version('GstRtspServer', '1.0')",
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !python_gi {
+        assert!(
+            std::env::var_os(support::REQUIRE_TOOLS_ENV).is_none(),
+            "python3-gi with gir1.2-gst-rtsp-server-1.0 is required but missing"
+        );
+        eprintln!("SKIPPED: gst-rtsp-server's Python bindings are not installed");
+        return false;
+    }
+    ["ffmpeg", "ffprobe", "gst-launch-1.0", "gst-discoverer-1.0"]
+        .iter()
+        .all(|t| support::have_tool(t))
+}
+
+/// Everything a recording from a third-party server must satisfy.
+fn check_recording(path: &Path, min_frames: usize, expect_audio: bool) {
+    let rec = Recording::open(path).expect("read recording");
+    let timing = rec.video_timing().expect("timing");
+    assert!(timing.len() >= min_frames, "{} video frames", timing.len());
+    for (sample, msgs) in &timing {
+        let frames = msgs
+            .iter()
+            .filter(|m| matches!(m, TimingMessage::Frame(_)))
+            .count();
+        assert_eq!(frames, 1, "sample at dts {} has {frames} 89H", sample.dts);
+    }
+    assert_eq!(rec.audio_track().is_some(), expect_audio, "audio track");
+    if let Some(audio) = rec.audio_track() {
+        let (a, v) = (
+            rec.track_duration_secs(audio),
+            rec.track_duration_secs(rec.video_track().expect("video")),
+        );
+        assert!((a - v).abs() < 0.2, "audio {a} s vs video {v} s");
+    }
+    let decoded = support::ffmpeg_decoded_video_frames(path).expect("ffmpeg is required here");
+    assert_eq!(decoded as usize, timing.len(), "ffmpeg decodes every frame");
+    let probed = support::ffprobe_video_frames(path).expect("ffprobe");
+    assert_eq!(probed.len(), timing.len());
+    assert!(
+        probed.iter().all(|f| f.has_unregistered_sei),
+        "ffprobe sees the SEI on every frame"
+    );
+    gstreamer_plays(path);
+}
+
+/// gst-discoverer-1.0 reads it, and qtdemux ! decodebin decodes it to the end without error.
+fn gstreamer_plays(path: &Path) {
+    let out = std::process::Command::new("gst-discoverer-1.0")
+        .arg(path)
+        .output()
+        .expect("discoverer");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Done discovering"),
+        "gst-discoverer: {text}"
+    );
+    assert!(
+        !text.contains("An error was encountered"),
+        "gst-discoverer: {text}"
+    );
+    let location = format!("location={}", path.display());
+    let out = std::process::Command::new("gst-launch-1.0")
+        .args([
+            "-q",
+            "filesrc",
+            &location,
+            "!",
+            "qtdemux",
+            "!",
+            "decodebin",
+            "!",
+            "fakesink",
+        ])
+        .output()
+        .expect("gst-launch");
+    assert!(
+        out.status.success(),
+        "GStreamer qtdemux ! decodebin failed on {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn gst_case(codecs: &str, transport: &str, expect_audio: bool) {
+    if !have_interop_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(dir.path(), codecs);
+    let server = GstServer::start(&clip, codecs, None).await;
+    let run = support::record(
+        dir.path(),
+        &[
+            "--url",
+            &server.url,
+            "--transport",
+            transport,
+            "--duration",
+            "4",
+            "rec.mp4",
+        ],
+    )
+    .await;
+    assert!(run.status.success(), "{}", run.stderr);
+    check_recording(&dir.path().join("rec.mp4"), 90, expect_audio);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_tcp_h264_aac() {
+    gst_case("h264-aac", "tcp", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_udp_h264_aac() {
+    gst_case("h264-aac", "udp", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_tcp_h264_bframes() {
+    gst_case("h264", "tcp", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_udp_h264_bframes() {
+    gst_case("h264", "udp", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_tcp_h265_aac() {
+    gst_case("h265-aac", "tcp", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_udp_h265_aac() {
+    gst_case("h265-aac", "udp", true).await;
+}
+
+// PCMU audio is not stored yet (G.711 comes with the codec-breadth work): video only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_tcp_h264_pcmu() {
+    gst_case("h264-pcmu", "tcp", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_udp_h264_pcmu() {
+    gst_case("h264-pcmu", "udp", false).await;
+}
+
+async fn auth_case(method: &str) {
+    if !have_interop_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip(dir.path(), "h264-aac");
+    let server = GstServer::start(&clip, "h264-aac", Some((method, "viewer", "s3cret-pw"))).await;
+    // Wrong password: one clear line, exit 1, no password echoed, no retry storm.
+    let bad = server.url.replace("rtsp://", "rtsp://viewer:wrong-pw@");
+    let started = std::time::Instant::now();
+    let run = support::record(dir.path(), &["--url", &bad, "--duration", "2", "bad.mp4"]).await;
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "gave up promptly"
+    );
+    assert!(!run.stderr.contains("wrong-pw"), "{}", run.stderr);
+    let last = run.stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with("rejected the credentials (401 Unauthorized)"),
+        "{last}"
+    );
+    // No credentials at all: says they are needed.
+    let run = support::record(
+        dir.path(),
+        &["--url", &server.url, "--duration", "2", "none.mp4"],
+    )
+    .await;
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        run.stderr.contains("requires credentials"),
+        "{}",
+        run.stderr
+    );
+    // Right password, from a file.
+    std::fs::write(dir.path().join("pw"), "s3cret-pw\n").expect("write");
+    let run = support::record(
+        dir.path(),
+        &[
+            "--url",
+            &server.url,
+            "--username",
+            "viewer",
+            "--password-file",
+            "pw",
+            "--duration",
+            "3",
+            "ok.mp4",
+        ],
+    )
+    .await;
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(!run.stderr.contains("s3cret-pw"));
+    check_recording(&dir.path().join("ok.mp4"), 65, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_tcp_basic_auth() {
+    auth_case("basic").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_tcp_digest_auth() {
+    auth_case("digest").await;
+}
