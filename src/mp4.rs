@@ -318,6 +318,18 @@ impl Muxer {
         self.header_written
     }
 
+    /// Drops what an abandoned session left waiting, if recording has not started: its
+    /// timestamps belong to another timeline.
+    pub fn restart_before_start(&mut self) {
+        if let Some(v) = self.video.as_mut().filter(|v| v.base_pts.is_none()) {
+            v.carried_reports.clear();
+            v.current_sdi = 0;
+            if let Some(a) = self.audio.as_mut() {
+                a.waiting.clear();
+            }
+        }
+    }
+
     pub fn push_video(&mut self, frame: VideoInput, sink: &mut dyn Sink) -> Result<(), Error> {
         let Some(v) = self.video.as_mut() else {
             return Ok(());
@@ -335,7 +347,7 @@ impl Muxer {
             v.current_sdi = index as u32 + 1;
         }
         if v.base_pts.is_none() {
-            if !frame.is_sync || v.current_sdi == 0 {
+            if !frame.is_sync || v.current_sdi == 0 || !starts_picture(&frame.data, v.flavor) {
                 self.stats.dropped_before_keyframe += 1;
                 v.carried_reports.extend(frame.sender_reports);
                 return Ok(());
@@ -935,6 +947,30 @@ fn visual_size(codec: &mp4_atom::Codec) -> Option<(u16, u16)> {
     }
 }
 
+/// Whether a frame holds its picture from the start: the first slice's first bit after the NAL
+/// header is `first_mb_in_slice == 0` (H.264 §7.3.3, ue(v) coded as `1`) or
+/// `first_slice_segment_in_pic_flag` (H.265 §7.3.6.1). A live broadcast joined mid-frame can
+/// hand over the tail of a keyframe, which must not start a recording.
+fn starts_picture(data: &[u8], flavor: NalFlavor) -> bool {
+    for nal in crate::reader::nal_units(data) {
+        let Ok(nal) = nal else { return false };
+        let first_bit_after =
+            |header_len: usize| nal.get(header_len).is_some_and(|b| b & 0x80 != 0);
+        match flavor {
+            // Coded slice types 1..=5.
+            NalFlavor::H264 if matches!(nal.first().map(|b| b & 0x1F), Some(1..=5)) => {
+                return first_bit_after(1);
+            }
+            // VCL NAL unit types 0..=31.
+            NalFlavor::H265 if nal.first().is_some_and(|b| (b >> 1) & 0x3F <= 31) => {
+                return first_bit_after(2);
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The parameter-set NAL units (VPS, SPS, PPS) a video sample entry carries.
 fn parameter_sets(entry: &mp4_atom::Codec) -> Vec<&[u8]> {
     match entry {
@@ -973,4 +1009,45 @@ pub fn sample_entry_from_bytes(bytes: &[u8]) -> Result<mp4_atom::Codec, mp4_atom
         return Err(mp4_atom::Error::UnexpectedBox(kind));
     }
     Ok(codec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nals(list: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for n in list {
+            out.extend_from_slice(&(n.len() as u32).to_be_bytes());
+            out.extend_from_slice(n);
+        }
+        out
+    }
+
+    #[test]
+    fn a_picture_starts_with_its_first_slice() {
+        // SEI then an IDR slice with first_mb_in_slice = 0 (first bit 1).
+        assert!(starts_picture(
+            &nals(&[&[0x06, 0x05], &[0x65, 0x88, 0x80]]),
+            NalFlavor::H264
+        ));
+        // An IDR slice starting at macroblock 1 (ue(v) "010"): the tail of a picture.
+        assert!(!starts_picture(
+            &nals(&[&[0x65, 0x40, 0x80]]),
+            NalFlavor::H264
+        ));
+        // No slice at all.
+        assert!(!starts_picture(&nals(&[&[0x06, 0x05]]), NalFlavor::H264));
+        // H.265 IDR_W_RADL (19): header 26 01, first_slice_segment_in_pic_flag set or not.
+        assert!(starts_picture(
+            &nals(&[&[0x26, 0x01, 0xAF]]),
+            NalFlavor::H265
+        ));
+        assert!(!starts_picture(
+            &nals(&[&[0x26, 0x01, 0x2F]]),
+            NalFlavor::H265
+        ));
+        // Truncated input is not a picture start, and no panic.
+        assert!(!starts_picture(&[0, 0, 0, 9, 0x65], NalFlavor::H264));
+    }
 }

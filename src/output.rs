@@ -24,6 +24,8 @@ use crate::mp4::{self, AudioInput, Muxer, Sink as _, Stats, VideoInput};
 pub enum Message {
     Video(VideoInput),
     Audio(AudioInput),
+    /// The session was replaced before recording started: drop what the old one left.
+    Restart,
 }
 
 /// What a finished recording reports.
@@ -158,6 +160,10 @@ fn write_recording(
         let result = match msg {
             Message::Video(f) => muxer.push_video(f, &mut sink),
             Message::Audio(f) => muxer.push_audio(f, &mut sink),
+            Message::Restart => {
+                muxer.restart_before_start();
+                Ok(())
+            }
         };
         if let Err(e) = result {
             // Close the queue first so the session notices at once.

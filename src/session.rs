@@ -138,30 +138,10 @@ async fn connect_and_record(
 ) -> anyhow::Result<Outcome> {
     let camera = cli::host_port(&source.url);
     let group = Arc::new(SessionGroup::default());
-    let options = SessionOptions::default()
-        .creds(source.credentials.clone())
-        .session_group(group.clone())
-        .user_agent(format!("retina-record/{}", env!("CARGO_PKG_VERSION")))
-        .teardown(args.teardown);
-    let mut session = tokio::select! {
-        r = Session::describe(source.url.clone(), options) => r.map_err(|e| camera_error(&e, source))?,
+    let (mut session, selection) = tokio::select! {
+        r = open_session(args, source, &group) => r?,
         Ok(()) = stop.changed() => bail!("stopped while connecting to camera {camera}"),
     };
-
-    let selection = select_streams(args, &session)?;
-    setup_streams(&mut session, &selection, args.transport, source).await?;
-    // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
-    // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
-    // extends each timestamp by its signed 32-bit difference from the previous one.
-    let play = PlayOptions::default()
-        .initial_timestamp(args.initial_timestamp)
-        .unknown_rtcp_ssrc(args.unknown_rtcp_ssrc);
-    let mut session = session
-        .play(play)
-        .await
-        .map_err(|e| camera_error(&e, source))?
-        .demuxed()
-        .map_err(|e| camera_error(&e, source))?;
 
     let config = mp4::Config {
         video: selection.video.map(|i| mp4::VideoConfig {
@@ -184,6 +164,7 @@ async fn connect_and_record(
         lost_packets: 0,
     };
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut attempts = 1;
     let failure: Option<anyhow::Error> = loop {
         tokio::select! {
             biased;
@@ -195,6 +176,25 @@ async fn connect_and_record(
             _ = writer.failed() => break None, // its error comes from finish() below
             item = session.next() => match item {
                 None => break Some(anyhow!("camera {camera} ended the stream")),
+                // Joining a live broadcast (VLC's, say) mid-frame makes retina's depacketizer
+                // fail on the first packets. Before any video frame, that is worth a fresh
+                // session rather than the recording.
+                Some(Err(e)) if state.video_frames == 0 && attempts < MAX_START_ATTEMPTS => {
+                    attempts += 1;
+                    tracing::warn!(
+                        "camera {camera}: stream broke before the first frame ({}); \
+                         reconnecting (attempt {attempts} of {MAX_START_ATTEMPTS})",
+                        one_line(&e.to_string()).split("; ").next().unwrap_or_default()
+                    );
+                    if writer.send(Message::Restart).is_err() {
+                        break None;
+                    }
+                    state.restart();
+                    session = match open_session(args, source, &group).await {
+                        Ok((s, _)) => s,
+                        Err(e) => break Some(e),
+                    };
+                }
                 Some(Err(e)) => break Some(camera_error(&e, source)),
                 Some(Ok(item)) => {
                     if let Err(e) = state.handle(item, &session, &writer) {
@@ -234,6 +234,40 @@ async fn connect_and_record(
             Err(e)
         }
     }
+}
+
+/// Sessions tried before the first video frame (see the main loop).
+const MAX_START_ATTEMPTS: u32 = 5;
+
+/// DESCRIBE, SETUP, PLAY.
+async fn open_session(
+    args: &Args,
+    source: &Source,
+    group: &Arc<SessionGroup>,
+) -> anyhow::Result<(retina::client::Demuxed, Selection)> {
+    let options = SessionOptions::default()
+        .creds(source.credentials.clone())
+        .session_group(group.clone())
+        .user_agent(format!("retina-record/{}", env!("CARGO_PKG_VERSION")))
+        .teardown(args.teardown);
+    let mut session = Session::describe(source.url.clone(), options)
+        .await
+        .map_err(|e| camera_error(&e, source))?;
+    let selection = select_streams(args, &session)?;
+    setup_streams(&mut session, &selection, args.transport, source).await?;
+    // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
+    // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
+    // extends each timestamp by its signed 32-bit difference from the previous one.
+    let play = PlayOptions::default()
+        .initial_timestamp(args.initial_timestamp)
+        .unknown_rtcp_ssrc(args.unknown_rtcp_ssrc);
+    let session = session
+        .play(play)
+        .await
+        .map_err(|e| camera_error(&e, source))?
+        .demuxed()
+        .map_err(|e| camera_error(&e, source))?;
+    Ok((session, selection))
 }
 
 /// SETUPs the selected streams. With `auto`, TCP first; a `461 Unsupported Transport` (VLC's
@@ -383,6 +417,13 @@ struct LoopState {
 }
 
 impl LoopState {
+    /// Forgets what belonged to an abandoned session.
+    fn restart(&mut self) {
+        self.need_sample_entry = true;
+        self.pending_reports.clear();
+        self.audio_frames = 0;
+    }
+
     fn handle(
         &mut self,
         item: CodecItem,

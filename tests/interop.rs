@@ -25,22 +25,19 @@ const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 /// Makes an 8 s 320x240 25 fps clip for `codecs` (`h264-aac`, `h264` with B-frames,
 /// `h265-aac`, `h264-pcmu`) with ffmpeg.
 fn make_clip(dir: &Path, codecs: &str) -> PathBuf {
+    make_clip_secs(dir, codecs, 8)
+}
+
+fn make_clip_secs(dir: &Path, codecs: &str, secs: u32) -> PathBuf {
     let out = dir.join(format!("{codecs}.mkv"));
-    let mut args: Vec<&str> = vec![
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=25:duration=8",
-    ];
+    let video = format!("testsrc2=size=320x240:rate=25:duration={secs}");
+    let mut args: Vec<&str> = vec!["-v", "error", "-y", "-f", "lavfi", "-i", &video];
     let audio_rate = if codecs.ends_with("pcmu") {
         "8000"
     } else {
         "16000"
     };
-    let sine = format!("sine=frequency=440:sample_rate={audio_rate}:duration=8");
+    let sine = format!("sine=frequency=440:sample_rate={audio_rate}:duration={secs}");
     if codecs.contains('-') {
         args.extend(["-f", "lavfi", "-i", &sine]);
     }
@@ -55,7 +52,7 @@ fn make_clip(dir: &Path, codecs: &str) -> PathBuf {
             "log-level=error",
         ]),
         "h264" => args.extend(["-c:v", "libx264", "-preset", "veryfast", "-bf", "2"]),
-        _ => args.extend(["-c:v", "libx264", "-preset", "veryfast", "-bf", "0"]),
+        _ => args.extend(["-c:v", "libx264", "-preset", "ultrafast", "-bf", "0"]),
     }
     match codecs.split_once('-').map(|(_, a)| a) {
         Some("aac") => args.extend(["-c:a", "aac", "-b:a", "32k", "-ac", "1"]),
@@ -328,4 +325,138 @@ async fn gst_rtsp_server_tcp_basic_auth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gst_rtsp_server_tcp_digest_auth() {
     auth_case("digest").await;
+}
+
+/// VLC's RTSP server (`cvlc --sout '#rtp{sdp=rtsp://…}'`), a live broadcast that refuses
+/// interleaved TCP. VLC will not run as root, so as root it runs as `nobody`.
+struct VlcServer {
+    _child: tokio::process::Child,
+    url: String,
+}
+
+impl VlcServer {
+    async fn start(clip: &Path) -> VlcServer {
+        use std::os::unix::fs::PermissionsExt as _;
+        // Readable by `nobody`.
+        let dir = clip.parent().expect("dir");
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(clip, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let url = format!("rtsp://127.0.0.1:{port}/stream");
+        let sout = format!("#rtp{{sdp={url}}}");
+        // SAFETY: getuid(2) has no preconditions.
+        let root = unsafe { libc::getuid() } == 0;
+        let mut cmd = tokio::process::Command::new(if root { "runuser" } else { "cvlc" });
+        if root {
+            cmd.args(["-u", "nobody", "--", "cvlc"]);
+        }
+        cmd.args(["-q", "--intf", "dummy"])
+            .arg(clip)
+            .args(["--sout", &sout]);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start cvlc");
+        // VLC says nothing when it is ready; its listening socket is the event.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "VLC did not listen within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        VlcServer { _child: child, url }
+    }
+}
+
+fn have_vlc() -> bool {
+    let ok = std::process::Command::new("cvlc")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !ok {
+        assert!(
+            std::env::var_os(support::REQUIRE_TOOLS_ENV).is_none(),
+            "VLC (cvlc) is required but missing"
+        );
+        eprintln!("SKIPPED: VLC is not installed");
+    }
+    ok && have_interop_tools()
+}
+
+async fn vlc_case(transport: &str) -> (support::Finished, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Longer than the recording: VLC ends its RTSP sessions when the input ends.
+    let clip = make_clip_secs(dir.path(), "h264-aac", 30);
+    let server = VlcServer::start(&clip).await;
+    let run = support::record(
+        dir.path(),
+        &[
+            "--url",
+            &server.url,
+            "--transport",
+            transport,
+            "--duration",
+            "4",
+            "rec.mp4",
+        ],
+    )
+    .await;
+    (run, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vlc_auto_falls_back_to_udp_h264_aac() {
+    if !have_vlc() {
+        return;
+    }
+    let (run, dir) = vlc_case("auto").await;
+    assert!(run.status.success(), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("refused RTP over TCP (461 Unsupported Transport); using UDP"),
+        "{}",
+        run.stderr
+    );
+    // VLC's broadcast is joined mid-stream: up to a second before the first keyframe.
+    check_recording(&dir.path().join("rec.mp4"), 60, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vlc_udp_h264_aac() {
+    if !have_vlc() {
+        return;
+    }
+    let (run, dir) = vlc_case("udp").await;
+    assert!(run.status.success(), "{}", run.stderr);
+    check_recording(&dir.path().join("rec.mp4"), 60, true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vlc_tcp_is_refused_with_one_clear_line() {
+    if !have_vlc() {
+        return;
+    }
+    let (run, dir) = vlc_case("tcp").await;
+    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(errors[0].contains("461"), "{}", errors[0]);
+    assert!(!dir.path().join("rec.mp4.partial").exists());
 }
