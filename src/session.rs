@@ -254,7 +254,14 @@ async fn open_session(
         .await
         .map_err(|e| camera_error(&e, source))?;
     let selection = select_streams(args, &session)?;
-    setup_streams(&mut session, &selection, args.transport, source).await?;
+    setup_streams(
+        &mut session,
+        &selection,
+        args.transport,
+        args.allow_loss,
+        source,
+    )
+    .await?;
     // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
     // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
     // extends each timestamp by its signed 32-bit difference from the previous one.
@@ -276,6 +283,7 @@ async fn setup_streams(
     session: &mut Session<retina::client::Described>,
     selection: &Selection,
     transport: Transport,
+    allow_loss: bool,
     source: &Source,
 ) -> anyhow::Result<()> {
     const UNSUPPORTED_TRANSPORT: u16 = 461;
@@ -303,8 +311,13 @@ async fn setup_streams(
                     && e.status_code() == Some(UNSUPPORTED_TRANSPORT) =>
             {
                 tracing::info!(
-                    "camera {} refused RTP over TCP (461 Unsupported Transport); using UDP",
-                    cli::host_port(&source.url)
+                    "camera {} refused RTP over TCP (461 Unsupported Transport); using UDP{}",
+                    cli::host_port(&source.url),
+                    if allow_loss {
+                        ""
+                    } else {
+                        " (lost or reordered packets stop the recording without --allow-loss)"
+                    }
                 );
                 use_udp = true;
                 session
