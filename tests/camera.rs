@@ -236,12 +236,8 @@ async fn camera_refuses_clips_it_does_not_have() {
             .expect("camera");
         assert_eq!(out.status.code(), Some(2));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let errors: Vec<&str> = stderr
-            .lines()
-            .filter(|l| l.starts_with("error: "))
-            .collect();
-        assert_eq!(errors.len(), 1, "{stderr}");
-        assert!(errors[0].contains(says), "{}", errors[0]);
+        let error = support::only_error(&stderr);
+        assert!(error.contains(says), "{error}");
     }
 }
 

@@ -451,13 +451,8 @@ async fn vlc_tcp_is_refused_with_one_clear_line() {
     }
     let (run, dir) = vlc_case("tcp").await;
     assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
-    let errors: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "{}", run.stderr);
-    assert!(errors[0].contains("461"), "{}", errors[0]);
+    let error = run.only_error();
+    assert!(error.contains("461"), "{error}");
     assert!(!dir.path().join("rec.mp4.partial").exists());
 }
 

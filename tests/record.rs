@@ -404,16 +404,7 @@ async fn unreachable_camera_is_one_line_exit_1() {
     let url = format!("rtsp://127.0.0.1:{port}/x");
     let run = record(dir.path(), &["--url", &url, "o.mp4"]).await;
     assert_eq!(run.status.code(), Some(1));
-    let errors: Vec<&str> = run
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "{}", run.stderr);
-    assert!(
-        errors[0].contains(&format!("127.0.0.1:{port}")),
-        "{}",
-        errors[0]
-    );
+    let error = run.only_error();
+    assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
     assert!(!dir.path().join("o.mp4.partial").exists());
 }

@@ -49,6 +49,23 @@ pub struct Finished {
     pub stderr: String,
 }
 
+impl Finished {
+    /// The one `error:` line a failure must print (asserts there is exactly one).
+    pub fn only_error(&self) -> &str {
+        only_error(&self.stderr)
+    }
+}
+
+/// The one `error:` line in `stderr` (asserts there is exactly one).
+pub fn only_error(stderr: &str) -> &str {
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "expected exactly one error line: {stderr}");
+    errors[0]
+}
+
 impl Recorder {
     pub fn spawn(dir: &Path, args: &[&str]) -> Recorder {
         Self::spawn_with_env(dir, args, &[])
