@@ -86,6 +86,11 @@ pub struct Args {
     #[arg(long, default_value = "auto", value_parser = parse_transport)]
     pub transport: Transport,
 
+    /// Stop with an error (keeping the recording) when the camera sends nothing for this
+    /// long, so that a service manager can restart the recorder.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub stall_timeout: Duration,
+
     /// Close a fragment once it holds this much media: the most a crash can lose.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_fragment_duration)]
     pub fragment_duration: Duration,

@@ -165,6 +165,9 @@ async fn connect_and_record(
     };
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
     let mut attempts = 1;
+    let stall = tokio::time::sleep(args.stall_timeout);
+    tokio::pin!(stall);
+    let mut last_item = tokio::time::Instant::now();
     let failure: Option<anyhow::Error> = loop {
         tokio::select! {
             biased;
@@ -172,6 +175,18 @@ async fn connect_and_record(
             _ = sleep_until(deadline) => {
                 tracing::info!("--duration reached");
                 break None;
+            }
+            () = &mut stall => {
+                // Re-armed lazily: items only note their time, the timer checks it.
+                let quiet_until = last_item + args.stall_timeout;
+                if quiet_until > tokio::time::Instant::now() {
+                    stall.as_mut().reset(quiet_until);
+                    continue;
+                }
+                break Some(anyhow!(
+                    "camera {camera} sent nothing for {:.0} s (--stall-timeout)",
+                    args.stall_timeout.as_secs_f64()
+                ));
             }
             _ = writer.failed() => break None, // its error comes from finish() below
             item = session.next() => match item {
@@ -197,6 +212,7 @@ async fn connect_and_record(
                 }
                 Some(Err(e)) => break Some(camera_error(&e, source)),
                 Some(Ok(item)) => {
+                    last_item = tokio::time::Instant::now();
                     if let Err(e) = state.handle(item, &session, &writer) {
                         break Some(e);
                     }
