@@ -228,6 +228,7 @@ pub async fn serve(
     let mut config = CameraConfig::new(vec![clip]);
     config.listen = args.listen;
     config.audio = args.audio != "none";
+    config.speed = args.speed;
     let cam = Camera::start(config).await.map_err(crate::session::usage)?;
     let url = if cam.addr().ip().is_unspecified() {
         format!("rtsp://<this host>:{}/demo", cam.addr().port())

@@ -124,6 +124,11 @@ pub struct CameraArgs {
     #[arg(long, default_value = "aac", value_parser = ["aac", "pcmu", "none"])]
     pub audio: String,
 
+    /// Pace the media this many times faster than real time (RTP and sender-report times
+    /// stay those of real-time media).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+
     /// Serve this clip instead: a fragmented MP4 with H.264 video at a 90 kHz timescale and
     /// optional AAC, as `clips/make-clips.sh` makes them.
     #[arg(long, value_name = "FILE")]
@@ -192,6 +197,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         rest = tail;
     }
     Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.01..=100.0).contains(&v) => Ok(v),
+        _ => Err("expected a number from 0.01 to 100".into()),
+    }
 }
 
 fn parse_fragment_duration(s: &str) -> Result<Duration, String> {
