@@ -423,78 +423,77 @@ mod tests {
         }
     }
 
-    fn args(extra: &[&str]) -> Args {
+    fn args(extra: &[&str]) -> Result<Args, clap::Error> {
         let mut argv = vec!["retina-record"];
         argv.extend_from_slice(extra);
-        Args::try_parse_from(argv).unwrap()
+        Args::try_parse_from(argv)
+    }
+
+    fn credentials(extra: &[&str]) -> anyhow::Result<(String, String, String)> {
+        let src = args(extra)?.source()?;
+        let c = src.credentials.context("no credentials")?;
+        Ok((src.url.to_string(), c.username, c.password))
     }
 
     #[test]
-    fn credentials_from_url_are_removed_from_it() {
-        let src = args(&["--url", "rtsp://ad%40min:s3cr%3At@cam.example:8554/s"])
-            .source()
-            .unwrap();
-        assert_eq!(src.url.as_str(), "rtsp://cam.example:8554/s");
-        let c = src.credentials.unwrap();
-        assert_eq!(
-            (c.username.as_str(), c.password.as_str()),
-            ("ad@min", "s3cr:t")
-        );
+    fn credentials_from_url_are_removed_from_it() -> anyhow::Result<()> {
+        let (url, user, pass) =
+            credentials(&["--url", "rtsp://ad%40min:s3cr%3At@cam.example:8554/s"])?;
+        assert_eq!(url, "rtsp://cam.example:8554/s");
+        assert_eq!((user.as_str(), pass.as_str()), ("ad@min", "s3cr:t"));
+        Ok(())
     }
 
     #[test]
-    fn flags_override_url_credentials() {
-        let src = args(&[
+    fn flags_override_url_credentials() -> anyhow::Result<()> {
+        let (_, user, pass) = credentials(&[
             "--url",
             "rtsp://u:p@cam/s",
             "--username",
             "v",
             "--password",
             "q",
-        ])
-        .source()
-        .unwrap();
-        let c = src.credentials.unwrap();
-        assert_eq!((c.username.as_str(), c.password.as_str()), ("v", "q"));
+        ])?;
+        assert_eq!((user.as_str(), pass.as_str()), ("v", "q"));
+        Ok(())
     }
 
     #[test]
-    fn bad_url_error_does_not_echo_it() {
-        let err = args(&["--url", "rtsp://user:hunter2@[bad/s"])
-            .source()
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("hunter2"), "{err}");
-        let err = args(&["--url", "http://user:hunter2@cam/s"])
-            .source()
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("hunter2"), "{err}");
+    fn bad_url_error_does_not_echo_it() -> anyhow::Result<()> {
+        for url in ["rtsp://user:hunter2@[bad/s", "http://user:hunter2@cam/s"] {
+            let err = match args(&["--url", url])?.source() {
+                Ok(_) => anyhow::bail!("{url} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        Ok(())
     }
 
     #[test]
-    fn redaction() {
-        let u = url::Url::parse("rtsp://user:pw@cam:554/x?y=1").unwrap();
+    fn redaction() -> anyhow::Result<()> {
+        let u = url::Url::parse("rtsp://user:pw@cam:554/x?y=1")?;
         assert_eq!(redacted(&u), "rtsp://cam:554/x?y=1");
+        Ok(())
     }
 
     #[tokio::test]
-    async fn camera_names() {
-        let name = |u: &str| {
-            let u = url::Url::parse(u).unwrap();
-            async move { camera_name(&u).await }
-        };
-        assert_eq!(name("rtsp://frontdoor.lan:554/s").await, "frontdoor");
+    async fn camera_names() -> anyhow::Result<()> {
+        let frontdoor = url::Url::parse("rtsp://frontdoor.lan:554/s")?;
+        assert_eq!(camera_name(&frontdoor).await, "frontdoor");
         // 192.0.2.0/24 is TEST-NET-1: no reverse name exists.
-        assert_eq!(name("rtsp://192.0.2.7/s").await, "ipv4-192-0-2-7");
+        let test_net = url::Url::parse("rtsp://192.0.2.7/s")?;
+        assert_eq!(camera_name(&test_net).await, "ipv4-192-0-2-7");
+        Ok(())
     }
 
     #[test]
-    fn default_name() {
-        let t: jiff::Zoned = "2026-11-24T08:09:10[UTC]".parse().unwrap();
+    fn default_name() -> anyhow::Result<()> {
+        let t: jiff::Zoned = "2026-11-24T08:09:10[UTC]".parse()?;
         assert_eq!(
             default_out_name(&t, "frontdoor"),
             PathBuf::from("movie20261124_080910_frontdoor.mp4")
         );
+        Ok(())
     }
 }
