@@ -210,10 +210,6 @@ impl Camera {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = Some(tokio::time::Instant::now() + d);
     }
-
-    pub fn ntp_base(&self) -> u64 {
-        self.shared.config.ntp_base
-    }
 }
 
 /// `retina-record camera`: serves until the first stop signal.

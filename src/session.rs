@@ -357,14 +357,24 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 pub fn log_outcome(o: &Outcome) {
     let s = &o.stats;
     tracing::info!(
-        "wrote {}: {:.1} s, {} video frames, {} audio frames, {} sender reports, {} fragments",
+        "wrote {}: {:.1} s, {} video frames, {} audio frames, {} sender reports, {} fragments, \
+         {} sample description(s)",
         o.path.display(),
         s.duration_secs,
         s.video_frames,
         s.audio_frames,
         s.sender_reports,
-        s.fragments
+        s.fragments,
+        s.sample_descriptions
     );
+    if s.dropped_audio_before_start + s.dropped_audio_backward > 0 {
+        tracing::info!(
+            "dropped {} audio frame(s) from before the first video keyframe and {} whose \
+             timestamp did not advance",
+            s.dropped_audio_before_start,
+            s.dropped_audio_backward
+        );
+    }
 }
 
 struct Selection {

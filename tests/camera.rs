@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use retina_record::reader::Recording;
 use retina_record::sei::TimingMessage;
-use tokio::io::AsyncBufReadExt as _;
 
 /// `retina-record camera` on a free loopback port; its URL from the first line of stdout.
 struct CameraProcess {
@@ -18,22 +17,11 @@ struct CameraProcess {
 
 impl CameraProcess {
     async fn start() -> CameraProcess {
-        let mut child = tokio::process::Command::new(support::recorder_bin())
-            .args(["camera", "--listen", "127.0.0.1:0"])
+        let mut cmd = tokio::process::Command::new(support::recorder_bin());
+        cmd.args(["camera", "--listen", "127.0.0.1:0"])
             .env_remove("RUST_BACKTRACE")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn camera");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = tokio::io::BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-            .await
-            .expect("camera printed its URL in time")
-            .expect("read")
-            .expect("a line");
+            .stderr(Stdio::null());
+        let (child, url) = support::spawn_announcing(cmd, "retina-record camera").await;
         assert!(
             url.starts_with("rtsp://127.0.0.1:") && url.ends_with("/demo"),
             "{url}"

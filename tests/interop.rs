@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use retina_record::reader::Recording;
 use retina_record::sei::TimingMessage;
-use tokio::io::AsyncBufReadExt as _;
 
 const GST_SERVER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -82,24 +81,11 @@ impl GstServer {
         if let Some((method, user, password)) = auth {
             cmd.args(["--auth", method, user, password]);
         }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start gst-rtsp-server");
-        let stdout = child.stdout.take().expect("stdout");
-        let port = tokio::time::timeout(Duration::from_secs(20), async {
-            tokio::io::BufReader::new(stdout).lines().next_line().await
-        })
-        .await
-        .expect("gst-rtsp-server started in time")
-        .expect("read")
-        .expect("gst-rtsp-server printed its port");
+        cmd.stderr(Stdio::inherit());
+        let (child, port) = support::spawn_announcing(cmd, "gst-rtsp-server").await;
         GstServer {
             _child: child,
-            url: format!("rtsp://127.0.0.1:{}/stream", port.trim()),
+            url: format!("rtsp://127.0.0.1:{port}/stream"),
         }
     }
 }

@@ -110,6 +110,30 @@ impl Recorder {
     }
 }
 
+/// Starts a server that announces itself (URL or port) on its first stdout line; returns the
+/// process (killed when dropped) and that line.
+pub async fn spawn_announcing(
+    mut cmd: tokio::process::Command,
+    what: &str,
+) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt as _;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let line = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        tokio::io::BufReader::new(stdout).lines().next_line().await
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} did not start within 20 s"))
+    .expect("read stdout")
+    .unwrap_or_else(|| panic!("{what} exited without announcing itself"));
+    (child, line.trim().to_owned())
+}
+
 fn rand_suffix() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
