@@ -60,6 +60,16 @@ pub struct Args {
     #[arg(long)]
     pub no_audio: bool,
 
+    /// Record this video stream, by its index in the camera's SDP (0 = the first `m=` line).
+    /// Default: the first video stream that can be stored.
+    #[arg(long, value_name = "N", conflicts_with = "no_video")]
+    pub video_stream: Option<usize>,
+
+    /// Record this audio stream, by its index in the camera's SDP (0 = the first `m=` line).
+    /// Default: the first audio stream that can be stored.
+    #[arg(long, value_name = "N", conflicts_with = "no_audio")]
+    pub audio_stream: Option<usize>,
+
     /// Don't write the timing SEI (receive time, RTP time, sender reports).
     #[arg(long)]
     pub no_timing_info: bool,

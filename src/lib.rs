@@ -6,6 +6,7 @@
 //! * [`cli`] — command-line flags (compatible with retina-record 0.2), credentials, names.
 //! * [`session`] — the RTSP session loop: retina in, frames with timing out.
 //! * [`sei`] — the timing SEI format, a compatibility contract with 0.2's files.
+//! * [`g711`] — G.711 µ-law/A-law expansion, for storing camera audio as linear PCM.
 //! * [`mp4`] — fragmented MP4 muxing: header, fragments, decode times.
 //! * [`output`] — the output file and its writer thread.
 //! * [`reader`] — reads recordings back, timing data included.
@@ -16,6 +17,7 @@
 pub mod camera;
 pub mod cli;
 pub mod demo;
+pub mod g711;
 pub mod mp4;
 pub mod output;
 pub mod reader;

@@ -94,6 +94,7 @@ pub struct VideoConfig {
     pub clock_rate: u32,
 }
 
+#[derive(Clone)]
 pub struct AudioConfig {
     pub clock_rate: u32,
     pub sample_entry: mp4_atom::Codec,
@@ -998,6 +999,25 @@ fn duration_ticks(d: Duration, clock_rate: u32) -> u64 {
 
 fn to_movie_time(ticks: u64, timescale: u32) -> u64 {
     (u128::from(ticks) * u128::from(MOVIE_TIMESCALE) / u128::from(timescale.max(1))) as u64
+}
+
+/// The sample entry for 16-bit big-endian linear PCM (`twos`, QuickTime's and ISO/IEC 14496-12's
+/// `AudioSampleEntry` layout), how G.711 and L16 audio are stored: see the README.
+pub fn pcm_sample_entry(clock_rate: u32, channels: u16) -> Result<mp4_atom::Codec, String> {
+    // The entry's rate field is 16.16 fixed point.
+    let rate = u16::try_from(clock_rate)
+        .map_err(|_| format!("its {clock_rate} Hz rate does not fit an MP4 audio sample entry"))?;
+    Ok(mp4_atom::Codec::Twos(mp4_atom::Twos {
+        audio: mp4_atom::Audio {
+            data_reference_index: 1,
+            channel_count: channels,
+            sample_size: 16,
+            sample_rate: mp4_atom::FixedPoint::new(rate, 0),
+        },
+        pcmc: None,
+        chnl: None,
+        btrt: None,
+    }))
 }
 
 /// Decodes an MP4 sample entry box, as retina's `mp4_sample_entry()` builds it, into the

@@ -15,6 +15,7 @@ use retina::codec::{CodecItem, ParametersRef};
 use tokio::sync::watch;
 
 use crate::cli::{self, Args, Source, Transport};
+use crate::g711;
 use crate::mp4::{self, AudioInput, VideoInput};
 use crate::output::{self, Message, Outcome, SendError, Writer};
 use crate::sei::{self, FrameTiming, NalFlavor, SenderReport};
@@ -148,7 +149,7 @@ async fn connect_and_record(
             flavor: selection.flavor,
             clock_rate: session.streams()[i].clock_rate_hz(),
         }),
-        audio: selection.audio.map(|(_, a)| a),
+        audio: selection.audio.as_ref().map(|(_, a, _)| a.clone()),
         fragment_duration: args.fragment_duration,
         timing: !args.no_timing_info,
         creation_time: jiff::Timestamp::now(),
@@ -156,6 +157,7 @@ async fn connect_and_record(
     let mut writer = Writer::start(out, config, WRITER_QUEUE_FRAMES)?;
     let mut state = LoopState {
         video_stream: selection.video,
+        audio_format: selection.audio.as_ref().map_or(AudioFormat::AsIs, |a| a.2),
         allow_loss: args.allow_loss,
         need_sample_entry: true,
         pending_reports: Vec::new(),
@@ -380,42 +382,109 @@ pub fn log_outcome(o: &Outcome) {
 struct Selection {
     video: Option<usize>,
     flavor: NalFlavor,
-    audio: Option<(usize, mp4::AudioConfig)>,
+    audio: Option<(usize, mp4::AudioConfig, AudioFormat)>,
 }
 
-/// Picks the first video stream and the first audio stream that can be stored without
-/// transcoding, logging what was skipped and why.
+/// How a stream's audio frames become MP4 samples.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum AudioFormat {
+    /// As received (AAC access units, L16 samples).
+    AsIs,
+    /// G.711 codes expanded to 16-bit linear PCM.
+    G711(g711::Law),
+}
+
+/// Picks the video and audio streams to record: the ones `--video-stream`/`--audio-stream`
+/// name, else the first of each kind that can be stored without transcoding. Logs what it took,
+/// what it ignored and why.
 fn select_streams(
     args: &Args,
     session: &Session<retina::client::Described>,
 ) -> anyhow::Result<Selection> {
+    let streams = session.streams();
+    let describe = |i: usize, s: &retina::client::Stream| {
+        format!(
+            "stream {i} ({} {}/{})",
+            s.media(),
+            s.encoding_name(),
+            s.clock_rate_hz()
+        )
+    };
+    for (flag, chosen, media, a_media) in [
+        ("--video-stream", args.video_stream, "video", "a video"),
+        ("--audio-stream", args.audio_stream, "audio", "an audio"),
+    ] {
+        match chosen.map(|n| (n, streams.get(n))) {
+            Some((n, None)) => {
+                return Err(usage(format!(
+                    "{flag} {n}: the camera offers {} stream(s), numbered from 0",
+                    streams.len()
+                )));
+            }
+            Some((n, Some(s))) if s.media() != media => {
+                return Err(usage(format!(
+                    "{flag} {n}: {} is not {a_media} stream",
+                    describe(n, s)
+                )));
+            }
+            _ => {}
+        }
+    }
     let mut video = None;
     let mut flavor = NalFlavor::H264;
     let mut audio = None;
-    for (i, s) in session.streams().iter().enumerate() {
-        let what = format!("stream {i} ({} {})", s.media(), s.encoding_name());
-        match s.media() {
-            "video" if args.no_video => tracing::info!("ignoring {what}: --no-video"),
-            "video" if video.is_some() => {
-                tracing::info!("ignoring {what}: already recording a video stream")
+    for (i, s) in streams.iter().enumerate() {
+        let what = describe(i, s);
+        let (skip_flag, chosen, taken) = match s.media() {
+            "video" => (
+                args.no_video.then_some("--no-video"),
+                args.video_stream,
+                video,
+            ),
+            "audio" => (
+                args.no_audio.then_some("--no-audio"),
+                args.audio_stream,
+                audio.as_ref().map(|a: &(usize, _, _)| a.0),
+            ),
+            _ => {
+                tracing::info!("ignoring {what}: not audio or video");
+                continue;
             }
-            "video" => match s.encoding_name() {
-                "h264" => (video, flavor) = (Some(i), NalFlavor::H264),
-                "h265" => (video, flavor) = (Some(i), NalFlavor::H265),
-                other => tracing::info!("ignoring {what}: {other} video is not supported"),
-            },
-            "audio" if args.no_audio => tracing::info!("ignoring {what}: --no-audio"),
-            "audio" if audio.is_some() => {
-                tracing::info!("ignoring {what}: already recording an audio stream")
-            }
-            "audio" => match audio_config(s) {
-                Ok(config) => audio = Some((i, config)),
-                Err(why) => tracing::info!("ignoring {what}: {why}"),
-            },
-            _ => tracing::info!("ignoring {what}"),
+        };
+        if let Some(flag) = skip_flag {
+            tracing::info!("ignoring {what}: {flag}");
+            continue;
         }
-        if video == Some(i) || audio.as_ref().is_some_and(|a| a.0 == i) {
-            tracing::info!("recording {what}");
+        match (chosen, taken) {
+            (Some(n), _) if n != i => {
+                tracing::info!("ignoring {what}: stream {n} was chosen");
+                continue;
+            }
+            (None, Some(t)) => {
+                tracing::info!("ignoring {what}: already recording stream {t}");
+                continue;
+            }
+            _ => {}
+        }
+        let storable = match s.media() {
+            "video" => match s.encoding_name() {
+                "h264" => Ok(video = Some(i)),
+                "h265" => {
+                    flavor = NalFlavor::H265;
+                    Ok(video = Some(i))
+                }
+                other => Err(format!(
+                    "{other} video is not supported (H.264 and H.265 are)"
+                )),
+            },
+            _ => audio_config(s).map(|(config, format)| audio = Some((i, config, format))),
+        };
+        match storable {
+            Ok(()) => tracing::info!("recording {what}"),
+            Err(why) if chosen.is_some() => {
+                return Err(usage(format!("{what} cannot be recorded: {why}")));
+            }
+            Err(why) => tracing::info!("ignoring {what}: {why}"),
         }
     }
     if video.is_none() && audio.is_none() {
@@ -428,25 +497,39 @@ fn select_streams(
     })
 }
 
-fn audio_config(s: &retina::client::Stream) -> Result<mp4::AudioConfig, String> {
+/// How an audio stream is stored, or why it cannot be.
+fn audio_config(s: &retina::client::Stream) -> Result<(mp4::AudioConfig, AudioFormat), String> {
     let Some(ParametersRef::Audio(params)) = s.parameters() else {
         return Err("its parameters are unknown".into());
     };
-    let bytes = params
-        .mp4_sample_entry()
-        .build()
-        .map_err(|_| "it cannot be stored in MP4 without transcoding".to_owned())?;
-    let sample_entry = mp4::sample_entry_from_bytes(&bytes)
-        .map_err(|e| format!("its sample entry is unusable: {e}"))?;
-    Ok(mp4::AudioConfig {
+    let format = match s.encoding_name() {
+        "pcmu" => AudioFormat::G711(g711::Law::Mu),
+        "pcma" => AudioFormat::G711(g711::Law::A),
+        _ => AudioFormat::AsIs,
+    };
+    let sample_entry = match s.encoding_name() {
+        "pcmu" | "pcma" | "l16" => {
+            mp4::pcm_sample_entry(params.clock_rate(), params.channels().get())?
+        }
+        other => {
+            let bytes = params.mp4_sample_entry().build().map_err(|_| {
+                format!("{other} audio cannot be stored in MP4 without transcoding")
+            })?;
+            mp4::sample_entry_from_bytes(&bytes)
+                .map_err(|e| format!("its sample entry is unusable: {e}"))?
+        }
+    };
+    let config = mp4::AudioConfig {
         clock_rate: params.clock_rate(),
         sample_entry,
         frame_length: params.frame_length().map(|n| n.get()),
-    })
+    };
+    Ok((config, format))
 }
 
 struct LoopState {
     video_stream: Option<usize>,
+    audio_format: AudioFormat,
     allow_loss: bool,
     need_sample_entry: bool,
     pending_reports: Vec<SenderReport>,
@@ -514,9 +597,17 @@ impl LoopState {
             CodecItem::AudioFrame(f) => {
                 self.check_loss(f.loss(), self.audio_frames, "audio", f.timestamp())?;
                 self.audio_frames += 1;
+                let data = match self.audio_format {
+                    AudioFormat::AsIs => f.data().to_vec(),
+                    AudioFormat::G711(law) => {
+                        let mut pcm = Vec::new();
+                        g711::expand_be(law, f.data(), &mut pcm);
+                        pcm
+                    }
+                };
                 let input = AudioInput {
                     pts: f.timestamp().elapsed(),
-                    data: f.data().to_vec(),
+                    data,
                 };
                 self.send(writer, Message::Audio(input))
             }

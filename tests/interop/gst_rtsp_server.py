@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """GStreamer's gst-rtsp-server serving one clip, for retina-record's interop tests.
 
-Usage: gst_rtsp_server.py CLIP.mkv {h264-aac|h264|h265-aac|h264-pcmu} [--auth basic|digest USER PASSWORD]
+Usage: gst_rtsp_server.py CLIP.mkv VIDEO[-AUDIO[+AUDIO...]] [--auth basic|digest USER PASSWORD]
+
+VIDEO is h264 or h265, each AUDIO aac, pcmu or pcma (h264-aac, h264-aac+pcmu, ...): one RTSP
+stream per codec, in that order, from the clip's audio tracks in order.
 
 Serves rtsp://127.0.0.1:PORT/stream on a free port and prints "PORT" on stdout once ready.
 Runs until killed. The clip is a Matroska file made by the test with ffmpeg.
@@ -20,8 +23,9 @@ VIDEO = {
     "h265": "h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1",
 }
 AUDIO = {
-    "aac": "aacparse ! rtpmp4gpay name=pay1 pt=97",
-    "pcmu": "rtppcmupay name=pay1 pt=0",
+    "aac": "aacparse ! rtpmp4gpay name=pay{n} pt=97",
+    "pcmu": "rtppcmupay name=pay{n} pt=0",
+    "pcma": "rtppcmapay name=pay{n} pt=8",
 }
 
 
@@ -30,8 +34,8 @@ def main():
     video, _, audio = codecs.partition("-")
     Gst.init(None)
     launch = f"( filesrc location={clip} ! matroskademux name=d d.video_0 ! queue ! {VIDEO[video]}"
-    if audio:
-        launch += f" d.audio_0 ! queue ! {AUDIO[audio]}"
+    for i, a in enumerate(audio.split("+") if audio else []):
+        launch += f" d.audio_{i} ! queue ! " + AUDIO[a].format(n=i + 1)
     launch += " )"
 
     server = GstRtspServer.RTSPServer()

@@ -200,6 +200,62 @@ pub fn ffmpeg_decoded_video_frames(path: &Path) -> Option<u64> {
     )
 }
 
+/// The first audio track as ffmpeg decodes it.
+pub struct DecodedAudio {
+    pub codec_name: String,
+    pub sample_rate: u32,
+    /// Mono 16-bit samples, at `sample_rate`.
+    pub samples: Vec<i16>,
+    pub decoded_secs: f64,
+}
+
+/// Decodes the first audio track with ffmpeg (asserting it reports no error); `None` without
+/// ffmpeg/ffprobe.
+pub fn ffmpeg_audio(path: &Path) -> Option<DecodedAudio> {
+    if !have_tool("ffmpeg") || !have_tool("ffprobe") {
+        return None;
+    }
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0"])
+        .args([
+            "-show_entries",
+            "stream=codec_name,sample_rate",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (codec_name, rate) = text
+        .split_once(',')
+        .unwrap_or_else(|| panic!("ffprobe audio stream: {text:?}"));
+    let sample_rate: u32 = rate.parse().expect("sample rate");
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-ac", "1", "-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "ffmpeg failed to decode the audio of {}: {errors}",
+        path.display()
+    );
+    let samples: Vec<i16> = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    Some(DecodedAudio {
+        codec_name: codec_name.to_owned(),
+        sample_rate,
+        decoded_secs: samples.len() as f64 / f64::from(sample_rate),
+        samples,
+    })
+}
+
 /// ffprobe's view of each decoded video frame, in output (presentation) order.
 #[derive(Debug)]
 pub struct ProbedFrame {
