@@ -4,15 +4,18 @@
 //! `retina-record camera` ships it for pipeline testing, `retina-record demo` records from it,
 //! and the tests use it for control and fault injection. One piece of code for all three.
 //!
-//! * H.264 is packetized per RFC 6184 (single NAL units and FU-A, parameter sets in-band before
-//!   every keyframe, as cameras do); AAC per RFC 3640 (`AAC-hbr`, one AU per packet).
+//! * H.264 is packetized per RFC 6184 (single NAL units and FU-A), H.265 per RFC 7798 (single
+//!   NAL units and FUs), parameter sets in-band before every keyframe as cameras do; AAC per
+//!   RFC 3640 (`AAC-hbr`, one AU per packet); G.711 (PCMU, PCMA) and L16 per RFC 3551, 20 ms
+//!   per packet.
 //! * Clips play in sequence and loop, with RTP timestamps continuing across the joins. The RTP
 //!   timestamps start close to 2^32 so they wrap a few seconds in, as a long-running camera's do.
 //! * A sender report goes out for each stream once per second of media. Its NTP time comes from a
 //!   clock the caller sets: `ntp_base` is the NTP time of media time 0.
 //! * With `keep_log`, every frame's send time (after its last packet was handed to the socket)
 //!   and every SR is logged, for tests to compare with a recording.
-//! * Faults on demand: [`Camera::drop_connections`], [`Camera::stall`].
+//! * Faults on demand: [`Camera::drop_connections`], [`Camera::stall`]; and the quirks real
+//!   cameras have, set up front with [`Quirks`].
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -37,8 +40,12 @@ const MAX_PAYLOAD: usize = 1400;
 const SESSION_ID: &str = "12345678";
 const MAX_REQUEST_BYTES: usize = 64 * 1024;
 
-/// The clip built into the binary: H.264 Main 320x240 25 fps + AAC-LC 16 kHz mono, 4 s.
+/// The clips built into the binary (see `clips/make-clips.sh`): 320x240 25 fps + AAC-LC 16 kHz
+/// mono, 4 s; and the same tone as raw G.711.
 const BUILTIN_H264_AAC: &[u8] = include_bytes!("../clips/h264_aac.mp4");
+const BUILTIN_H265_AAC: &[u8] = include_bytes!("../clips/h265_aac.mp4");
+const TONE_PCMU_8K: &[u8] = include_bytes!("../clips/tone_8k.pcmu");
+const TONE_PCMA_16K: &[u8] = include_bytes!("../clips/tone_16k.pcma");
 
 pub struct CameraConfig {
     /// Where to listen; port 0 picks a free one.
@@ -55,6 +62,31 @@ pub struct CameraConfig {
     pub credentials: Option<(String, String)>,
     /// Keep a [`Log`] of every frame and sender report sent (grows without bound: for tests).
     pub keep_log: bool,
+    pub quirks: Quirks,
+}
+
+/// What real cameras do that a recorder must survive; all off by default. Times are media
+/// seconds since the session's start.
+#[derive(Clone, Debug, Default)]
+pub struct Quirks {
+    /// Leave the parameter sets out of the SDP and out of the session's first keyframe: frames,
+    /// a keyframe among them, arrive before any parameter set.
+    pub no_sdp_parameters: bool,
+    /// Start each session at this video frame of the first clip (mid-GOP: the frames before the
+    /// next keyframe cannot be decoded). The first sender reports still go out before it.
+    pub start_at_frame: usize,
+    /// After every Nth video frame, an access unit without a picture (one filler-data NAL unit,
+    /// its own timestamp); every Nth AAC frame is sent empty (a zero-size AU).
+    pub empty_frames_every: Option<usize>,
+    /// Don't send the video frame due at this time (its packets' sequence numbers are used up,
+    /// so the receiver sees the loss). It is not logged as sent.
+    pub lose_video_frame_at: Option<f64>,
+    /// From this time on, both streams' RTP timestamps (and their sender reports) jump by this
+    /// many seconds, forward or back: a camera whose clock was reset.
+    pub timestamp_jump: Option<(f64, f64)>,
+    /// From this time on, audio timestamps are this many seconds earlier (some servers' audio
+    /// steps back ~20 ms).
+    pub audio_step_back: Option<(f64, f64)>,
 }
 
 impl CameraConfig {
@@ -68,6 +100,7 @@ impl CameraConfig {
             audio: true,
             credentials: None,
             keep_log: false,
+            quirks: Quirks::default(),
         }
     }
 }
@@ -242,35 +275,106 @@ pub async fn serve(
     Ok(())
 }
 
+/// The video codecs the camera serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VideoCodec {
+    H264,
+    H265,
+}
+
+impl VideoCodec {
+    /// NAL unit header length: H.264 one byte, H.265 two.
+    fn header_len(self) -> usize {
+        match self {
+            VideoCodec::H264 => 1,
+            VideoCodec::H265 => 2,
+        }
+    }
+}
+
+/// The audio codecs the camera serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AudioCodec {
+    /// AAC with its AudioSpecificConfig.
+    Aac(Vec<u8>),
+    Pcmu,
+    Pcma,
+    /// 16-bit big-endian linear PCM.
+    L16,
+}
+
+/// A clip's audio: frames of `(time at rate, payload)`.
+struct ClipAudio {
+    codec: AudioCodec,
+    rate: u32,
+    frames: Vec<(i64, Vec<u8>)>,
+}
+
+impl ClipAudio {
+    /// Raw samples cut into 20 ms frames, as cameras packetize G.711 (RFC 3551 §4.2).
+    fn raw(codec: AudioCodec, rate: u32, bytes_per_sample: usize, samples: &[u8]) -> ClipAudio {
+        let per_frame = rate as usize / 50;
+        let frames = samples
+            .chunks(per_frame * bytes_per_sample)
+            .enumerate()
+            .map(|(i, chunk)| ((i * per_frame) as i64, chunk.to_vec()))
+            .collect();
+        ClipAudio {
+            codec,
+            rate,
+            frames,
+        }
+    }
+}
+
+/// A video frame of a clip, at 90 kHz.
+struct ClipFrame {
+    dts: i64,
+    pts: i64,
+    keyframe: bool,
+    nals: Vec<Vec<u8>>,
+}
+
 /// One clip's samples, ready to send.
 pub struct Clip {
-    sps: Vec<u8>,
-    pps: Vec<u8>,
-    /// (decode time, presentation time, keyframe, NAL units) at 90 kHz.
-    video: Vec<(i64, i64, bool, Vec<Vec<u8>>)>,
-    /// (time, AU) at the audio rate.
-    audio: Vec<(i64, Vec<u8>)>,
-    audio_rate: u32,
-    audio_config: Vec<u8>,
+    codec: VideoCodec,
+    /// Sent before every keyframe, and in the SDP: H.264 SPS, PPS; H.265 VPS, SPS, PPS.
+    parameter_sets: Vec<Vec<u8>>,
+    video: Vec<ClipFrame>,
+    audio: Option<ClipAudio>,
     /// Video length at 90 kHz: the timestamp offset of the next loop.
     duration: i64,
 }
 
 impl Clip {
-    /// The clip built into the binary for `video` + `audio` (`none` for no audio).
+    /// The clip built into the binary for `video` (`h264`, `h265`) + `audio` (`aac`, `pcmu`,
+    /// `pcma`, `l16`, `none`). PCMU is 8 kHz; PCMA and L16 are 16 kHz, a rate other than
+    /// G.711's usual one, on purpose.
     pub fn builtin(video: &str, audio: &str) -> anyhow::Result<Clip> {
-        match (video, audio) {
-            ("h264", "aac" | "none") => {
-                Clip::from_recording(Recording::from_bytes(BUILTIN_H264_AAC)?)
+        let mp4 = match video {
+            "h264" => BUILTIN_H264_AAC,
+            "h265" => BUILTIN_H265_AAC,
+            other => bail!("the built-in camera has no {other} video (it has: h264, h265)"),
+        };
+        let mut clip = Clip::from_recording(Recording::from_bytes(mp4)?)?;
+        clip.audio = match audio {
+            "aac" => clip.audio,
+            "none" => None,
+            "pcmu" => Some(ClipAudio::raw(AudioCodec::Pcmu, 8000, 1, TONE_PCMU_8K)),
+            "pcma" => Some(ClipAudio::raw(AudioCodec::Pcma, 16_000, 1, TONE_PCMA_16K)),
+            "l16" => {
+                let mut linear = Vec::new();
+                crate::g711::expand_be(crate::g711::Law::A, TONE_PCMA_16K, &mut linear);
+                Some(ClipAudio::raw(AudioCodec::L16, 16_000, 2, &linear))
             }
-            ("h264", other) => {
-                bail!("the built-in camera has no {other} audio yet (it has: aac, none)")
-            }
-            (other, _) => bail!("the built-in camera has no {other} video yet (it has: h264)"),
-        }
+            other => bail!(
+                "the built-in camera has no {other} audio (it has: aac, pcmu, pcma, l16, none)"
+            ),
+        };
+        Ok(clip)
     }
 
-    /// A clip from a fragmented MP4 file (H.264 at 90 kHz, optional AAC).
+    /// A clip from a fragmented MP4 file (H.264 or H.265 at 90 kHz, optional AAC).
     pub fn from_file(path: &Path) -> anyhow::Result<Clip> {
         Clip::from_recording(Recording::open(path)?)
             .with_context(|| format!("clip {}", path.display()))
@@ -279,16 +383,30 @@ impl Clip {
     fn from_recording(rec: Recording) -> anyhow::Result<Clip> {
         let v = rec.video_track().context("no video track")?;
         anyhow::ensure!(v.timescale == 90_000, "video timescale must be 90 kHz");
-        let Some(mp4_atom::Codec::Avc1(avc1)) = v.sample_entries.first() else {
-            bail!("video is not avc1");
+        let (codec, parameter_sets) = match v.sample_entries.first() {
+            Some(mp4_atom::Codec::Avc1(avc1)) => {
+                let sps = avc1.avcc.sequence_parameter_sets.first();
+                let pps = avc1.avcc.picture_parameter_sets.first();
+                let (Some(sps), Some(pps)) = (sps, pps) else {
+                    bail!("no SPS/PPS");
+                };
+                anyhow::ensure!(sps.len() >= 4, "SPS too short");
+                (VideoCodec::H264, vec![sps.clone(), pps.clone()])
+            }
+            Some(mp4_atom::Codec::Hvc1(hvc1)) => {
+                // VPS (32), SPS (33), PPS (34), in that order.
+                let mut sets = Vec::new();
+                for t in 32..=34 {
+                    let set = hvc1.hvcc.arrays.iter().find(|a| a.nal_unit_type == t);
+                    let Some(nal) = set.and_then(|a| a.nalus.first()) else {
+                        bail!("no NAL unit of type {t} in hvcC");
+                    };
+                    sets.push(nal.clone());
+                }
+                (VideoCodec::H265, sets)
+            }
+            _ => bail!("video is neither avc1 nor hvc1"),
         };
-        let (Some(sps), Some(pps)) = (
-            avc1.avcc.sequence_parameter_sets.first(),
-            avc1.avcc.picture_parameter_sets.first(),
-        ) else {
-            bail!("no SPS/PPS");
-        };
-        anyhow::ensure!(sps.len() >= 4, "SPS too short");
         let mut video = Vec::new();
         let mut duration = 0;
         for s in rec.track_samples(v.track_id) {
@@ -296,46 +414,60 @@ impl Clip {
             let nals = nal_units(&data)
                 .map(|n| n.map(<[u8]>::to_vec))
                 .collect::<Result<_, _>>()?;
-            video.push((s.dts as i64, s.pts(), s.is_sync, nals));
+            video.push(ClipFrame {
+                dts: s.dts as i64,
+                pts: s.pts(),
+                keyframe: s.is_sync,
+                nals,
+            });
             duration = duration.max((s.dts + u64::from(s.duration)) as i64);
         }
         anyhow::ensure!(!video.is_empty(), "no video samples");
         // Presentation starts at 0 whatever edit the encoder applied.
-        let min_pts = video.iter().map(|f| f.1).min().unwrap_or(0);
+        let min_pts = video.iter().map(|f| f.pts).min().unwrap_or(0);
         for f in &mut video {
-            f.1 -= min_pts;
+            f.pts -= min_pts;
         }
-        let (mut audio, mut audio_rate, mut audio_config) = (Vec::new(), 16_000, Vec::new());
-        if let Some(a) = rec.audio_track() {
-            audio_rate = a.timescale;
-            if let Some(mp4_atom::Codec::Mp4a(mp4a)) = a.sample_entries.first()
-                && let Some(ds) = &mp4a.esds.es_desc.dec_config.dec_specific
-            {
-                audio_config = ds.raw.clone();
-                if audio_config.is_empty() {
-                    audio_config = vec![
-                        (ds.profile << 3) | (ds.freq_index >> 1),
-                        (ds.freq_index << 7) | (ds.chan_conf << 3),
-                    ];
+        let mut audio = None;
+        if let Some(a) = rec.audio_track()
+            && let Some(mp4_atom::Codec::Mp4a(mp4a)) = a.sample_entries.first()
+            && let Some(ds) = &mp4a.esds.es_desc.dec_config.dec_specific
+        {
+            let mut config = ds.raw.clone();
+            if config.is_empty() {
+                config = vec![
+                    (ds.profile << 3) | (ds.freq_index >> 1),
+                    (ds.freq_index << 7) | (ds.chan_conf << 3),
+                ];
+            }
+            // Only frames that end within the video: a looping clip's audio must not overlap
+            // itself at the join (no camera's does).
+            let end = duration * i64::from(a.timescale) / 90_000;
+            let mut frames = Vec::new();
+            for s in rec.track_samples(a.track_id) {
+                if s.dts as i64 + i64::from(s.duration) <= end {
+                    frames.push((s.dts as i64, rec.read_sample(s)?));
                 }
             }
-            for s in rec.track_samples(a.track_id) {
-                audio.push((s.dts as i64, rec.read_sample(s)?));
+            if !frames.is_empty() {
+                audio = Some(ClipAudio {
+                    codec: AudioCodec::Aac(config),
+                    rate: a.timescale,
+                    frames,
+                });
             }
         }
         Ok(Clip {
-            sps: sps.clone(),
-            pps: pps.clone(),
+            codec,
+            parameter_sets,
             video,
             audio,
-            audio_rate,
-            audio_config,
             duration,
         })
     }
 
     fn has_audio(&self) -> bool {
-        !self.audio.is_empty() && !self.audio_config.is_empty()
+        self.audio.is_some()
     }
 }
 
@@ -574,31 +706,63 @@ async fn respond(
 fn sdp(shared: &Shared) -> String {
     let clip = &shared.config.clips[0];
     let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+    let ps = &clip.parameter_sets;
+    let bare = shared.config.quirks.no_sdp_parameters;
+    let video = match clip.codec {
+        VideoCodec::H264 if bare => {
+            "a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\n".into()
+        }
+        VideoCodec::H264 => format!(
+            "a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id={:02X}{:02X}{:02X};\
+             sprop-parameter-sets={},{}\r\n",
+            ps[0][1],
+            ps[0][2],
+            ps[0][3],
+            b64(&ps[0]),
+            b64(&ps[1])
+        ),
+        VideoCodec::H265 if bare => "a=rtpmap:96 H265/90000\r\n".into(),
+        VideoCodec::H265 => format!(
+            "a=rtpmap:96 H265/90000\r\na=fmtp:96 sprop-vps={};sprop-sps={};sprop-pps={}\r\n",
+            b64(&ps[0]),
+            b64(&ps[1]),
+            b64(&ps[2])
+        ),
+    };
     let mut s = format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=retina-record camera\r\nt=0 0\r\na=control:*\r\n\
-         m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:96 H264/90000\r\n\
-         a=fmtp:96 packetization-mode=1;profile-level-id={:02X}{:02X}{:02X};sprop-parameter-sets={},{}\r\n\
-         a=control:trackID=0\r\n",
-        clip.sps[1],
-        clip.sps[2],
-        clip.sps[3],
-        b64(&clip.sps),
-        b64(&clip.pps)
+         m=video 0 RTP/AVP 96\r\nc=IN IP4 0.0.0.0\r\n{video}a=control:trackID=0\r\n"
     );
-    if shared.config.audio && clip.has_audio() {
-        let config: String = clip
-            .audio_config
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect();
+    if let Some(audio) = clip.audio.as_ref().filter(|_| shared.config.audio) {
+        let pt = audio_payload_type(audio);
+        let rate = audio.rate;
+        let format = match &audio.codec {
+            AudioCodec::Aac(config) => {
+                let config: String = config.iter().map(|b| format!("{b:02X}")).collect();
+                format!(
+                    "a=rtpmap:{pt} MPEG4-GENERIC/{rate}/1\r\na=fmtp:{pt} streamtype=5;\
+                     profile-level-id=15;mode=AAC-hbr;sizelength=13;indexlength=3;\
+                     indexdeltalength=3;config={config}\r\n"
+                )
+            }
+            AudioCodec::Pcmu => format!("a=rtpmap:{pt} PCMU/{rate}\r\n"),
+            AudioCodec::Pcma => format!("a=rtpmap:{pt} PCMA/{rate}\r\n"),
+            AudioCodec::L16 => format!("a=rtpmap:{pt} L16/{rate}/1\r\n"),
+        };
         s.push_str(&format!(
-            "m=audio 0 RTP/AVP 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 MPEG4-GENERIC/{}/1\r\n\
-             a=fmtp:97 streamtype=5;profile-level-id=15;mode=AAC-hbr;sizelength=13;indexlength=3;\
-             indexdeltalength=3;config={config}\r\na=control:trackID=1\r\n",
-            clip.audio_rate
+            "m=audio 0 RTP/AVP {pt}\r\nc=IN IP4 0.0.0.0\r\n{format}a=control:trackID=1\r\n"
         ));
     }
     s
+}
+
+/// RFC 3551's static payload types for 8 kHz G.711; a dynamic one otherwise.
+fn audio_payload_type(audio: &ClipAudio) -> u8 {
+    match (&audio.codec, audio.rate) {
+        (AudioCodec::Pcmu, 8000) => 0,
+        (AudioCodec::Pcma, 8000) => 8,
+        _ => 97,
+    }
 }
 
 /// Per-stream RTP state.
@@ -609,8 +773,8 @@ struct RtpState {
 }
 
 enum Event<'a> {
-    Video(&'a (i64, i64, bool, Vec<Vec<u8>>), &'a Clip),
-    Audio(&'a (i64, Vec<u8>), u32),
+    Video(usize, &'a ClipFrame, &'a Clip),
+    Audio(usize, &'a (i64, Vec<u8>), &'a ClipAudio),
 }
 
 async fn stream_media(
@@ -619,6 +783,7 @@ async fn stream_media(
     dests: [Option<Dest>; 2],
 ) -> anyhow::Result<()> {
     let speed = shared.config.speed;
+    let quirks = &shared.config.quirks;
     let mut t0 = tokio::time::Instant::now();
     let mut state = [0, 1].map(|i| RtpState {
         seq: FIRST_SEQ[i],
@@ -627,24 +792,38 @@ async fn stream_media(
     });
     let mut next_report = [0i64; 2]; // media second of each stream's next SR
     let mut offset_90k = 0i64;
+    let mut first_loop = true;
+    let mut lost_one = false;
+    let mut keyframes_sent = 0;
     let _ = shared.progress.send(0.0);
+    // The camera's clock reset, in seconds, at media time `media`.
+    let jump_at = |media: f64| match quirks.timestamp_jump {
+        Some((at, by)) if media >= at => by,
+        _ => 0.0,
+    };
     loop {
         for clip in &shared.config.clips {
             // Merge the clip's video (decode order) and audio by send time.
+            let skip = if first_loop { quirks.start_at_frame } else { 0 };
+            let start = clip
+                .video
+                .get(skip)
+                .map_or(0.0, |f| f.dts as f64 / 90_000.0);
             let mut events: Vec<(f64, Event<'_>)> = clip
                 .video
                 .iter()
-                .map(|f| (f.0 as f64 / 90_000.0, Event::Video(f, clip)))
+                .enumerate()
+                .skip(skip)
+                .map(|(i, f)| (f.dts as f64 / 90_000.0, Event::Video(i, f, clip)))
                 .collect();
-            if dests[1].is_some() {
-                events.extend(clip.audio.iter().map(|a| {
-                    (
-                        a.0 as f64 / f64::from(clip.audio_rate),
-                        Event::Audio(a, clip.audio_rate),
-                    )
+            if let (Some(audio), Some(_)) = (&clip.audio, &dests[1]) {
+                events.extend(audio.frames.iter().enumerate().filter_map(|(i, a)| {
+                    let t = a.0 as f64 / f64::from(audio.rate);
+                    (t >= start).then_some((t, Event::Audio(i, a, audio)))
                 }));
             }
             events.sort_by(|a, b| a.0.total_cmp(&b.0));
+            first_loop = false;
             let offset_secs = offset_90k as f64 / 90_000.0;
             for (t, event) in events {
                 let media = offset_secs + t;
@@ -666,7 +845,7 @@ async fn stream_media(
                     let rate = if stream == 0 {
                         90_000
                     } else {
-                        i64::from(clip.audio_rate)
+                        clip.audio.as_ref().map_or(8000, |a| a.rate)
                     };
                     while (next_report[stream] as f64) <= media {
                         let k = next_report[stream];
@@ -675,22 +854,10 @@ async fn stream_media(
                         } else {
                             AUDIO_RTP_START
                         };
-                        let rtp = start.wrapping_add((k * rate) as u32);
+                        let ticks = (k as f64 + jump_at(k as f64)) * f64::from(rate);
+                        let rtp = start.wrapping_add(ticks as i64 as u32);
                         let ntp = shared.config.ntp_base + ((k as u64) << 32);
-                        let st = &state[stream];
-                        let mut sr = Vec::with_capacity(28);
-                        sr.extend_from_slice(&[0x80, 200, 0, 6]);
-                        for w in [
-                            SSRCS[stream],
-                            (ntp >> 32) as u32,
-                            ntp as u32,
-                            rtp,
-                            st.packets,
-                            st.octets,
-                        ] {
-                            sr.extend_from_slice(&w.to_be_bytes());
-                        }
-                        send_rtcp(&writer, dest, &sr).await?;
+                        send_sender_report(&writer, dest, &state[stream], stream, ntp, rtp).await?;
                         if shared.config.keep_log {
                             let mut log = shared.log();
                             let after_video_frames =
@@ -706,37 +873,91 @@ async fn stream_media(
                     }
                 }
                 match event {
-                    Event::Video(f, clip) => {
+                    Event::Video(i, f, clip) => {
                         let Some(dest) = &dests[0] else { continue };
-                        let pts = offset_90k + f.1;
+                        let pts = offset_90k + f.pts + (jump_at(media) * 90_000.0) as i64;
                         let rtp = VIDEO_RTP_START.wrapping_add(pts as u32);
                         let mut nals: Vec<&[u8]> = Vec::new();
-                        if f.2 {
-                            nals.push(&clip.sps);
-                            nals.push(&clip.pps);
+                        if f.keyframe {
+                            if keyframes_sent > 0 || !quirks.no_sdp_parameters {
+                                nals.extend(clip.parameter_sets.iter().map(Vec::as_slice));
+                            }
+                            keyframes_sent += 1;
                         }
-                        nals.extend(f.3.iter().map(Vec::as_slice));
-                        send_h264(&writer, dest, &mut state[0], rtp, &nals).await?;
-                        if shared.config.keep_log {
+                        nals.extend(f.nals.iter().map(Vec::as_slice));
+                        let lose =
+                            !lost_one && quirks.lose_video_frame_at.is_some_and(|at| media >= at);
+                        lost_one |= lose;
+                        let to = if lose { None } else { Some(dest) };
+                        send_video(&writer, to, &mut state[0], clip.codec, rtp, &nals).await?;
+                        if shared.config.keep_log && !lose {
                             shared.log().frames.push(SentFrame {
                                 stream: 0,
                                 rtp,
                                 pts,
-                                keyframe: f.2,
+                                keyframe: f.keyframe,
                                 sent_ntp: ntp_now(),
                             });
                         }
+                        if quirks
+                            .empty_frames_every
+                            .is_some_and(|n| (i + 1) % n.max(1) == 0)
+                        {
+                            // Filler data: H.264 type 12, H.265 type 38.
+                            let filler: &[u8] = match clip.codec {
+                                VideoCodec::H264 => &[0x0C, 0xFF, 0xFF, 0x80],
+                                VideoCodec::H265 => &[38 << 1, 0x01, 0xFF, 0xFF, 0x80],
+                            };
+                            let rtp = rtp.wrapping_add(1);
+                            send_video(
+                                &writer,
+                                Some(dest),
+                                &mut state[0],
+                                clip.codec,
+                                rtp,
+                                &[filler],
+                            )
+                            .await?;
+                        }
                     }
-                    Event::Audio(a, rate) => {
+                    Event::Audio(i, a, audio) => {
                         let Some(dest) = &dests[1] else { continue };
-                        let pts = offset_90k * i64::from(rate) / 90_000 + a.0;
+                        let rate = f64::from(audio.rate);
+                        let mut secs = offset_secs + a.0 as f64 / rate + jump_at(media);
+                        if let Some((at, by)) = quirks.audio_step_back
+                            && media >= at
+                        {
+                            secs -= by;
+                        }
+                        let pts = (secs * rate).round() as i64;
                         let rtp = AUDIO_RTP_START.wrapping_add(pts as u32);
-                        let au = &a.1;
-                        let mut payload = Vec::with_capacity(4 + au.len());
-                        payload.extend_from_slice(&16u16.to_be_bytes());
-                        payload.extend_from_slice(&((au.len() as u16) << 3).to_be_bytes());
-                        payload.extend_from_slice(au);
-                        send_rtp(&writer, dest, &mut state[1], 1, 97, true, rtp, &payload).await?;
+                        let empty = quirks
+                            .empty_frames_every
+                            .is_some_and(|n| (i + 1) % n.max(1) == 0);
+                        let payload = match &audio.codec {
+                            AudioCodec::Aac(_) => {
+                                // One AU header (RFC 3640 §3.2.1): 13-bit size, 3-bit index.
+                                let au: &[u8] = if empty { &[] } else { &a.1 };
+                                let mut p = Vec::with_capacity(4 + au.len());
+                                p.extend_from_slice(&16u16.to_be_bytes());
+                                p.extend_from_slice(&((au.len() as u16) << 3).to_be_bytes());
+                                p.extend_from_slice(au);
+                                p
+                            }
+                            _ => a.1.clone(),
+                        };
+                        let pt = audio_payload_type(audio);
+                        send_rtp(
+                            &writer,
+                            Some(dest),
+                            &mut state[1],
+                            1,
+                            pt,
+                            true,
+                            rtp,
+                            &payload,
+                        )
+                        .await?;
                         if shared.config.keep_log {
                             shared.log().frames.push(SentFrame {
                                 stream: 1,
@@ -755,32 +976,69 @@ async fn stream_media(
     }
 }
 
+async fn send_sender_report(
+    writer: &Writer,
+    dest: &Dest,
+    st: &RtpState,
+    stream: usize,
+    ntp: u64,
+    rtp: u32,
+) -> anyhow::Result<()> {
+    // RFC 3550 §6.4.1, no report blocks.
+    let mut sr = Vec::with_capacity(28);
+    sr.extend_from_slice(&[0x80, 200, 0, 6]);
+    for w in [
+        SSRCS[stream],
+        (ntp >> 32) as u32,
+        ntp as u32,
+        rtp,
+        st.packets,
+        st.octets,
+    ] {
+        sr.extend_from_slice(&w.to_be_bytes());
+    }
+    send_rtcp(writer, dest, &sr).await
+}
+
 fn ntp_now() -> u64 {
     crate::sei::ntp_from_system_time(std::time::SystemTime::now())
 }
 
-async fn send_h264(
+/// Sends one access unit: each NAL unit whole if it fits, else in fragmentation units (H.264
+/// FU-A, RFC 6184 §5.8; H.265 FU, RFC 7798 §4.4.3). The marker bit ends the access unit.
+/// `dest: None` uses up the sequence numbers without sending (a lost frame).
+async fn send_video(
     writer: &Writer,
-    dest: &Dest,
+    dest: Option<&Dest>,
     st: &mut RtpState,
+    codec: VideoCodec,
     rtp: u32,
     nals: &[&[u8]],
 ) -> anyhow::Result<()> {
+    let header_len = codec.header_len();
     for (i, nal) in nals.iter().enumerate() {
         let last_nal = i + 1 == nals.len();
-        if nal.len() <= MAX_PAYLOAD {
+        if nal.len() <= MAX_PAYLOAD || nal.len() <= header_len {
             send_rtp(writer, dest, st, 0, 96, last_nal, rtp, nal).await?;
             continue;
         }
-        // FU-A (RFC 6184 §5.8).
-        let indicator = (nal[0] & 0xE0) | 28;
-        let nal_type = nal[0] & 0x1F;
-        let chunks: Vec<&[u8]> = nal[1..].chunks(MAX_PAYLOAD - 2).collect();
+        let (fu_header_prefix, nal_type): (Vec<u8>, u8) = match codec {
+            VideoCodec::H264 => (vec![(nal[0] & 0xE0) | 28], nal[0] & 0x1F),
+            // PayloadHdr keeps F, LayerId and TID, with type 49.
+            VideoCodec::H265 => (
+                vec![(nal[0] & 0x81) | (49 << 1), nal[1]],
+                (nal[0] >> 1) & 0x3F,
+            ),
+        };
+        let chunks: Vec<&[u8]> = nal[header_len..]
+            .chunks(MAX_PAYLOAD - header_len - 1)
+            .collect();
         for (j, chunk) in chunks.iter().enumerate() {
             let start = if j == 0 { 0x80 } else { 0 };
             let end = if j + 1 == chunks.len() { 0x40 } else { 0 };
-            let mut payload = Vec::with_capacity(2 + chunk.len());
-            payload.extend_from_slice(&[indicator, start | end | nal_type]);
+            let mut payload = Vec::with_capacity(header_len + 1 + chunk.len());
+            payload.extend_from_slice(&fu_header_prefix);
+            payload.push(start | end | nal_type);
             payload.extend_from_slice(chunk);
             send_rtp(writer, dest, st, 0, 96, last_nal && end != 0, rtp, &payload).await?;
         }
@@ -791,7 +1049,7 @@ async fn send_h264(
 #[allow(clippy::too_many_arguments)]
 async fn send_rtp(
     writer: &Writer,
-    dest: &Dest,
+    dest: Option<&Dest>,
     st: &mut RtpState,
     stream: usize,
     pt: u8,
@@ -810,8 +1068,9 @@ async fn send_rtp(
     st.packets += 1;
     st.octets += payload.len() as u32;
     match dest {
-        Dest::Tcp { channel } => send_interleaved(writer, *channel, &pkt).await,
-        Dest::Udp { rtp, peer_rtp, .. } => {
+        None => Ok(()),
+        Some(Dest::Tcp { channel }) => send_interleaved(writer, *channel, &pkt).await,
+        Some(Dest::Udp { rtp, peer_rtp, .. }) => {
             rtp.send_to(&pkt, peer_rtp).await?;
             Ok(())
         }

@@ -130,8 +130,9 @@ pub struct CameraArgs {
     #[arg(long, default_value = "h264", value_parser = ["h264", "h265"])]
     pub video: String,
 
-    /// Audio of the built-in clip.
-    #[arg(long, default_value = "aac", value_parser = ["aac", "pcmu", "none"])]
+    /// Audio of the built-in clip: AAC 16 kHz, G.711 µ-law 8 kHz, G.711 A-law 16 kHz, L16 16 kHz,
+    /// or none.
+    #[arg(long, default_value = "aac", value_parser = ["aac", "pcmu", "pcma", "l16", "none"])]
     pub audio: String,
 
     /// Pace the media this many times faster than real time (RTP and sender-report times
@@ -139,8 +140,8 @@ pub struct CameraArgs {
     #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
     pub speed: f64,
 
-    /// Serve this clip instead: a fragmented MP4 with H.264 video at a 90 kHz timescale and
-    /// optional AAC, as `clips/make-clips.sh` makes them.
+    /// Serve this clip instead: a fragmented MP4 with H.264 or H.265 video at a 90 kHz timescale
+    /// and optional AAC, as `clips/make-clips.sh` makes them.
     #[arg(long, value_name = "FILE")]
     pub clip: Option<PathBuf>,
 }

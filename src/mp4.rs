@@ -62,6 +62,20 @@ pub const REORDER_LOOKAHEAD: usize = 4;
 /// At most this much audio is held while waiting for the first video keyframe.
 const MAX_AUDIO_BEFORE_VIDEO: Duration = Duration::from_secs(10);
 
+/// A forward step in a track's timestamps beyond this is a discontinuity (a camera's clock
+/// reset, say), not elapsed time. Retina's own default limit, which the recorder does not
+/// enforce (see `session`): the file keeps the real gap, in a new fragment.
+const MAX_FORWARD_JUMP: Duration = Duration::from_secs(10);
+
+/// A backward step beyond this is a discontinuity: the track's timeline continues where it
+/// was. Smaller steps are B-frame reordering (video) or overlap (audio).
+const MAX_BACKWARD_STEP: Duration = Duration::from_secs(1);
+
+/// An audio frame that overlaps its predecessor (some servers' audio steps back ~20 ms) is moved
+/// to follow it, as long as that delays it by at most this; beyond, frames are dropped until
+/// the timestamps catch up. This bounds the A/V offset such corrections can build up.
+const MAX_AUDIO_SHIFT: Duration = Duration::from_millis(100);
+
 const VIDEO_TRACK_ID: u32 = 1;
 const AUDIO_TRACK_ID: u32 = 2;
 
@@ -98,8 +112,6 @@ pub struct VideoConfig {
 pub struct AudioConfig {
     pub clock_rate: u32,
     pub sample_entry: mp4_atom::Codec,
-    /// Samples per frame when fixed (AAC: 1024); used for the last frame's duration.
-    pub frame_length: Option<u32>,
 }
 
 /// A video frame as received, in decode order.
@@ -122,6 +134,8 @@ pub struct VideoInput {
 pub struct AudioInput {
     /// As [`VideoInput::pts`], in the audio clock rate.
     pub pts: i64,
+    /// How long the frame plays, in the audio clock rate (AAC: 1024; PCM: samples per channel).
+    pub samples: u32,
     pub data: Vec<u8>,
 }
 
@@ -145,8 +159,15 @@ pub struct Stats {
     pub dropped_before_keyframe: u64,
     /// Audio frames from before the video's first keyframe.
     pub dropped_audio_before_start: u64,
-    /// Audio frames whose timestamp did not advance.
+    /// Audio frames that overlapped their predecessor by more than [`MAX_AUDIO_SHIFT`] allows.
     pub dropped_audio_backward: u64,
+    /// Small backward steps in the audio timestamps, after which audio was moved later to
+    /// follow the previous frame.
+    pub shifted_audio: u64,
+    /// Frames without content: video access units with no picture, empty audio frames.
+    pub dropped_empty: u64,
+    /// Discontinuities in either track's timestamps (see [`MAX_FORWARD_JUMP`]).
+    pub timestamp_jumps: u64,
     /// Media time recorded, in seconds.
     pub duration_secs: f64,
 }
@@ -195,6 +216,8 @@ struct Pending {
     cts_offset: i64,
     is_sync: bool,
     sample_description_index: u32,
+    /// First sample after a forward timestamp jump: starts a new fragment.
+    after_gap: bool,
     timing: FrameTiming,
     sender_reports: Vec<SenderReport>,
     data: Vec<u8>,
@@ -225,7 +248,7 @@ struct VideoTrack {
     /// The first keyframe's pts; `None` until recording starts.
     base_pts: Option<i64>,
     /// Frames in decode order awaiting their decode time.
-    window: VecDeque<(i64, VideoInput, u32)>,
+    window: VecDeque<Windowed>,
     /// Presentation times of `window`'s frames, sorted: the candidate decode times.
     slots: Vec<i64>,
     last_dts: Option<u64>,
@@ -235,10 +258,42 @@ struct VideoTrack {
     presentation_delay: Option<u64>,
     prev: Option<Pending>,
     last_duration: u32,
-    /// Sender reports of dropped pre-keyframe frames, carried to the first recorded frame.
+    /// Sender reports of dropped frames, carried to the next recorded one.
     carried_reports: Vec<SenderReport>,
+    /// Added to presentation times after a backward timestamp jump, to continue the timeline.
+    offset: i64,
+    /// Largest presentation time so far, for spotting timestamp jumps.
+    max_pts: Option<i64>,
+    /// The recording began at an H.265 CRA picture and has seen no IRAP picture since.
+    skip_rasl: bool,
     frag: TrackFragment,
     end: u64,
+}
+
+/// A frame in the reorder window, its presentation time relative to the recording's start.
+struct Windowed {
+    pts: i64,
+    frame: VideoInput,
+    sdi: u32,
+    after_gap: bool,
+}
+
+/// An audio frame whose duration awaits the next one.
+struct PendingAudio {
+    t: u64,
+    samples: u32,
+    after_gap: bool,
+    data: Vec<u8>,
+}
+
+impl VideoTrack {
+    /// A frame's duration where the next frame does not tell: the previous frame's.
+    fn normal_duration(&self) -> u32 {
+        match self.last_duration {
+            0 => self.clock_rate / 10,
+            d => d,
+        }
+    }
 }
 
 struct AudioTrack {
@@ -247,9 +302,11 @@ struct AudioTrack {
     base_pts: Option<i64>,
     /// Frames received before video started, awaiting the video's start time.
     waiting: VecDeque<AudioInput>,
-    /// Previous frame: (time relative to base, data).
-    prev: Option<(u64, Vec<u8>)>,
-    last_duration: u32,
+    prev: Option<PendingAudio>,
+    /// Added to timestamps: after a backward jump, to continue the timeline; after a small
+    /// step back, to follow the previous frame (`shift` of it, bounded by [`MAX_AUDIO_SHIFT`]).
+    offset: i64,
+    shift: i64,
     frag: TrackFragment,
     end: u64,
 }
@@ -286,6 +343,9 @@ impl Muxer {
                 prev: None,
                 last_duration: 0,
                 carried_reports: Vec::new(),
+                offset: 0,
+                max_pts: None,
+                skip_rasl: false,
                 frag: TrackFragment::default(),
                 end: 0,
             }),
@@ -295,7 +355,8 @@ impl Muxer {
                 base_pts: None,
                 waiting: VecDeque::new(),
                 prev: None,
-                last_duration: a.frame_length.unwrap_or(0),
+                offset: 0,
+                shift: 0,
                 frag: TrackFragment::default(),
                 end: 0,
             }),
@@ -347,6 +408,29 @@ impl Muxer {
             };
             v.current_sdi = index as u32 + 1;
         }
+        let Some(slice_type) = first_slice(&frame.data, v.flavor).map(|n| nal_type(n, v.flavor))
+        else {
+            // No picture (filler data only, say): nothing to decode or show. Its sender reports
+            // go with the next frame.
+            self.stats.dropped_empty += 1;
+            v.carried_reports.extend(frame.sender_reports);
+            return Ok(());
+        };
+        let mut frame = frame;
+        if v.flavor == NalFlavor::H265 {
+            // Retina flags only IDR pictures; any IRAP picture (BLA 16..=18, IDR 19..=20,
+            // CRA 21, reserved 22..=23) is a sync sample (ISO/IEC 14496-15 §8.4.1).
+            frame.is_sync |= (16..=23).contains(&slice_type);
+            // RASL pictures (8, 9) lean on pictures before the CRA that starts a recording,
+            // which it doesn't have: undecodable until the next IRAP picture.
+            if frame.is_sync {
+                v.skip_rasl = v.base_pts.is_none() && slice_type == 21;
+            } else if v.skip_rasl && matches!(slice_type, 8 | 9) {
+                self.stats.dropped_before_keyframe += 1;
+                v.carried_reports.extend(frame.sender_reports);
+                return Ok(());
+            }
+        }
         if v.base_pts.is_none() {
             if !frame.is_sync || v.current_sdi == 0 || !starts_picture(&frame.data, v.flavor) {
                 self.stats.dropped_before_keyframe += 1;
@@ -371,8 +455,42 @@ impl Muxer {
             return Ok(());
         };
         let base = v.base_pts.unwrap_or(frame.pts);
-        let pts = frame.pts - base;
-        let mut frame = frame;
+        let mut pts = frame.pts - base + v.offset;
+        let mut after_gap = false;
+        if let Some(max) = v.max_pts {
+            let forward = duration_ticks(MAX_FORWARD_JUMP, v.clock_rate) as i64;
+            let backward = duration_ticks(MAX_BACKWARD_STEP, v.clock_rate) as i64;
+            if pts > max + forward || pts < max - backward {
+                let step_secs = (pts - max) as f64 / f64::from(v.clock_rate);
+                // Frames before the jump get their decode times from each other alone.
+                while self.video.as_ref().is_some_and(|v| !v.window.is_empty()) {
+                    self.emit_video(sink)?;
+                }
+                let Some(v) = self.video.as_mut() else {
+                    return Ok(());
+                };
+                if pts < max {
+                    let frame_ticks = i64::from(v.normal_duration());
+                    v.offset += max + frame_ticks - pts;
+                    pts = max + frame_ticks;
+                } else {
+                    after_gap = true;
+                }
+                self.stats.timestamp_jumps += 1;
+                tracing::warn!(
+                    "video timestamps jumped {step_secs:+.3} s; {}",
+                    if after_gap {
+                        "the recording keeps the gap"
+                    } else {
+                        "the recording's timeline continues without it"
+                    }
+                );
+            }
+        }
+        let Some(v) = self.video.as_mut() else {
+            return Ok(());
+        };
+        v.max_pts = Some(v.max_pts.map_or(pts, |m| m.max(pts)));
         if !v.carried_reports.is_empty() {
             let mut reports = std::mem::take(&mut v.carried_reports);
             reports.append(&mut frame.sender_reports);
@@ -381,7 +499,12 @@ impl Muxer {
         let sdi = v.current_sdi;
         let slot = v.slots.partition_point(|&s| s <= pts);
         v.slots.insert(slot, pts);
-        v.window.push_back((pts, frame, sdi));
+        v.window.push_back(Windowed {
+            pts,
+            frame,
+            sdi,
+            after_gap,
+        });
         if v.window.len() > REORDER_LOOKAHEAD {
             self.emit_video(sink)?;
         }
@@ -400,12 +523,18 @@ impl Muxer {
                 .window
                 .iter()
                 .zip(&v.slots)
-                .map(|((pts, _, _), slot)| slot - pts)
+                .map(|(w, slot)| slot - w.pts)
                 .max()
                 .unwrap_or(0);
             v.presentation_delay = Some(u64::try_from(delay).unwrap_or(0));
         }
-        let Some((pts, frame, sdi)) = v.window.pop_front() else {
+        let Some(Windowed {
+            pts,
+            frame,
+            sdi,
+            after_gap,
+        }) = v.window.pop_front()
+        else {
             return Ok(());
         };
         let slot = if v.slots.is_empty() {
@@ -425,6 +554,7 @@ impl Muxer {
             cts_offset,
             is_sync: frame.is_sync,
             sample_description_index: sdi,
+            after_gap,
             timing: frame.timing,
             sender_reports: frame.sender_reports,
             data: frame.data,
@@ -432,7 +562,12 @@ impl Muxer {
         let Some(prev) = v.prev.replace(pending) else {
             return Ok(());
         };
-        let duration = u32::try_from(dts - prev.dts).unwrap_or(u32::MAX);
+        // Before a gap, the frame lasts as long as its predecessor, not until the next one.
+        let duration = if after_gap {
+            v.normal_duration()
+        } else {
+            u32::try_from(dts - prev.dts).unwrap_or(u32::MAX)
+        };
         self.commit_video(prev, duration, sink)
     }
 
@@ -449,7 +584,8 @@ impl Muxer {
         let fragment_ticks = duration_ticks(self.fragment_duration, v.clock_rate);
         if !frag.entries.is_empty()
             && (frag.span(sample.dts) >= fragment_ticks
-                || frag.sample_description_index != sample.sample_description_index)
+                || frag.sample_description_index != sample.sample_description_index
+                || sample.after_gap)
         {
             self.write_fragment(sink)?;
         }
@@ -539,33 +675,81 @@ impl Muxer {
         let Some(a) = self.audio.as_mut() else {
             return Ok(());
         };
-        let rel = frame.pts - a.base_pts.unwrap_or(frame.pts);
-        let Ok(rel) = u64::try_from(rel) else {
+        if frame.data.is_empty() || frame.samples == 0 {
+            self.stats.dropped_empty += 1;
+            return Ok(());
+        }
+        let mut t = frame.pts - a.base_pts.unwrap_or(frame.pts) + a.offset;
+        let mut after_gap = false;
+        if let Some(prev) = &a.prev {
+            let prev_end = prev.t as i64 + i64::from(prev.samples);
+            let ticks = |d| duration_ticks(d, a.clock_rate) as i64;
+            if t > prev_end + ticks(MAX_FORWARD_JUMP) || t < prev_end - ticks(MAX_BACKWARD_STEP) {
+                tracing::warn!(
+                    "audio timestamps jumped {:+.3} s; {}",
+                    (t - prev_end) as f64 / f64::from(a.clock_rate),
+                    if t > prev_end {
+                        "the recording keeps the gap"
+                    } else {
+                        "the recording's timeline continues without it"
+                    }
+                );
+                self.stats.timestamp_jumps += 1;
+                if t < prev_end {
+                    a.offset += prev_end - t;
+                    t = prev_end;
+                } else {
+                    after_gap = true;
+                }
+            } else if t < prev_end {
+                let overlap = prev_end - t;
+                if a.shift + overlap > ticks(MAX_AUDIO_SHIFT) {
+                    self.stats.dropped_audio_backward += 1;
+                    return Ok(());
+                }
+                // Later frames keep this shift: the step back was the server's, not a repeat.
+                a.shift += overlap;
+                a.offset += overlap;
+                self.stats.shifted_audio += 1;
+                t = prev_end;
+            } else if t > prev_end && a.shift > 0 {
+                // A hole in the timestamps: take back earlier shifts first, restoring sync.
+                let back = a.shift.min(t - prev_end);
+                a.shift -= back;
+                a.offset -= back;
+                t -= back;
+            }
+        }
+        let Ok(t) = u64::try_from(t) else {
             self.stats.dropped_audio_before_start += 1;
             return Ok(());
         };
-        let Some((prev_t, prev_data)) = a.prev.take() else {
-            a.prev = Some((rel, frame.data));
+        let next = PendingAudio {
+            t,
+            samples: frame.samples,
+            after_gap,
+            data: frame.data,
+        };
+        let Some(prev) = a.prev.replace(next) else {
             return Ok(());
         };
-        if rel <= prev_t {
-            // Time did not advance: keep the earlier frame, drop this one.
-            self.stats.dropped_audio_backward += 1;
-            a.prev = Some((prev_t, prev_data));
-            return Ok(());
-        }
-        a.prev = Some((rel, frame.data));
-        let duration = u32::try_from(rel - prev_t).unwrap_or(u32::MAX);
-        self.commit_audio(prev_t, prev_data, duration, sink)
+        // Before a gap, a frame lasts as long as it plays; otherwise until the next one (a
+        // small hole in the timestamps stays a hole in time, not a shift of what follows).
+        let duration = if after_gap {
+            prev.samples
+        } else {
+            u32::try_from(t - prev.t).unwrap_or(u32::MAX)
+        };
+        self.commit_audio(prev, duration, sink)
     }
 
     fn commit_audio(
         &mut self,
-        t: u64,
-        data: Vec<u8>,
+        sample: PendingAudio,
         duration: u32,
         sink: &mut dyn Sink,
     ) -> Result<(), Error> {
+        let t = sample.t;
         let video_present = self.video.is_some();
         let Some(a) = self.audio.as_ref() else {
             return Ok(());
@@ -574,7 +758,7 @@ impl Muxer {
         // when video stops arriving.
         let factor = if video_present { 2 } else { 1 };
         let limit = duration_ticks(self.fragment_duration, a.clock_rate) * factor;
-        if !a.frag.entries.is_empty() && a.frag.span(t) >= limit {
+        if !a.frag.entries.is_empty() && (a.frag.span(t) >= limit || sample.after_gap) {
             self.write_fragment(sink)?;
         }
         let Some(a) = self.audio.as_mut() else {
@@ -584,14 +768,13 @@ impl Muxer {
             a.frag.base_dts = t;
             a.frag.sample_description_index = 1;
         }
-        a.frag.data.extend_from_slice(&data);
+        a.frag.data.extend_from_slice(&sample.data);
         a.frag.entries.push(mp4_atom::TrunEntry {
             duration: Some(duration),
-            size: Some(data.len() as u32),
+            size: Some(sample.data.len() as u32),
             flags: None,
             cts: None,
         });
-        a.last_duration = duration;
         a.end = a.end.max(t + u64::from(duration));
         self.stats.audio_frames += 1;
         Ok(())
@@ -608,18 +791,14 @@ impl Muxer {
             && let Some(prev) = v.prev.take()
         {
             // The last frame's duration is unknown: repeat the previous one.
-            let duration = if v.last_duration > 0 {
-                v.last_duration
-            } else {
-                v.clock_rate / 10
-            };
+            let duration = v.normal_duration();
             self.commit_video(prev, duration, sink)?;
         }
         if let Some(a) = self.audio.as_mut()
-            && let Some((t, data)) = a.prev.take()
+            && let Some(prev) = a.prev.take()
         {
-            let duration = a.last_duration.max(1);
-            self.commit_audio(t, data, duration, sink)?;
+            let duration = prev.samples;
+            self.commit_audio(prev, duration, sink)?;
         }
         let has_samples = |f: &TrackFragment| !f.entries.is_empty();
         if self.video.as_ref().is_some_and(|v| has_samples(&v.frag))
@@ -948,28 +1127,42 @@ fn visual_size(codec: &mp4_atom::Codec) -> Option<(u16, u16)> {
     }
 }
 
+/// The frame's first coded slice: H.264 NAL unit types 1..=5, H.265 VCL types 0..=31. `None`
+/// for an access unit with no picture (only filler data, say, which some cameras send).
+fn first_slice(data: &[u8], flavor: NalFlavor) -> Option<&[u8]> {
+    for nal in crate::reader::nal_units(data) {
+        let nal = nal.ok()?;
+        let is_slice = match flavor {
+            NalFlavor::H264 => matches!(nal.first().map(|b| b & 0x1F), Some(1..=5)),
+            NalFlavor::H265 => nal.first().is_some_and(|b| (b >> 1) & 0x3F <= 31),
+        };
+        if is_slice {
+            return Some(nal);
+        }
+    }
+    None
+}
+
+/// A NAL unit's type.
+fn nal_type(nal: &[u8], flavor: NalFlavor) -> u8 {
+    match flavor {
+        NalFlavor::H264 => nal.first().map_or(0, |b| b & 0x1F),
+        NalFlavor::H265 => nal.first().map_or(0, |b| (b >> 1) & 0x3F),
+    }
+}
+
 /// Whether a frame holds its picture from the start: the first slice's first bit after the NAL
 /// header is `first_mb_in_slice == 0` (H.264 §7.3.3, ue(v) coded as `1`) or
 /// `first_slice_segment_in_pic_flag` (H.265 §7.3.6.1). A live broadcast joined mid-frame can
 /// hand over the tail of a keyframe, which must not start a recording.
 fn starts_picture(data: &[u8], flavor: NalFlavor) -> bool {
-    for nal in crate::reader::nal_units(data) {
-        let Ok(nal) = nal else { return false };
-        let first_bit_after =
-            |header_len: usize| nal.get(header_len).is_some_and(|b| b & 0x80 != 0);
-        match flavor {
-            // Coded slice types 1..=5.
-            NalFlavor::H264 if matches!(nal.first().map(|b| b & 0x1F), Some(1..=5)) => {
-                return first_bit_after(1);
-            }
-            // VCL NAL unit types 0..=31.
-            NalFlavor::H265 if nal.first().is_some_and(|b| (b >> 1) & 0x3F <= 31) => {
-                return first_bit_after(2);
-            }
-            _ => {}
-        }
-    }
-    false
+    let header_len = match flavor {
+        NalFlavor::H264 => 1,
+        NalFlavor::H265 => 2,
+    };
+    first_slice(data, flavor)
+        .and_then(|nal| nal.get(header_len))
+        .is_some_and(|b| b & 0x80 != 0)
 }
 
 /// The parameter-set NAL units (VPS, SPS, PPS) a video sample entry carries.

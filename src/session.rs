@@ -157,12 +157,13 @@ async fn connect_and_record(
     let mut writer = Writer::start(out, config, WRITER_QUEUE_FRAMES)?;
     let mut state = LoopState {
         video_stream: selection.video,
-        audio_format: selection.audio.as_ref().map_or(AudioFormat::AsIs, |a| a.2),
+        audio_format: selection.audio.as_ref().map_or(AudioFormat::Coded, |a| a.2),
         allow_loss: args.allow_loss,
         need_sample_entry: true,
         pending_reports: Vec::new(),
         video_frames: 0,
-        audio_frames: 0,
+        last_video_ts: None,
+        last_audio_ts: None,
         lost_packets: 0,
     };
     let deadline = args.duration.map(|d| tokio::time::Instant::now() + d);
@@ -369,12 +370,26 @@ pub fn log_outcome(o: &Outcome) {
         s.fragments,
         s.sample_descriptions
     );
-    if s.dropped_audio_before_start + s.dropped_audio_backward > 0 {
+    if s.dropped_audio_before_start + s.dropped_audio_backward + s.shifted_audio > 0 {
         tracing::info!(
-            "dropped {} audio frame(s) from before the first video keyframe and {} whose \
-             timestamp did not advance",
+            "audio: dropped {} frame(s) from before the first video keyframe and {} that \
+             overlapped the previous one too far; {} small step(s) back in time corrected by \
+             moving the audio that follows later",
             s.dropped_audio_before_start,
-            s.dropped_audio_backward
+            s.dropped_audio_backward,
+            s.shifted_audio
+        );
+    }
+    if s.dropped_empty > 0 {
+        tracing::info!(
+            "dropped {} empty frame(s) (video without a picture, audio without data)",
+            s.dropped_empty
+        );
+    }
+    if s.timestamp_jumps > 0 {
+        tracing::warn!(
+            "the camera's timestamps jumped {} time(s) (see above)",
+            s.timestamp_jumps
         );
     }
 }
@@ -388,10 +403,12 @@ struct Selection {
 /// How a stream's audio frames become MP4 samples.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum AudioFormat {
-    /// As received (AAC access units, L16 samples).
-    AsIs,
+    /// Access units as received (AAC).
+    Coded,
+    /// 16-bit big-endian samples as received (L16).
+    L16 { channels: u32 },
     /// G.711 codes expanded to 16-bit linear PCM.
-    G711(g711::Law),
+    G711 { law: g711::Law, channels: u32 },
 }
 
 /// Picks the video and audio streams to record: the ones `--video-stream`/`--audio-stream`
@@ -502,10 +519,18 @@ fn audio_config(s: &retina::client::Stream) -> Result<(mp4::AudioConfig, AudioFo
     let Some(ParametersRef::Audio(params)) = s.parameters() else {
         return Err("its parameters are unknown".into());
     };
+    let channels = u32::from(params.channels().get());
     let format = match s.encoding_name() {
-        "pcmu" => AudioFormat::G711(g711::Law::Mu),
-        "pcma" => AudioFormat::G711(g711::Law::A),
-        _ => AudioFormat::AsIs,
+        "pcmu" => AudioFormat::G711 {
+            law: g711::Law::Mu,
+            channels,
+        },
+        "pcma" => AudioFormat::G711 {
+            law: g711::Law::A,
+            channels,
+        },
+        "l16" => AudioFormat::L16 { channels },
+        _ => AudioFormat::Coded,
     };
     let sample_entry = match s.encoding_name() {
         "pcmu" | "pcma" | "l16" => {
@@ -522,7 +547,6 @@ fn audio_config(s: &retina::client::Stream) -> Result<(mp4::AudioConfig, AudioFo
     let config = mp4::AudioConfig {
         clock_rate: params.clock_rate(),
         sample_entry,
-        frame_length: params.frame_length().map(|n| n.get()),
     };
     Ok((config, format))
 }
@@ -534,7 +558,8 @@ struct LoopState {
     need_sample_entry: bool,
     pending_reports: Vec<SenderReport>,
     video_frames: u64,
-    audio_frames: u64,
+    last_video_ts: Option<retina::Timestamp>,
+    last_audio_ts: Option<retina::Timestamp>,
     lost_packets: u64,
 }
 
@@ -543,7 +568,8 @@ impl LoopState {
     fn restart(&mut self) {
         self.need_sample_entry = true;
         self.pending_reports.clear();
-        self.audio_frames = 0;
+        self.last_video_ts = None;
+        self.last_audio_ts = None;
     }
 
     fn handle(
@@ -554,7 +580,7 @@ impl LoopState {
     ) -> anyhow::Result<()> {
         match item {
             CodecItem::VideoFrame(f) => {
-                self.check_loss(f.loss(), self.video_frames, "video", f.timestamp())?;
+                self.check_loss(f.loss(), "video", f.timestamp())?;
                 self.video_frames += 1;
                 let sample_entry = if self.need_sample_entry || f.has_new_parameters() {
                     match session.streams()[f.stream_id()].parameters() {
@@ -595,18 +621,22 @@ impl LoopState {
                 self.send(writer, Message::Video(input))
             }
             CodecItem::AudioFrame(f) => {
-                self.check_loss(f.loss(), self.audio_frames, "audio", f.timestamp())?;
-                self.audio_frames += 1;
-                let data = match self.audio_format {
-                    AudioFormat::AsIs => f.data().to_vec(),
-                    AudioFormat::G711(law) => {
+                self.check_loss(f.loss(), "audio", f.timestamp())?;
+                // Retina counts a PCM frame's length in samples of all channels together.
+                let (data, samples) = match self.audio_format {
+                    AudioFormat::Coded => (f.data().to_vec(), f.frame_length().get()),
+                    AudioFormat::L16 { channels } => {
+                        (f.data().to_vec(), f.frame_length().get() / channels)
+                    }
+                    AudioFormat::G711 { law, channels } => {
                         let mut pcm = Vec::new();
                         g711::expand_be(law, f.data(), &mut pcm);
-                        pcm
+                        (pcm, f.frame_length().get() / channels)
                     }
                 };
                 let input = AudioInput {
                     pts: f.timestamp().elapsed(),
+                    samples,
                     data,
                 };
                 self.send(writer, Message::Audio(input))
@@ -638,27 +668,30 @@ impl LoopState {
         }
     }
 
-    fn check_loss(
-        &mut self,
-        loss: u16,
-        frames_before: u64,
-        kind: &str,
-        ts: retina::Timestamp,
-    ) -> anyhow::Result<()> {
+    /// Counts lost packets; without `--allow-loss`, loss after the first frame is an error
+    /// naming the gap: the frames on either side, as RTP times and seconds into the stream.
+    fn check_loss(&mut self, loss: u16, kind: &str, ts: retina::Timestamp) -> anyhow::Result<()> {
+        let previous = match kind {
+            "video" => self.last_video_ts.replace(ts),
+            _ => self.last_audio_ts.replace(ts),
+        };
         if loss == 0 {
             return Ok(());
         }
         self.lost_packets += u64::from(loss);
         // Loss before the first frame is just joining mid-stream.
-        if frames_before > 0 && !self.allow_loss {
-            bail!(
-                "lost {loss} RTP packet(s) before the {kind} frame at RTP time {} \
-                 ({:.3} s into the stream); pass --allow-loss to record through loss",
+        match previous {
+            Some(prev) if !self.allow_loss => bail!(
+                "lost {loss} RTP packet(s) of the {kind} stream between its frames at RTP time \
+                 {} ({:.3} s into the stream) and {} ({:.3} s); pass --allow-loss to record \
+                 through loss",
+                prev.timestamp() as u32,
+                prev.elapsed_secs(),
                 ts.timestamp() as u32,
                 ts.elapsed_secs()
-            );
+            ),
+            _ => tracing::debug!("lost {loss} RTP packet(s) before the {kind} frame at {ts}"),
         }
-        tracing::debug!("lost {loss} RTP packet(s) before the {kind} frame at {ts}");
         Ok(())
     }
 

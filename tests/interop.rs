@@ -458,20 +458,33 @@ impl VlcServer {
             .kill_on_drop(true)
             .spawn()
             .expect("start cvlc");
-        // VLC says nothing when it is ready; its listening socket is the event.
+        // VLC says nothing when it is ready. It listens before its stream is set up (and
+        // answers DESCRIBE with 500 until then), so ready means a 200 to DESCRIBE.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
+        while !describe_succeeds(port, &url).await {
             assert!(
                 std::time::Instant::now() < deadline,
-                "VLC did not listen within 20 s"
+                "VLC did not serve {url} within 20 s"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         VlcServer { _child: child, url }
     }
+}
+
+/// Whether a DESCRIBE of `url` gets `200 OK`.
+async fn describe_succeeds(port: u16, url: &str) -> bool {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let request = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n");
+    if conn.write_all(request.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut reply = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut reply)).await;
+    matches!(read, Ok(Ok(n)) if reply[..n].starts_with(b"RTSP/1.0 200"))
 }
 
 fn have_vlc() -> bool {

@@ -6,48 +6,7 @@ mod support;
 use std::time::Duration;
 
 use retina_record::reader::Recording;
-use support::{Camera, CameraConfig, Recorder, check_against_camera, record};
-
-/// A camera, a scratch directory, and the recording's path in it.
-struct Rig {
-    cam: Camera,
-    dir: tempfile::TempDir,
-    out: std::path::PathBuf,
-}
-
-impl Rig {
-    async fn new(config: CameraConfig) -> Rig {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = dir.path().join("rec.mp4");
-        Rig {
-            cam: Camera::start(config).await.expect("camera"),
-            dir,
-            out,
-        }
-    }
-
-    async fn clip(name: &str) -> Rig {
-        Self::new(support::config(name)).await
-    }
-
-    fn partial(&self) -> std::path::PathBuf {
-        retina_record::output::partial_path(&self.out)
-    }
-
-    /// Starts the recorder on this camera and output, with `extra` flags.
-    fn spawn(&self, extra: &[&str]) -> Recorder {
-        let url = self.cam.url();
-        let out = self.out.to_str().expect("utf-8 path");
-        let mut args = vec!["--url", &url];
-        args.extend_from_slice(extra);
-        args.push(out);
-        Recorder::spawn(self.dir.path(), &args)
-    }
-
-    async fn record(&self, extra: &[&str]) -> support::Finished {
-        self.spawn(extra).wait().await
-    }
-}
+use support::{Recorder, Rig, check_against_camera, record};
 
 /// 10 s over `transport`: every frame there and decodable, timing on each, SRs as they were.
 async fn ten_seconds(transport: &str) {

@@ -47,7 +47,6 @@ fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
         audio: Some(mp4::AudioConfig {
             clock_rate: a.timescale,
             sample_entry: a.sample_entries[0].clone(),
-            frame_length: Some(1024),
         }),
         fragment_duration: Duration::from_millis(500),
         timing: true,
@@ -101,6 +100,7 @@ fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
                 .push_audio(
                     AudioInput {
                         pts: s.dts as i64,
+                        samples: s.duration,
                         data,
                     },
                     &mut sink,

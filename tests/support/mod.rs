@@ -31,6 +31,47 @@ pub fn config(clip_name: &str) -> CameraConfig {
     c
 }
 
+/// A camera, a scratch directory, and the recording's path in it.
+pub struct Rig {
+    pub cam: Camera,
+    pub dir: tempfile::TempDir,
+    pub out: std::path::PathBuf,
+}
+
+impl Rig {
+    pub async fn new(config: CameraConfig) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("rec.mp4");
+        Rig {
+            cam: Camera::start(config).await.expect("camera"),
+            dir,
+            out,
+        }
+    }
+
+    pub async fn clip(name: &str) -> Rig {
+        Self::new(config(name)).await
+    }
+
+    pub fn partial(&self) -> std::path::PathBuf {
+        retina_record::output::partial_path(&self.out)
+    }
+
+    /// Starts the recorder on this camera and output, with `extra` flags.
+    pub fn spawn(&self, extra: &[&str]) -> Recorder {
+        let url = self.cam.url();
+        let out = self.out.to_str().expect("utf-8 path");
+        let mut args = vec!["--url", &url];
+        args.extend_from_slice(extra);
+        args.push(out);
+        Recorder::spawn(self.dir.path(), &args)
+    }
+
+    pub async fn record(&self, extra: &[&str]) -> Finished {
+        self.spawn(extra).wait().await
+    }
+}
+
 /// Set (CI does) to turn a missing ffmpeg/ffprobe into a failure instead of a skip.
 pub const REQUIRE_TOOLS_ENV: &str = "RETINA_RECORD_REQUIRE_TOOLS";
 

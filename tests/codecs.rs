@@ -1,0 +1,195 @@
+//! Each codec the camera serves, recorded over real sockets and checked with the project's
+//! reader and with ffmpeg/ffprobe: H.265 (with and without B-frames), and G.711 µ-law, A-law
+//! and L16 audio, which must come out sample for sample as the camera sent it.
+
+mod support;
+
+use retina_record::camera::{CameraConfig, Clip};
+use retina_record::reader::Recording;
+use support::{Rig, check_against_camera};
+
+/// The built-in clip for `video` + `audio`, logged, its SR clock fixed (as `support::config`).
+fn builtin(video: &str, audio: &str) -> CameraConfig {
+    let mut c = CameraConfig::new(vec![Clip::builtin(video, audio).expect("built-in clip")]);
+    c.keep_log = true;
+    c.ntp_base = 0xE000_0000_0000_0000;
+    c
+}
+
+/// Records `secs` and checks what every codec path must satisfy: each frame there with its
+/// timing SEI, decoded by ffmpeg, seen by ffprobe with its SEI; audio (if any) decoded by ffmpeg
+/// 5.1 to within 0.1 s of the video's length. Returns the recording and ffmpeg's audio.
+async fn record_and_check(rig: &Rig, secs: &str) -> (Recording, Option<support::DecodedAudio>) {
+    let run = rig.record(&["--duration", secs]).await;
+    assert!(run.status.success(), "recorder failed: {}", run.stderr);
+    let rec = Recording::open(&rig.out).expect("read recording");
+    let (frames, video_secs) = check_against_camera(&rec, &rig.cam);
+    let decoded = support::ffmpeg_decoded_video_frames(&rig.out).expect("ffmpeg is required");
+    assert_eq!(decoded as usize, frames, "ffmpeg decodes every frame");
+    let probed = support::ffprobe_video_frames(&rig.out).expect("ffprobe is required");
+    assert_eq!(probed.len(), frames);
+    assert!(
+        probed.iter().all(|f| f.has_unregistered_sei),
+        "ffprobe sees the timing SEI on every frame"
+    );
+    let audio = rec.audio_track().map(|_| {
+        let audio = support::ffmpeg_audio(&rig.out).expect("ffmpeg is required");
+        assert!(
+            (audio.decoded_secs - video_secs).abs() < 0.1,
+            "ffmpeg decodes {} s of audio; the video lasts {video_secs} s",
+            audio.decoded_secs
+        );
+        audio
+    });
+    (rec, audio)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h265_aac_10s_every_frame_with_timing() {
+    let rig = Rig::new(builtin("h265", "aac")).await;
+    let (rec, audio) = record_and_check(&rig, "10").await;
+    let video = rec.video_track().expect("video");
+    assert!(
+        matches!(video.sample_entries.first(), Some(mp4_atom::Codec::Hvc1(_))),
+        "hvc1 sample entry"
+    );
+    assert!(video.nal_flavor().is_some());
+    let (frames, _) = check_against_camera(&rec, &rig.cam);
+    assert!(frames >= 225, "{frames} frames in 10 s at 25 fps");
+    assert_eq!(audio.expect("audio").codec_name, "aac");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h265_b_frames_in_presentation_order() {
+    let rig = Rig::clip("h265_bframes.mp4").await;
+    let (rec, _) = record_and_check(&rig, "5").await;
+    let samples: Vec<_> = rec.track_samples(1).cloned().collect();
+    assert!(
+        samples.iter().any(|s| s.cts_offset != 0),
+        "B-frames need composition offsets"
+    );
+    assert!(samples.windows(2).all(|w| w[0].dts < w[1].dts));
+    // check_against_camera compared each frame's presentation time with the camera's; ffprobe
+    // must present them at those times too (the edit list makes the first 0).
+    let start = rec.video_track().expect("video").media_start as i64;
+    let mut want: Vec<f64> = samples
+        .iter()
+        .map(|s| (s.pts() - start) as f64 / 90_000.0)
+        .collect();
+    want.sort_by(f64::total_cmp);
+    let got: Vec<f64> = support::ffprobe_video_frames(&rig.out)
+        .expect("ffprobe")
+        .iter()
+        .map(|f| f.pts_time)
+        .collect();
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (g - w).abs() < 0.001,
+            "ffprobe presents {got:?}, expected {want:?}"
+        );
+    }
+}
+
+/// ffmpeg's own decoding of a raw G.711 fixture: what the recording must hold.
+fn ffmpeg_decodes_raw(fixture: &str, format: &str, rate: u32) -> Vec<i16> {
+    let out = std::process::Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-f",
+            format,
+            "-ar",
+            &rate.to_string(),
+        ])
+        .args(["-ac", "1", "-i"])
+        .arg(support::clip_path(fixture))
+        .args(["-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
+}
+
+/// The recording's audio is the camera's, looped, sample for sample.
+fn assert_lossless(got: &[i16], tone: &[i16]) {
+    assert!(got.len() > tone.len(), "more than one loop of audio");
+    for (i, (g, w)) in got.iter().zip(tone.iter().cycle()).enumerate() {
+        assert_eq!(g, w, "sample {i} differs from what the camera sent");
+    }
+}
+
+async fn g711_case(audio: &str, fixture: &str, format: &str, rate: u32) {
+    let rig = Rig::new(builtin("h264", audio)).await;
+    let (rec, decoded) = record_and_check(&rig, "10").await;
+    let decoded = decoded.expect("audio track");
+    assert_eq!(
+        decoded.codec_name, "pcm_s16be",
+        "stored as 16-bit big-endian PCM"
+    );
+    assert_eq!(decoded.sample_rate, rate);
+    let track = rec.audio_track().expect("audio");
+    assert_eq!(track.timescale, rate);
+    assert_lossless(&decoded.samples, &ffmpeg_decodes_raw(fixture, format, rate));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_pcmu_10s_audio_kept_sample_for_sample() {
+    g711_case("pcmu", "tone_8k.pcmu", "mulaw", 8000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_pcma_16khz_audio_kept_sample_for_sample() {
+    g711_case("pcma", "tone_16k.pcma", "alaw", 16_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_l16_audio_kept_sample_for_sample() {
+    // The camera's L16 is the A-law tone expanded: the same samples again.
+    g711_case("l16", "tone_16k.pcma", "alaw", 16_000).await;
+}
+
+/// Joining an open-GOP H.265 stream mid-GOP: the recording starts at the next CRA picture and
+/// leaves out the RASL pictures that lean on what came before it, so every frame decodes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h265_recording_starts_at_a_cra_picture() {
+    let mut config = support::config("h265_bframes.mp4");
+    config.quirks.start_at_frame = 10;
+    let rig = Rig::new(config).await;
+    let run = rig.record(&["--duration", "4"]).await;
+    assert!(run.status.success(), "recorder failed: {}", run.stderr);
+    let rec = Recording::open(&rig.out).expect("read recording");
+    let timing = rec.video_timing().expect("timing");
+    let (first, msgs) = &timing[0];
+    assert!(first.is_sync);
+    // The first recorded frame is the camera's first keyframe after frame 10: a CRA picture.
+    let data = rec.read_sample(first).expect("sample");
+    let types: Vec<u8> = retina_record::reader::nal_units(&data)
+        .map(|n| n.map(|n| (n[0] >> 1) & 0x3F))
+        .collect::<Result<_, _>>()
+        .expect("NAL units");
+    assert!(
+        types.contains(&21),
+        "first sample is a CRA picture: NAL types {types:?}"
+    );
+    assert!(!msgs.is_empty());
+    let decoded = support::ffmpeg_decoded_video_frames(&rig.out).expect("ffmpeg is required");
+    assert_eq!(
+        decoded as usize,
+        timing.len(),
+        "ffmpeg decodes every recorded frame"
+    );
+    assert!(
+        run.stderr.contains("before the first keyframe"),
+        "{}",
+        run.stderr
+    );
+}
