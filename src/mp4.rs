@@ -455,12 +455,13 @@ impl Muxer {
             return Ok(());
         };
         let base = v.base_pts.unwrap_or(frame.pts);
-        let mut pts = frame.pts - base + v.offset;
+        // Saturating: timestamps are the camera's, and a hostile one must not panic the muxer.
+        let mut pts = frame.pts.saturating_sub(base).saturating_add(v.offset);
         let mut after_gap = false;
         if let Some(max) = v.max_pts {
             let forward = duration_ticks(MAX_FORWARD_JUMP, v.clock_rate) as i64;
             let backward = duration_ticks(MAX_BACKWARD_STEP, v.clock_rate) as i64;
-            if pts > max + forward || pts < max - backward {
+            if pts > max.saturating_add(forward) || pts < max.saturating_sub(backward) {
                 let step_secs = (pts - max) as f64 / f64::from(v.clock_rate);
                 // Frames before the jump get their decode times from each other alone.
                 while self.video.as_ref().is_some_and(|v| !v.window.is_empty()) {
@@ -471,8 +472,9 @@ impl Muxer {
                 };
                 if pts < max {
                     let frame_ticks = i64::from(v.normal_duration());
-                    v.offset += max + frame_ticks - pts;
-                    pts = max + frame_ticks;
+                    let target = max.saturating_add(frame_ticks);
+                    v.offset = v.offset.saturating_add(target.saturating_sub(pts));
+                    pts = target;
                 } else {
                     after_gap = true;
                 }
@@ -544,11 +546,12 @@ impl Muxer {
         };
         let mut dts = u64::try_from(slot).unwrap_or(0);
         if let Some(last) = v.last_dts {
-            dts = dts.max(last + 1);
+            dts = dts.max(last.saturating_add(1));
         }
         v.last_dts = Some(dts);
         let delay = v.presentation_delay.unwrap_or(0) as i64;
-        let cts_offset = (pts + delay - dts as i64).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+        let cts_offset = (pts.saturating_add(delay).saturating_sub(dts as i64))
+            .clamp(i64::from(i32::MIN), i64::from(i32::MAX));
         let pending = Pending {
             dts,
             cts_offset,
@@ -679,12 +682,17 @@ impl Muxer {
             self.stats.dropped_empty += 1;
             return Ok(());
         }
-        let mut t = frame.pts - a.base_pts.unwrap_or(frame.pts) + a.offset;
+        let mut t = frame
+            .pts
+            .saturating_sub(a.base_pts.unwrap_or(frame.pts))
+            .saturating_add(a.offset);
         let mut after_gap = false;
         if let Some(prev) = &a.prev {
-            let prev_end = prev.t as i64 + i64::from(prev.samples);
+            let prev_end = (prev.t as i64).saturating_add(i64::from(prev.samples));
             let ticks = |d| duration_ticks(d, a.clock_rate) as i64;
-            if t > prev_end + ticks(MAX_FORWARD_JUMP) || t < prev_end - ticks(MAX_BACKWARD_STEP) {
+            if t > prev_end.saturating_add(ticks(MAX_FORWARD_JUMP))
+                || t < prev_end.saturating_sub(ticks(MAX_BACKWARD_STEP))
+            {
                 tracing::warn!(
                     "audio timestamps jumped {:+.3} s; {}",
                     (t - prev_end) as f64 / f64::from(a.clock_rate),
@@ -696,7 +704,7 @@ impl Muxer {
                 );
                 self.stats.timestamp_jumps += 1;
                 if t < prev_end {
-                    a.offset += prev_end - t;
+                    a.offset = a.offset.saturating_add(prev_end - t);
                     t = prev_end;
                 } else {
                     after_gap = true;

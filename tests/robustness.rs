@@ -292,3 +292,103 @@ fn sei_parser_survives_random_input() {
         let _ = sei::parse_timing_nal(&nal, NalFlavor::H265);
     }
 }
+
+/// The muxer takes the camera's timestamps and frames as they come: hostile ones (jumps both
+/// ways by any amount, repeats, extremes, empty or picture-less frames) must neither panic it
+/// nor produce a file whose decode times go backward.
+#[test]
+fn muxer_survives_hostile_timestamps_and_frames() {
+    let src = fixture("h264_aac.mp4");
+    let v = src.video_track().expect("video").clone();
+    let a = src.audio_track().expect("audio").clone();
+    let video: Vec<(bool, Vec<u8>)> = src
+        .track_samples(v.track_id)
+        .take(30)
+        .map(|s| (s.is_sync, src.read_sample(s).expect("sample")))
+        .collect();
+    let audio: Vec<Vec<u8>> = src
+        .track_samples(a.track_id)
+        .take(30)
+        .map(|s| src.read_sample(s).expect("sample"))
+        .collect();
+    let steps: [i64; 12] = [
+        3600,
+        3600,
+        3600,
+        -7200,
+        0,
+        30 * 90_000,
+        -30 * 90_000,
+        i64::from(i32::MAX),
+        i64::from(i32::MIN),
+        i64::MAX / 2,
+        i64::MIN / 2,
+        1,
+    ];
+    let mut rng = XorShift(0x0123_4567_89AB_CDEF);
+    for round in 0..200 {
+        let mut muxer = Muxer::new(mp4::Config {
+            video: Some(mp4::VideoConfig {
+                flavor: NalFlavor::H264,
+                clock_rate: 90_000,
+            }),
+            audio: Some(mp4::AudioConfig {
+                clock_rate: a.timescale,
+                sample_entry: a.sample_entries[0].clone(),
+            }),
+            fragment_duration: Duration::from_millis(200),
+            timing: true,
+            creation_time: jiff::Timestamp::now(),
+        });
+        let mut sink = VecSink(Vec::new());
+        let (mut vpts, mut apts) = (0i64, 0i64);
+        for i in 0..120 {
+            if rng.below(3) == 0 {
+                apts = apts.saturating_add(steps[rng.below(steps.len())] / 5);
+                let data = match rng.below(8) {
+                    0 => Vec::new(),
+                    _ => audio[rng.below(audio.len())].clone(),
+                };
+                let samples = [0, 1024, 160][rng.below(3)];
+                let frame = AudioInput {
+                    pts: apts,
+                    samples,
+                    data,
+                };
+                muxer.push_audio(frame, &mut sink).expect("push audio");
+                continue;
+            }
+            vpts = vpts.saturating_add(steps[rng.below(steps.len())]);
+            let (is_sync, data) = match rng.below(10) {
+                0 => (false, Vec::new()),
+                1 => (false, vec![0, 0, 0, 4, 0x0C, 0xFF, 0xFF, 0x80]), // filler only
+                _ => video[rng.below(video.len())].clone(),
+            };
+            let frame = VideoInput {
+                pts: vpts,
+                is_sync,
+                sample_entry: (i == 0).then(|| Box::new(v.sample_entries[0].clone())),
+                timing: FrameTiming {
+                    recv: i,
+                    rtp: vpts as u32,
+                },
+                sender_reports: Vec::new(),
+                data,
+            };
+            muxer.push_video(frame, &mut sink).expect("push video");
+        }
+        muxer.finish(&mut sink).expect("finish");
+        if sink.0.is_empty() {
+            continue; // no keyframe came
+        }
+        let rec = Recording::from_bytes(sink.0).expect("reads back");
+        for track in &rec.tracks {
+            let dts: Vec<u64> = rec.track_samples(track.track_id).map(|s| s.dts).collect();
+            assert!(
+                dts.windows(2).all(|w| w[0] < w[1]),
+                "round {round}: decode times of track {} go backward: {dts:?}",
+                track.track_id
+            );
+        }
+    }
+}
