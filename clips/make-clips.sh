@@ -12,6 +12,7 @@
 #   h265_aac.mp4      H.265 Main, no B-frames            (4 s)
 #   h265_bframes.mp4  H.265 Main, 3 B-frames, open GOP: CRA keyframes (every 24 frames)
 #                     with RASL pictures           (4 s)
+#   h265_alt.mp4      as h265_aac but 352x288: different VPS/SPS/PPS, for parameter changes
 #
 # The G.711 audio is raw (G.711 has no MP4 form; the camera packetizes it 20 ms per packet),
 # the same 440 Hz tone, 4 s, mono:
@@ -40,6 +41,8 @@ make h265_aac.mp4 320x240 "${x265[@]}" -b:v 300k \
   -x265-params log-level=error:keyint=25:min-keyint=25:scenecut=0:bframes=0:info=0
 make h265_bframes.mp4 320x240 "${x265[@]}" -b:v 300k \
   -x265-params log-level=error:keyint=24:min-keyint=24:scenecut=0:bframes=3:b-adapt=0:info=0
+make h265_alt.mp4 352x288 "${x265[@]}" -b:v 300k \
+  -x265-params log-level=error:keyint=25:min-keyint=25:scenecut=0:bframes=0:info=0
 
 tone() {
   local out=$1 rate=$2 format=$3

@@ -485,16 +485,19 @@ fn select_streams(
         }
         let storable = match s.media() {
             "video" => match s.encoding_name() {
-                "h264" => Ok(video = Some(i)),
-                "h265" => {
-                    flavor = NalFlavor::H265;
-                    Ok(video = Some(i))
-                }
+                "h264" => Ok(NalFlavor::H264),
+                "h265" => Ok(NalFlavor::H265),
                 other => Err(format!(
                     "{other} video is not supported (H.264 and H.265 are)"
                 )),
-            },
-            _ => audio_config(s).map(|(config, format)| audio = Some((i, config, format))),
+            }
+            .map(|f| {
+                video = Some(i);
+                flavor = f;
+            }),
+            _ => audio_config(s).map(|(config, format)| {
+                audio = Some((i, config, format));
+            }),
         };
         match storable {
             Ok(()) => tracing::info!("recording {what}"),

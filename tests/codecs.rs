@@ -193,3 +193,34 @@ async fn h265_recording_starts_at_a_cra_picture() {
         run.stderr
     );
 }
+
+/// New VPS/SPS/PPS mid-stream (the camera switches to a 352x288 clip): a second `hvc1` sample
+/// description, and ffmpeg decodes both sizes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h265_new_parameters_become_a_new_sample_description() {
+    let mut config = support::config("h265_aac.mp4");
+    config.clips.push(support::clip("h265_alt.mp4"));
+    config.speed = 2.0;
+    let rig = Rig::new(config).await;
+    let run = rig.record(&["--duration", "5"]).await;
+    assert!(run.status.success(), "{}", run.stderr);
+    let rec = Recording::open(&rig.out).expect("read");
+    let (frames, _) = check_against_camera(&rec, &rig.cam);
+    let video = rec.video_track().expect("video");
+    assert_eq!(
+        video.sample_entries.len(),
+        2,
+        "one sample description per parameter set"
+    );
+    assert!(
+        video
+            .sample_entries
+            .iter()
+            .all(|e| matches!(e, mp4_atom::Codec::Hvc1(_)))
+    );
+    let probed = support::ffprobe_video_frames(&rig.out).expect("ffprobe");
+    let widths: std::collections::BTreeSet<u32> = probed.iter().map(|f| f.width).collect();
+    assert_eq!(widths.into_iter().collect::<Vec<_>>(), vec![320, 352]);
+    let decoded = support::ffmpeg_decoded_video_frames(&rig.out).expect("ffmpeg");
+    assert_eq!(decoded as usize, frames);
+}
