@@ -67,6 +67,56 @@ async fn run_tool(program: &str, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// ffprobe's `codec_name[,width,height]` line for each stream at `url`.
+async fn ffprobe_streams(url: &str, transport: &str) -> Vec<String> {
+    let out = run_tool(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+            url,
+        ],
+    )
+    .await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().map(|l| l.trim().to_owned()).collect()
+}
+
+/// GStreamer's rtspsrc depacketizes and decodes 50 frames of `video` (h264, h265), then EOS:
+/// exit 0 only if frames arrived and decoded.
+async fn gstreamer_decodes(url: &str, transport: &str, video: &str) {
+    let location = format!("location={url}");
+    let protocols = format!("protocols={transport}");
+    let depay = format!("rtp{video}depay");
+    let parse = format!("{video}parse");
+    let dec = format!("avdec_{video}");
+    run_tool(
+        "gst-launch-1.0",
+        &[
+            "-q",
+            "rtspsrc",
+            &location,
+            &protocols,
+            "!",
+            &depay,
+            "!",
+            &parse,
+            "!",
+            &dec,
+            "!",
+            "fakesink",
+            "num-buffers=50",
+        ],
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffprobe_reads_the_camera_over_tcp_and_udp() {
     if !support::have_tool("ffprobe") {
@@ -74,26 +124,8 @@ async fn ffprobe_reads_the_camera_over_tcp_and_udp() {
     }
     let cam = CameraProcess::start().await;
     for transport in ["tcp", "udp"] {
-        let out = run_tool(
-            "ffprobe",
-            &[
-                "-v",
-                "error",
-                "-rtsp_transport",
-                transport,
-                "-show_entries",
-                "stream=codec_name,width,height",
-                "-of",
-                "csv=p=0",
-                &cam.url,
-            ],
-        )
-        .await;
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            text.contains("h264,320,240") && text.contains("aac"),
-            "{transport}: {text}"
-        );
+        let streams = ffprobe_streams(&cam.url, transport).await;
+        assert_eq!(streams, ["h264,320,240", "aac"], "{transport}");
     }
     cam.stop().await;
 }
@@ -105,28 +137,7 @@ async fn gstreamer_rtspsrc_decodes_the_camera_over_tcp_and_udp() {
     }
     let cam = CameraProcess::start().await;
     for transport in ["tcp", "udp"] {
-        let location = format!("location={}", cam.url);
-        let protocols = format!("protocols={transport}");
-        // 50 decoded frames, then EOS: exit 0 only if frames arrived and decoded.
-        run_tool(
-            "gst-launch-1.0",
-            &[
-                "-q",
-                "rtspsrc",
-                &location,
-                &protocols,
-                "!",
-                "rtph264depay",
-                "!",
-                "h264parse",
-                "!",
-                "avdec_h264",
-                "!",
-                "fakesink",
-                "num-buffers=50",
-            ],
-        )
-        .await;
+        gstreamer_decodes(&cam.url, transport, "h264").await;
     }
     cam.stop().await;
 }
@@ -228,48 +239,9 @@ async fn third_parties_read_every_codec_the_camera_serves() {
         ("h264", "l16", ["h264,320,240", "pcm_s16be"]),
     ] {
         let cam = CameraProcess::start_with(&["--video", video, "--audio", audio]).await;
-        let out = run_tool(
-            "ffprobe",
-            &[
-                "-v",
-                "error",
-                "-rtsp_transport",
-                "tcp",
-                "-show_entries",
-                "stream=codec_name,width,height",
-                "-of",
-                "csv=p=0",
-                &cam.url,
-            ],
-        )
-        .await;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let lines: Vec<&str> = text.lines().map(str::trim).collect();
-        assert_eq!(lines, ffprobe_says, "{video}+{audio}");
-        let location = format!("location={}", cam.url);
-        let (depay, parse, dec) = match video {
-            "h265" => ("rtph265depay", "h265parse", "avdec_h265"),
-            _ => ("rtph264depay", "h264parse", "avdec_h264"),
-        };
-        run_tool(
-            "gst-launch-1.0",
-            &[
-                "-q",
-                "rtspsrc",
-                &location,
-                "protocols=tcp",
-                "!",
-                depay,
-                "!",
-                parse,
-                "!",
-                dec,
-                "!",
-                "fakesink",
-                "num-buffers=50",
-            ],
-        )
-        .await;
+        let streams = ffprobe_streams(&cam.url, "tcp").await;
+        assert_eq!(streams, ffprobe_says, "{video}+{audio}");
+        gstreamer_decodes(&cam.url, "tcp", video).await;
         cam.stop().await;
     }
 }

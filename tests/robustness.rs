@@ -34,24 +34,29 @@ fn fixture(name: &str) -> Recording {
     Recording::open(&path).expect("fixture")
 }
 
-/// Muxes a fixture's samples as the session would hand them over; returns the finished file.
-fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
-    let src = fixture(name);
-    let v = src.video_track().expect("video").clone();
-    let a = src.audio_track().expect("audio").clone();
-    let mut muxer = Muxer::new(mp4::Config {
+/// A muxer for H.264 at 90 kHz and `audio`'s first sample entry, with timing SEI.
+fn h264_muxer(audio: &retina_record::reader::Track, fragment_duration: Duration) -> Muxer {
+    Muxer::new(mp4::Config {
         video: Some(mp4::VideoConfig {
             flavor: NalFlavor::H264,
             clock_rate: 90_000,
         }),
         audio: Some(mp4::AudioConfig {
-            clock_rate: a.timescale,
-            sample_entry: a.sample_entries[0].clone(),
+            clock_rate: audio.timescale,
+            sample_entry: audio.sample_entries[0].clone(),
         }),
-        fragment_duration: Duration::from_millis(500),
+        fragment_duration,
         timing: true,
         creation_time: jiff::Timestamp::now(),
-    });
+    })
+}
+
+/// Muxes a fixture's samples as the session would hand them over; returns the finished file.
+fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
+    let src = fixture(name);
+    let v = src.video_track().expect("video").clone();
+    let a = src.audio_track().expect("audio").clone();
+    let mut muxer = h264_muxer(&a, Duration::from_millis(500));
     let mut sink = VecSink(Vec::new());
     // Interleave by time as a camera would send them.
     let mut samples: Vec<_> = src.samples.iter().collect();
@@ -327,19 +332,7 @@ fn muxer_survives_hostile_timestamps_and_frames() {
     ];
     let mut rng = XorShift(0x0123_4567_89AB_CDEF);
     for round in 0..200 {
-        let mut muxer = Muxer::new(mp4::Config {
-            video: Some(mp4::VideoConfig {
-                flavor: NalFlavor::H264,
-                clock_rate: 90_000,
-            }),
-            audio: Some(mp4::AudioConfig {
-                clock_rate: a.timescale,
-                sample_entry: a.sample_entries[0].clone(),
-            }),
-            fragment_duration: Duration::from_millis(200),
-            timing: true,
-            creation_time: jiff::Timestamp::now(),
-        });
+        let mut muxer = h264_muxer(&a, Duration::from_millis(200));
         let mut sink = VecSink(Vec::new());
         let (mut vpts, mut apts) = (0i64, 0i64);
         for i in 0..120 {
