@@ -93,30 +93,9 @@ async fn h265_b_frames_in_presentation_order() {
 
 /// ffmpeg's own decoding of a raw G.711 fixture: what the recording must hold.
 fn ffmpeg_decodes_raw(fixture: &str, format: &str, rate: u32) -> Vec<i16> {
-    let out = std::process::Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-f",
-            format,
-            "-ar",
-            &rate.to_string(),
-        ])
-        .args(["-ac", "1", "-i"])
-        .arg(support::clip_path(fixture))
-        .args(["-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect()
+    let rate = rate.to_string();
+    let input = ["-f", format, "-ar", &rate, "-ac", "1"];
+    support::ffmpeg_mono_s16(&input, &support::clip_path(fixture), &[])
 }
 
 /// The recording's audio is the camera's, looped, sample for sample.
@@ -198,29 +177,12 @@ async fn h265_recording_starts_at_a_cra_picture() {
 /// description, and ffmpeg decodes both sizes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h265_new_parameters_become_a_new_sample_description() {
-    let mut config = support::config("h265_aac.mp4");
-    config.clips.push(support::clip("h265_alt.mp4"));
-    config.speed = 2.0;
-    let rig = Rig::new(config).await;
-    let run = rig.record(&["--duration", "5"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
-    let rec = Recording::open(&rig.out).expect("read");
-    let (frames, _) = check_against_camera(&rec, &rig.cam);
+    let rec = support::record_parameter_change("h265_aac.mp4", "h265_alt.mp4").await;
     let video = rec.video_track().expect("video");
-    assert_eq!(
-        video.sample_entries.len(),
-        2,
-        "one sample description per parameter set"
-    );
     assert!(
         video
             .sample_entries
             .iter()
             .all(|e| matches!(e, mp4_atom::Codec::Hvc1(_)))
     );
-    let probed = support::ffprobe_video_frames(&rig.out).expect("ffprobe");
-    let widths: std::collections::BTreeSet<u32> = probed.iter().map(|f| f.width).collect();
-    assert_eq!(widths.into_iter().collect::<Vec<_>>(), vec![320, 352]);
-    let decoded = support::ffmpeg_decoded_video_frames(&rig.out).expect("ffmpeg");
-    assert_eq!(decoded as usize, frames);
 }

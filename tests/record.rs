@@ -207,32 +207,7 @@ async fn killed_b_frame_recording_presents_from_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_sps_mid_stream_becomes_a_new_sample_description() {
-    let mut config = support::config("h264_aac.mp4");
-    config.clips.push(support::clip("h264_alt.mp4"));
-    config.speed = 2.0;
-    let rig = Rig::new(config).await;
-    let run = rig.record(&["--duration", "5"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
-    let rec = Recording::open(&rig.out).expect("read");
-    check_against_camera(&rec, &rig.cam);
-    let video = rec.video_track().expect("video");
-    assert_eq!(
-        video.sample_entries.len(),
-        2,
-        "one sample description per SPS"
-    );
-    let sdis: Vec<u32> = rec
-        .track_samples(1)
-        .map(|s| s.sample_description_index)
-        .collect();
-    assert!(sdis.contains(&1) && sdis.contains(&2), "{sdis:?}");
-    if let Some(probed) = support::ffprobe_video_frames(&rig.out) {
-        let widths: std::collections::BTreeSet<u32> = probed.iter().map(|f| f.width).collect();
-        assert_eq!(widths.into_iter().collect::<Vec<_>>(), vec![320, 352]);
-    }
-    if let Some(decoded) = support::ffmpeg_decoded_video_frames(&rig.out) {
-        assert_eq!(decoded as usize, sdis.len());
-    }
+    support::record_parameter_change("h264_aac.mp4", "h264_alt.mp4").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -72,6 +72,39 @@ impl Rig {
     }
 }
 
+/// The camera switches from clip `first` to clip `alt` (same codec, other parameter sets, 352
+/// pixels wide) at twice real time: one sample description per parameter set, frames of both
+/// sizes presented by ffprobe, every frame decoded by ffmpeg. Returns the recording.
+pub async fn record_parameter_change(first: &str, alt: &str) -> Recording {
+    let mut config = config(first);
+    config.clips.push(clip(alt));
+    config.speed = 2.0;
+    let rig = Rig::new(config).await;
+    let run = rig.record(&["--duration", "5"]).await;
+    assert!(run.status.success(), "{}", run.stderr);
+    let rec = Recording::open(&rig.out).expect("read");
+    let (frames, _) = check_against_camera(&rec, &rig.cam);
+    let video = rec.video_track().expect("video");
+    assert_eq!(
+        video.sample_entries.len(),
+        2,
+        "one sample description per parameter set"
+    );
+    let sdis: Vec<u32> = rec
+        .track_samples(video.track_id)
+        .map(|s| s.sample_description_index)
+        .collect();
+    assert!(sdis.contains(&1) && sdis.contains(&2), "{sdis:?}");
+    if let Some(probed) = ffprobe_video_frames(&rig.out) {
+        let widths: std::collections::BTreeSet<u32> = probed.iter().map(|f| f.width).collect();
+        assert_eq!(widths.into_iter().collect::<Vec<_>>(), vec![320, 352]);
+    }
+    if let Some(decoded) = ffmpeg_decoded_video_frames(&rig.out) {
+        assert_eq!(decoded as usize, frames);
+    }
+    rec
+}
+
 /// Set (CI does) to turn a missing ffmpeg/ffprobe into a failure instead of a skip.
 pub const REQUIRE_TOOLS_ENV: &str = "RETINA_RECORD_REQUIRE_TOOLS";
 
@@ -272,29 +305,37 @@ pub fn ffmpeg_audio(path: &Path) -> Option<DecodedAudio> {
         .split_once(',')
         .unwrap_or_else(|| panic!("ffprobe audio stream: {text:?}"));
     let sample_rate: u32 = rate.parse().expect("sample rate");
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-ac", "1", "-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg");
-    let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && errors.trim().is_empty(),
-        "ffmpeg failed to decode the audio of {}: {errors}",
-        path.display()
-    );
-    let samples: Vec<i16> = out
-        .stdout
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
-        .collect();
+    let samples = ffmpeg_mono_s16(&[], path, &["-map", "0:a:0"]);
     Some(DecodedAudio {
         codec_name: codec_name.to_owned(),
         sample_rate,
         decoded_secs: samples.len() as f64 / f64::from(sample_rate),
         samples,
     })
+}
+
+/// ffmpeg's decoding of `input` (read with `input_args`, e.g. a raw format) to mono 16-bit
+/// samples, `output_args` choosing what; asserts that ffmpeg reports no error.
+pub fn ffmpeg_mono_s16(input_args: &[&str], input: &Path, output_args: &[&str]) -> Vec<i16> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error"])
+        .args(input_args)
+        .arg("-i")
+        .arg(input)
+        .args(output_args)
+        .args(["-ac", "1", "-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && errors.trim().is_empty(),
+        "ffmpeg failed to decode {}: {errors}",
+        input.display()
+    );
+    out.stdout
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+        .collect()
 }
 
 /// ffprobe's view of each decoded video frame, in output (presentation) order.
