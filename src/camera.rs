@@ -28,7 +28,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Notify, watch};
 
-use crate::reader::{Recording, nal_units};
+use crate::codec::g711;
+use crate::codec::h26x::{self, VideoCodec};
+use crate::mp4::read::Recording;
+use crate::timing::sei;
 
 /// First RTP timestamp of each stream: they wrap a few seconds into the stream (not at the same
 /// second, so that no audio SR can be mistaken for a video one).
@@ -96,7 +99,7 @@ impl CameraConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             clips,
             speed: 1.0,
-            ntp_base: crate::sei::ntp_from_system_time(std::time::SystemTime::now()),
+            ntp_base: sei::ntp_from_system_time(std::time::SystemTime::now()),
             audio: true,
             credentials: None,
             keep_log: false,
@@ -275,23 +278,6 @@ pub async fn serve(
     Ok(())
 }
 
-/// The video codecs the camera serves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VideoCodec {
-    H264,
-    H265,
-}
-
-impl VideoCodec {
-    /// NAL unit header length: H.264 one byte, H.265 two.
-    fn header_len(self) -> usize {
-        match self {
-            VideoCodec::H264 => 1,
-            VideoCodec::H265 => 2,
-        }
-    }
-}
-
 /// The audio codecs the camera serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AudioCodec {
@@ -364,7 +350,7 @@ impl Clip {
             "pcma" => Some(ClipAudio::raw(AudioCodec::Pcma, 16_000, 1, TONE_PCMA_16K)),
             "l16" => {
                 let mut linear = Vec::new();
-                crate::g711::expand_be(crate::g711::Law::A, TONE_PCMA_16K, &mut linear);
+                g711::expand_be(g711::Law::A, TONE_PCMA_16K, &mut linear);
                 Some(ClipAudio::raw(AudioCodec::L16, 16_000, 2, &linear))
             }
             other => bail!(
@@ -394,9 +380,8 @@ impl Clip {
                 (VideoCodec::H264, vec![sps.clone(), pps.clone()])
             }
             Some(mp4_atom::Codec::Hvc1(hvc1)) => {
-                // VPS (32), SPS (33), PPS (34), in that order.
                 let mut sets = Vec::new();
-                for t in 32..=34 {
+                for t in h26x::H265_PARAMETER_SET_TYPES {
                     let set = hvc1.hvcc.arrays.iter().find(|a| a.nal_unit_type == t);
                     let Some(nal) = set.and_then(|a| a.nalus.first()) else {
                         bail!("no NAL unit of type {t} in hvcC");
@@ -411,7 +396,7 @@ impl Clip {
         let mut duration = 0;
         for s in rec.track_samples(v.track_id) {
             let data = rec.read_sample(s)?;
-            let nals = nal_units(&data)
+            let nals = h26x::nal_units(&data)
                 .map(|n| n.map(<[u8]>::to_vec))
                 .collect::<Result<_, _>>()?;
             video.push(ClipFrame {
@@ -903,11 +888,7 @@ async fn stream_media(
                             .empty_frames_every
                             .is_some_and(|n| (i + 1) % n.max(1) == 0)
                         {
-                            // Filler data: H.264 type 12, H.265 type 38.
-                            let filler: &[u8] = match clip.codec {
-                                VideoCodec::H264 => &[0x0C, 0xFF, 0xFF, 0x80],
-                                VideoCodec::H265 => &[38 << 1, 0x01, 0xFF, 0xFF, 0x80],
-                            };
+                            let filler = clip.codec.filler_nal();
                             let rtp = rtp.wrapping_add(1);
                             send_video(
                                 &writer,
@@ -1001,7 +982,7 @@ async fn send_sender_report(
 }
 
 fn ntp_now() -> u64 {
-    crate::sei::ntp_from_system_time(std::time::SystemTime::now())
+    sei::ntp_from_system_time(std::time::SystemTime::now())
 }
 
 /// Sends one access unit: each NAL unit whole if it fits, else in fragmentation units (H.264
@@ -1022,13 +1003,8 @@ async fn send_video(
             send_rtp(writer, dest, st, 0, 96, last_nal, rtp, nal).await?;
             continue;
         }
-        let (fu_header_prefix, nal_type): (Vec<u8>, u8) = match codec {
-            VideoCodec::H264 => (vec![(nal[0] & 0xE0) | 28], nal[0] & 0x1F),
-            // PayloadHdr keeps F, LayerId and TID, with type 49.
-            VideoCodec::H265 => (
-                vec![(nal[0] & 0x81) | (49 << 1), nal[1]],
-                (nal[0] >> 1) & 0x3F,
-            ),
+        let Some((fu_header_prefix, nal_type)) = codec.fu_header(nal) else {
+            continue;
         };
         let chunks: Vec<&[u8]> = nal[header_len..]
             .chunks(MAX_PAYLOAD - header_len - 1)

@@ -8,8 +8,7 @@ use tokio::sync::watch;
 
 use crate::camera::{Camera, CameraConfig, Clip};
 use crate::cli::{Args, DemoArgs};
-use crate::reader::Recording;
-use crate::sei::TimingMessage;
+use crate::mp4::read::Recording;
 
 const DEMO_SECONDS: &str = "10";
 
@@ -37,7 +36,7 @@ pub async fn run(args: &DemoArgs, stop: watch::Receiver<bool>) -> anyhow::Result
     let timing = rec.video_timing()?;
     let timed = timing
         .iter()
-        .filter(|(_, m)| m.iter().any(|m| matches!(m, TimingMessage::Frame(_))))
+        .filter(|t| t.frames().next().is_some())
         .count();
     let size = std::fs::metadata(&outcome.path)?.len();
     let s = &outcome.stats;
@@ -53,7 +52,7 @@ pub async fn run(args: &DemoArgs, stop: watch::Receiver<bool>) -> anyhow::Result
         s.fragments,
         size as f64 / 1024.0
     );
-    if let Some(TimingMessage::Frame(f)) = timing.first().and_then(|(_, m)| m.last()) {
+    if let Some(f) = timing.first().and_then(|t| t.frames().next()) {
         println!(
             "First frame: RTP time {}, received {} (NTP {}).",
             f.rtp,

@@ -5,22 +5,20 @@
 //!
 //! * [`cli`] — command-line flags (compatible with retina-record 0.2), credentials, names.
 //! * [`session`] — the RTSP session loop: retina in, frames with timing out.
-//! * [`sei`] — the timing SEI format, a compatibility contract with 0.2's files.
-//! * [`g711`] — G.711 µ-law/A-law expansion, for storing camera audio as linear PCM.
-//! * [`mp4`] — fragmented MP4 muxing: header, fragments, decode times.
+//! * [`timing`] — the timing SEI format, a compatibility contract with 0.2's files.
+//! * [`codec`] — H.264/H.265 NAL units and G.711.
+//! * [`mp4`] — fragmented MP4 muxing and reading.
 //! * [`output`] — the output file and its writer thread.
-//! * [`reader`] — reads recordings back, timing data included.
 //! * [`stop`] — signals to clean stops.
 //! * [`camera`] — an RTSP camera on demand (`retina-record camera`, the demo, the tests).
 //! * [`demo`] — `retina-record demo`: the camera recorded through the normal path.
 
 pub mod camera;
 pub mod cli;
+pub mod codec;
 pub mod demo;
-pub mod g711;
 pub mod mp4;
 pub mod output;
-pub mod reader;
-pub mod sei;
 pub mod session;
 pub mod stop;
+pub mod timing;

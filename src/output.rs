@@ -183,8 +183,8 @@ fn write_recording(
         let _ = std::fs::remove_file(partial);
         bail!("no frames were recorded, so no file was written");
     }
-    let data = crate::reader::Data::File(sink.file.try_clone()?);
-    match crate::reader::build_mfra(&data) {
+    let data = crate::mp4::read::Data::File(sink.file.try_clone()?);
+    match crate::mp4::build_mfra(&data) {
         Ok(mfra) => sink
             .append(&[&mfra])
             .with_context(|| format!("appending the index to {} failed", partial.display()))?,

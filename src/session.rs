@@ -15,10 +15,10 @@ use retina::codec::{CodecItem, ParametersRef};
 use tokio::sync::watch;
 
 use crate::cli::{self, Args, Source, Transport};
-use crate::g711;
+use crate::codec::{VideoCodec, g711};
 use crate::mp4::{self, AudioInput, VideoInput};
 use crate::output::{self, Message, Outcome, SendError, Writer};
-use crate::sei::{self, FrameTiming, NalFlavor, SenderReport};
+use crate::timing::sei::{self, FrameTiming, SenderReport};
 
 /// Frames that may wait for the disk before recording stops with an error: at 30 fps video
 /// plus 50 audio frames/s, about 25 s of slack.
@@ -146,7 +146,7 @@ async fn connect_and_record(
 
     let config = mp4::Config {
         video: selection.video.map(|i| mp4::VideoConfig {
-            flavor: selection.flavor,
+            codec: selection.codec,
             clock_rate: session.streams()[i].clock_rate_hz(),
         }),
         audio: selection.audio.as_ref().map(|(_, a, _)| a.clone()),
@@ -396,7 +396,7 @@ pub fn log_outcome(o: &Outcome) {
 
 struct Selection {
     video: Option<usize>,
-    flavor: NalFlavor,
+    codec: VideoCodec,
     audio: Option<(usize, mp4::AudioConfig, AudioFormat)>,
 }
 
@@ -448,7 +448,7 @@ fn select_streams(
         }
     }
     let mut video = None;
-    let mut flavor = NalFlavor::H264;
+    let mut codec = VideoCodec::H264;
     let mut audio = None;
     for (i, s) in streams.iter().enumerate() {
         let what = describe(i, s);
@@ -484,16 +484,9 @@ fn select_streams(
             _ => {}
         }
         let storable = match s.media() {
-            "video" => match s.encoding_name() {
-                "h264" => Ok(NalFlavor::H264),
-                "h265" => Ok(NalFlavor::H265),
-                other => Err(format!(
-                    "{other} video is not supported (H.264 and H.265 are)"
-                )),
-            }
-            .map(|f| {
+            "video" => s.encoding_name().parse::<VideoCodec>().map(|c| {
                 video = Some(i);
-                flavor = f;
+                codec = c;
             }),
             _ => audio_config(s).map(|(config, format)| {
                 audio = Some((i, config, format));
@@ -512,7 +505,7 @@ fn select_streams(
     }
     Ok(Selection {
         video,
-        flavor,
+        codec,
         audio,
     })
 }

@@ -6,8 +6,7 @@ mod support;
 use std::process::Stdio;
 use std::time::Duration;
 
-use retina_record::reader::Recording;
-use retina_record::sei::TimingMessage;
+use retina_record::mp4::read::Recording;
 
 /// `retina-record camera` on a free loopback port; its URL from the first line of stdout.
 struct CameraProcess {
@@ -160,12 +159,7 @@ async fn retina_record_records_the_camera_over_tcp_and_udp_at_once() {
         let rec = Recording::open(&dir.path().join(format!("{t}.mp4"))).expect("recording");
         let timing = rec.video_timing().expect("timing");
         assert!(timing.len() >= 70, "{t}: {} frames in 3 s", timing.len());
-        assert!(timing.iter().all(|(_, m)| {
-            m.iter()
-                .filter(|m| matches!(m, TimingMessage::Frame(_)))
-                .count()
-                == 1
-        }));
+        assert!(timing.iter().all(|t| t.frames().count() == 1));
     }
     cam.stop().await;
 }
@@ -201,21 +195,13 @@ async fn demo_records_ten_seconds_with_timing_on_every_frame() {
         "{} frames",
         timing.len()
     );
-    assert!(timing.iter().all(|(_, m)| {
-        m.iter()
-            .filter(|m| matches!(m, TimingMessage::Frame(_)))
-            .count()
-            == 1
-    }));
+    assert!(timing.iter().all(|t| t.frames().count() == 1));
     assert!(stdout.contains(&format!(
         "{} video frames ({} with timing data)",
         timing.len(),
         timing.len()
     )));
-    assert!(timing.iter().any(|(_, m)| {
-        m.iter()
-            .any(|m| matches!(m, TimingMessage::SenderReport(_)))
-    }));
+    assert!(timing.iter().any(|t| t.sender_reports().next().is_some()));
     if let Some(decoded) = support::ffmpeg_decoded_video_frames(&path) {
         assert_eq!(
             decoded as usize,

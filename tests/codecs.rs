@@ -5,7 +5,7 @@
 mod support;
 
 use retina_record::camera::{CameraConfig, Clip};
-use retina_record::reader::Recording;
+use retina_record::mp4::read::Recording;
 use support::{Rig, check_against_camera};
 
 /// The built-in clip for `video` + `audio`, logged, its SR clock fixed (as `support::config`).
@@ -53,7 +53,7 @@ async fn h265_aac_10s_every_frame_with_timing() {
         matches!(video.sample_entries.first(), Some(mp4_atom::Codec::Hvc1(_))),
         "hvc1 sample entry"
     );
-    assert!(video.nal_flavor().is_some());
+    assert!(video.video_codec().is_some());
     let (frames, _) = check_against_camera(&rec, &rig.cam);
     assert!(frames >= 225, "{frames} frames in 10 s at 25 fps");
     assert_eq!(audio.expect("audio").codec_name, "aac");
@@ -147,11 +147,11 @@ async fn h265_recording_starts_at_a_cra_picture() {
     assert!(run.status.success(), "recorder failed: {}", run.stderr);
     let rec = Recording::open(&rig.out).expect("read recording");
     let timing = rec.video_timing().expect("timing");
-    let (first, msgs) = &timing[0];
+    let (first, msgs) = (&timing[0].sample, &timing[0].messages);
     assert!(first.is_sync);
     // The first recorded frame is the camera's first keyframe after frame 10: a CRA picture.
     let data = rec.read_sample(first).expect("sample");
-    let types: Vec<u8> = retina_record::reader::nal_units(&data)
+    let types: Vec<u8> = retina_record::codec::h26x::nal_units(&data)
         .map(|n| n.map(|n| (n[0] >> 1) & 0x3F))
         .collect::<Result<_, _>>()
         .expect("NAL units");

@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use retina_record::reader::Recording;
-use retina_record::sei::TimingMessage;
+use retina_record::mp4::read::Recording;
 
 const GST_SERVER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -127,12 +126,9 @@ fn check_recording(path: &Path, min_frames: usize, expect_audio: bool) {
     let rec = Recording::open(path).expect("read recording");
     let timing = rec.video_timing().expect("timing");
     assert!(timing.len() >= min_frames, "{} video frames", timing.len());
-    for (sample, msgs) in &timing {
-        let frames = msgs
-            .iter()
-            .filter(|m| matches!(m, TimingMessage::Frame(_)))
-            .count();
-        assert_eq!(frames, 1, "sample at dts {} has {frames} 89H", sample.dts);
+    for t in &timing {
+        let frames = t.frames().count();
+        assert_eq!(frames, 1, "sample at dts {} has {frames} 89H", t.sample.dts);
     }
     assert_eq!(rec.audio_track().is_some(), expect_audio, "audio track");
     if rec.audio_track().is_some() {

@@ -4,15 +4,14 @@
 mod support;
 
 use retina_record::camera::CameraConfig;
-use retina_record::reader::{Recording, Sample};
-use retina_record::sei::TimingMessage;
+use retina_record::mp4::read::{Recording, Sample, Track};
 use support::{Rig, check_against_camera};
 
 fn h264_aac() -> CameraConfig {
     support::config("h264_aac.mp4")
 }
 
-fn samples(rec: &Recording, track: Option<&retina_record::reader::Track>) -> Vec<Sample> {
+fn samples(rec: &Recording, track: Option<&Track>) -> Vec<Sample> {
     let id = track.expect("track").track_id;
     rec.track_samples(id).cloned().collect()
 }
@@ -27,19 +26,13 @@ fn assert_frames_are_the_cameras(rec: &Recording, rig: &Rig) {
         .map(|f| f.rtp)
         .collect();
     let mut last = None;
-    for (sample, msgs) in rec.video_timing().expect("timing") {
-        let rtps: Vec<u32> = msgs
-            .iter()
-            .filter_map(|m| match m {
-                TimingMessage::Frame(f) => Some(f.rtp),
-                _ => None,
-            })
-            .collect();
+    for timed in rec.video_timing().expect("timing") {
+        let rtps: Vec<u32> = timed.frames().map(|f| f.rtp).collect();
         assert_eq!(
             rtps.len(),
             1,
             "sample at dts {} has {} 89H",
-            sample.dts,
+            timed.sample.dts,
             rtps.len()
         );
         let idx = sent
@@ -66,12 +59,9 @@ async fn frames_before_parameter_sets_are_left_out() {
     let rec = Recording::open(&rig.out).expect("read");
     let (frames, _) = check_against_camera(&rec, &rig.cam);
     let first_rtp = rec.video_timing().expect("timing")[0]
-        .1
-        .iter()
-        .find_map(|m| match m {
-            TimingMessage::Frame(f) => Some(f.rtp),
-            _ => None,
-        });
+        .frames()
+        .next()
+        .map(|f| f.rtp);
     let log = rig.cam.log();
     let second_keyframe = log
         .frames
@@ -105,11 +95,7 @@ async fn sender_report_before_any_frame_is_kept() {
     let rec = Recording::open(&rig.out).expect("read");
     check_against_camera(&rec, &rig.cam);
     let timing = rec.video_timing().expect("timing");
-    let first_reports = timing[0]
-        .1
-        .iter()
-        .filter(|m| matches!(m, TimingMessage::SenderReport(_)))
-        .count();
+    let first_reports = timing[0].sender_reports().count();
     assert!(first_reports >= 1, "the early SR is in the first frame");
     let log = rig.cam.log();
     assert_eq!(

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use retina_record::reader::Recording;
+use retina_record::mp4::read::Recording;
 use support::{Recorder, Rig, check_against_camera, record};
 
 /// 10 s over `transport`: every frame there and decodable, timing on each, SRs as they were.

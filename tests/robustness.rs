@@ -5,9 +5,10 @@
 use std::io::Write as _;
 use std::time::Duration;
 
+use retina_record::codec::VideoCodec;
+use retina_record::mp4::read::{Recording, Track};
 use retina_record::mp4::{self, AudioInput, Muxer, Sink, VideoInput};
-use retina_record::reader::Recording;
-use retina_record::sei::{self, FrameTiming, NalFlavor, SenderReport, TimingMessage};
+use retina_record::timing::sei::{self, FrameTiming, SenderReport, TimingMessage};
 
 struct VecSink(Vec<u8>);
 
@@ -35,10 +36,10 @@ fn fixture(name: &str) -> Recording {
 }
 
 /// A muxer for H.264 at 90 kHz and `audio`'s first sample entry, with timing SEI.
-fn h264_muxer(audio: &retina_record::reader::Track, fragment_duration: Duration) -> Muxer {
+fn h264_muxer(audio: &Track, fragment_duration: Duration) -> Muxer {
     Muxer::new(mp4::Config {
         video: Some(mp4::VideoConfig {
-            flavor: NalFlavor::H264,
+            codec: VideoCodec::H264,
             clock_rate: 90_000,
         }),
         audio: Some(mp4::AudioConfig {
@@ -134,16 +135,12 @@ fn muxed_b_frame_clip_reads_back_exactly() {
     assert_eq!(timing.len(), frames);
     // Same frames, same presentation times, same bytes after our SEI.
     let src_video: Vec<_> = src.track_samples(1).collect();
-    for ((sample, msgs), orig) in timing.iter().zip(&src_video) {
+    for (timed, orig) in timing.iter().zip(&src_video) {
+        let (sample, msgs) = (&timed.sample, &timed.messages);
         let media_start = rec.video_track().expect("video").media_start as i64;
         assert_eq!(sample.pts() - media_start, orig.pts() - src_video[0].pts());
         assert!(matches!(msgs.last(), Some(TimingMessage::Frame(f)) if f.rtp == orig.pts() as u32));
-        assert_eq!(
-            msgs.iter()
-                .filter(|m| matches!(m, TimingMessage::SenderReport(_)))
-                .count(),
-            usize::from(orig.is_sync)
-        );
+        assert_eq!(timed.sender_reports().count(), usize::from(orig.is_sync));
         let data = rec.read_sample(sample).expect("data");
         let original = src.read_sample(orig).expect("orig");
         assert!(
@@ -185,11 +182,11 @@ fn read_all(bytes: &[u8]) {
             let data = rec
                 .read_sample(s)
                 .expect("samples the reader returns lie inside the file");
-            let _ = retina_record::reader::leading_timing_messages(&data, NalFlavor::H264);
+            let _ = sei::leading_timing_messages(&data, VideoCodec::H264);
         }
     }
     if let Ok(f) = file.reopen() {
-        let _ = retina_record::reader::build_mfra(&retina_record::reader::Data::File(f));
+        let _ = retina_record::mp4::build_mfra(&retina_record::mp4::read::Data::File(f));
     }
 }
 
@@ -279,7 +276,7 @@ fn sei_parser_survives_random_input() {
     let mut valid = Vec::new();
     sei::append_sender_report_sei(
         &mut valid,
-        NalFlavor::H264,
+        VideoCodec::H264,
         SenderReport {
             recv: 1,
             ntp: 2,
@@ -293,8 +290,8 @@ fn sei_parser_survives_random_input() {
             nal[i] = rng.next() as u8;
         }
         nal.truncate(rng.below(nal.len() + 1));
-        let _ = sei::parse_timing_nal(&nal, NalFlavor::H264);
-        let _ = sei::parse_timing_nal(&nal, NalFlavor::H265);
+        let _ = sei::parse_timing_nal(&nal, VideoCodec::H264);
+        let _ = sei::parse_timing_nal(&nal, VideoCodec::H265);
     }
 }
 

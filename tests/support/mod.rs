@@ -8,8 +8,8 @@ use std::process::Stdio;
 
 use retina_record::camera::{self, Clip};
 
-use retina_record::reader::Recording;
-use retina_record::sei::TimingMessage;
+use retina_record::mp4::read::Recording;
+use retina_record::timing::sei::TimingMessage;
 
 pub use retina_record::camera::{Camera, CameraConfig};
 
@@ -408,14 +408,9 @@ pub fn check_against_camera(rec: &Recording, cam: &Camera) -> (usize, f64) {
     let mut recorded_idx = Vec::new();
     let mut all_reports = Vec::new();
     let mut delays = Vec::new();
-    for (sample, msgs) in &timing {
-        let frames: Vec<_> = msgs
-            .iter()
-            .filter_map(|m| match m {
-                TimingMessage::Frame(f) => Some(*f),
-                _ => None,
-            })
-            .collect();
+    for timed in &timing {
+        let (sample, msgs) = (&timed.sample, &timed.messages);
+        let frames: Vec<_> = timed.frames().collect();
         assert_eq!(
             frames.len(),
             1,
@@ -475,11 +470,11 @@ pub fn check_against_camera(rec: &Recording, cam: &Camera) -> (usize, f64) {
     );
 
     // Presentation: recorded pts offsets equal the camera's.
-    let (first_sample, _) = &timing[0];
+    let first_sample = &timing[0].sample;
     let first_cam = cam_video[recorded_idx[0]];
-    for ((sample, _), &idx) in timing.iter().zip(&recorded_idx) {
+    for (timed, &idx) in timing.iter().zip(&recorded_idx) {
         assert_eq!(
-            sample.pts() - first_sample.pts(),
+            timed.sample.pts() - first_sample.pts(),
             cam_video[idx].pts - first_cam.pts,
             "presentation time of frame rtp {}",
             cam_video[idx].rtp

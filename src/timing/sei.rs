@@ -1,7 +1,7 @@
 //! Timing data as H.264/H.265 SEI `user_data_unregistered` messages.
 //!
-//! The byte format is a compatibility contract with files written by retina-record 0.1/0.2
-//! (`shared/timing-sei.md` in the project): two 16-byte UUIDs, each followed by compact JSON.
+//! The byte format is a compatibility contract with files written by retina-record 0.1/0.2,
+//! specified in `docs/timing-sei.md`: two 16-byte UUIDs, each followed by compact JSON.
 //!
 //! * `strawlab.org/89H` — one per video frame: `{"recv":<u64>,"rtp":<u32>}`.
 //! * `strawlab.org/o8B` — one per RTCP sender report of the video stream:
@@ -15,6 +15,9 @@
 //! fragment it is building, so no per-frame allocation is needed.
 
 use std::io::Write as _;
+
+use crate::codec::VideoCodec;
+use crate::codec::h26x;
 
 /// UUID of the per-frame message.
 pub const FRAME_UUID: &[u8; 16] = b"strawlab.org/89H";
@@ -44,24 +47,6 @@ pub struct SenderReport {
     pub rtp: u32,
 }
 
-/// Which NAL unit header to write: the codecs differ only there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NalFlavor {
-    /// H.264: one byte, `nal_unit_type` 6 (SEI).
-    H264,
-    /// H.265: two bytes, `nal_unit_type` 39 (prefix SEI), layer 0, temporal id 1.
-    H265,
-}
-
-impl NalFlavor {
-    fn header(self) -> &'static [u8] {
-        match self {
-            NalFlavor::H264 => &[0x06],
-            NalFlavor::H265 => &[0x4E, 0x01],
-        }
-    }
-}
-
 /// Converts a wall-clock time to the 64-bit NTP format.
 pub fn ntp_from_system_time(t: std::time::SystemTime) -> u64 {
     // Seconds from 1900-01-01 to 1970-01-01 (RFC 5905 §6).
@@ -76,30 +61,30 @@ pub fn ntp_from_system_time(t: std::time::SystemTime) -> u64 {
 }
 
 /// Appends one length-prefixed `89H` SEI NAL unit (4-byte length, as in the MP4 sample).
-pub fn append_frame_sei(out: &mut Vec<u8>, flavor: NalFlavor, t: FrameTiming) {
+pub fn append_frame_sei(out: &mut Vec<u8>, codec: VideoCodec, t: FrameTiming) {
     let mut json = JsonBuf::new();
     // `write!` to a fixed array cannot fail for these lengths (at most 41 bytes).
     let _ = write!(json, r#"{{"recv":{},"rtp":{}}}"#, t.recv, t.rtp);
-    append_sei(out, flavor, FRAME_UUID, json.as_bytes());
+    append_sei(out, codec, FRAME_UUID, json.as_bytes());
 }
 
 /// Appends one length-prefixed `o8B` SEI NAL unit (4-byte length, as in the MP4 sample).
-pub fn append_sender_report_sei(out: &mut Vec<u8>, flavor: NalFlavor, sr: SenderReport) {
+pub fn append_sender_report_sei(out: &mut Vec<u8>, codec: VideoCodec, sr: SenderReport) {
     let mut json = JsonBuf::new();
     let _ = write!(
         json,
         r#"{{"recv":{},"ntp":{},"rtp":{}}}"#,
         sr.recv, sr.ntp, sr.rtp
     );
-    append_sei(out, flavor, SENDER_REPORT_UUID, json.as_bytes());
+    append_sei(out, codec, SENDER_REPORT_UUID, json.as_bytes());
 }
 
 /// Appends `[u32 length][NAL header][sei_message][rbsp_trailing_bits]`, with emulation
 /// prevention applied to everything after the NAL header.
-fn append_sei(out: &mut Vec<u8>, flavor: NalFlavor, uuid: &[u8; 16], json: &[u8]) {
+fn append_sei(out: &mut Vec<u8>, codec: VideoCodec, uuid: &[u8; 16], json: &[u8]) {
     let len_pos = out.len();
     out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(flavor.header());
+    out.extend_from_slice(codec.sei_header());
     let mut ep = EmulationPrevention::new(out);
     ep.push(PAYLOAD_TYPE_USER_DATA_UNREGISTERED);
     // payload_size: as many 0xFF bytes as fit, then the remainder (H.264 §7.3.2.3.1).
@@ -183,6 +168,8 @@ pub enum ParseError {
     NotUserDataUnregistered,
     UnknownUuid,
     BadJson(String),
+    /// The sample holding the SEI is not a sequence of length-prefixed NAL units.
+    MalformedSample(h26x::NalError),
 }
 
 impl std::fmt::Display for ParseError {
@@ -194,6 +181,7 @@ impl std::fmt::Display for ParseError {
             }
             ParseError::UnknownUuid => write!(f, "SEI user data has an unknown UUID"),
             ParseError::BadJson(why) => write!(f, "SEI timing JSON is malformed: {why}"),
+            ParseError::MalformedSample(e) => write!(f, "malformed video sample: {e}"),
         }
     }
 }
@@ -203,8 +191,8 @@ impl std::error::Error for ParseError {}
 /// Parses one SEI NAL unit (header included, no length prefix) holding a timing message.
 ///
 /// Only the first `sei_message` of the NAL unit is read, which is how they are written.
-pub fn parse_timing_nal(nal: &[u8], flavor: NalFlavor) -> Result<TimingMessage, ParseError> {
-    let header_len = flavor.header().len();
+pub fn parse_timing_nal(nal: &[u8], codec: VideoCodec) -> Result<TimingMessage, ParseError> {
+    let header_len = codec.header_len();
     let ebsp = nal.get(header_len..).ok_or(ParseError::Truncated)?;
     let rbsp = remove_emulation_prevention(ebsp);
     let mut pos = 0;
@@ -234,6 +222,27 @@ pub fn parse_timing_nal(nal: &[u8], flavor: NalFlavor) -> Result<TimingMessage, 
             rtp: fields.get_u32("rtp")?,
         }))
     }
+}
+
+/// The timing messages in the SEI NAL units that open a video sample (where the recorder puts
+/// them), in order; other SEI (an encoder's own user data, say) is passed over.
+pub fn leading_timing_messages(
+    sample: &[u8],
+    codec: VideoCodec,
+) -> Result<Vec<TimingMessage>, ParseError> {
+    let mut out = Vec::new();
+    for nal in h26x::nal_units(sample) {
+        let nal = nal.map_err(ParseError::MalformedSample)?;
+        if !codec.unit_type(nal).is_some_and(|t| t.is_sei()) {
+            break;
+        }
+        match parse_timing_nal(nal, codec) {
+            Ok(m) => out.push(m),
+            Err(ParseError::UnknownUuid | ParseError::NotUserDataUnregistered) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
 }
 
 fn read_sei_varint(rbsp: &[u8], pos: &mut usize) -> Result<usize, ParseError> {
@@ -315,7 +324,7 @@ mod tests {
         let mut out = Vec::new();
         append_frame_sei(
             &mut out,
-            NalFlavor::H264,
+            VideoCodec::H264,
             FrameTiming {
                 recv: 16824201542114736079,
                 rtp: 3_000_000_000,
@@ -340,14 +349,14 @@ mod tests {
             ntp: 2,
             rtp: 3,
         };
-        append_sender_report_sei(&mut out, NalFlavor::H265, sr);
+        append_sender_report_sei(&mut out, VideoCodec::H265, sr);
         let json = br#"{"recv":1,"ntp":2,"rtp":3}"#;
         assert_eq!(&out[4..8], &[0x4E, 0x01, 0x05, (16 + json.len()) as u8]);
         assert_eq!(&out[8..24], b"strawlab.org/o8B");
         assert_eq!(&out[24..24 + json.len()], json);
         assert_eq!(out.last(), Some(&0x80));
         assert_eq!(
-            parse_timing_nal(&out[4..], NalFlavor::H265),
+            parse_timing_nal(&out[4..], VideoCodec::H265),
             Ok(TimingMessage::SenderReport(sr))
         );
     }
@@ -356,7 +365,7 @@ mod tests {
     fn long_payload_size_uses_ff_bytes() {
         // Exercise the general path: a payload of 300 bytes is coded as FF 2D.
         let mut out = Vec::new();
-        append_sei(&mut out, NalFlavor::H264, FRAME_UUID, &[b' '; 284]);
+        append_sei(&mut out, VideoCodec::H264, FRAME_UUID, &[b' '; 284]);
         assert_eq!(&out[4..8], &[0x06, 0x05, 0xFF, (300 - 255) as u8]);
     }
 
@@ -379,13 +388,13 @@ mod tests {
         let mut out = Vec::new();
         append_sei(
             &mut out,
-            NalFlavor::H264,
+            VideoCodec::H264,
             FRAME_UUID,
             br#"{"recv":7,"later":"x","rtp":9,"more":[1]}"#,
         );
         // "more":[1] splits oddly on ',' but only integer members are kept.
         assert_eq!(
-            parse_timing_nal(&out[4..], NalFlavor::H264),
+            parse_timing_nal(&out[4..], VideoCodec::H264),
             Ok(TimingMessage::Frame(FrameTiming { recv: 7, rtp: 9 }))
         );
     }
@@ -395,12 +404,12 @@ mod tests {
         let mut out = Vec::new();
         append_sei(
             &mut out,
-            NalFlavor::H264,
+            VideoCodec::H264,
             b"x264 settings...",
             b"x264 - core 164",
         );
         assert_eq!(
-            parse_timing_nal(&out[4..], NalFlavor::H264),
+            parse_timing_nal(&out[4..], VideoCodec::H264),
             Err(ParseError::UnknownUuid)
         );
     }
@@ -414,7 +423,7 @@ mod tests {
             b"\x06\x05\x05abc",
             b"\x06\x04\x01x",
         ] {
-            assert!(parse_timing_nal(nal, NalFlavor::H264).is_err());
+            assert!(parse_timing_nal(nal, VideoCodec::H264).is_err());
         }
     }
 

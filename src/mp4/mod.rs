@@ -45,7 +45,14 @@ use std::time::Duration;
 
 use mp4_atom::{Atom as _, Encode as _};
 
-use crate::sei::{self, FrameTiming, NalFlavor, SenderReport};
+use crate::codec::VideoCodec;
+use crate::codec::h26x;
+use crate::timing::sei::{self, FrameTiming, SenderReport};
+
+mod index;
+pub mod read;
+
+pub use index::build_mfra;
 
 /// Size of the header region (ftyp + moov + free) at the start of the file.
 ///
@@ -103,7 +110,7 @@ pub struct Config {
 }
 
 pub struct VideoConfig {
-    pub flavor: NalFlavor,
+    pub codec: VideoCodec,
     /// RTP clock rate, also the track's timescale.
     pub clock_rate: u32,
 }
@@ -240,7 +247,7 @@ impl TrackFragment {
 }
 
 struct VideoTrack {
-    flavor: NalFlavor,
+    codec: VideoCodec,
     clock_rate: u32,
     sample_entries: Vec<mp4_atom::Codec>,
     /// 1-based index into `sample_entries` for incoming frames; 0 until the first entry.
@@ -331,7 +338,7 @@ impl Muxer {
         let unix_secs = u64::try_from(config.creation_time.as_second()).unwrap_or(0);
         Muxer {
             video: config.video.map(|v| VideoTrack {
-                flavor: v.flavor,
+                codec: v.codec,
                 clock_rate: v.clock_rate,
                 sample_entries: Vec::new(),
                 current_sdi: 0,
@@ -408,8 +415,7 @@ impl Muxer {
             };
             v.current_sdi = index as u32 + 1;
         }
-        let Some(slice_type) = first_slice(&frame.data, v.flavor).map(|n| nal_type(n, v.flavor))
-        else {
+        let Some((slice_type, _)) = v.codec.first_slice(&frame.data) else {
             // No picture (filler data only, say): nothing to decode or show. Its sender reports
             // go with the next frame.
             self.stats.dropped_empty += 1;
@@ -417,22 +423,21 @@ impl Muxer {
             return Ok(());
         };
         let mut frame = frame;
-        if v.flavor == NalFlavor::H265 {
-            // Retina flags only IDR pictures; any IRAP picture (BLA 16..=18, IDR 19..=20,
-            // CRA 21, reserved 22..=23) is a sync sample (ISO/IEC 14496-15 §8.4.1).
-            frame.is_sync |= (16..=23).contains(&slice_type);
-            // RASL pictures (8, 9) lean on pictures before the CRA that starts a recording,
-            // which it doesn't have: undecodable until the next IRAP picture.
+        {
+            // Retina flags only IDR pictures; any IRAP picture is a sync sample.
+            frame.is_sync |= slice_type.is_irap();
+            // RASL pictures lean on pictures before the CRA that starts a recording, which it
+            // doesn't have: undecodable until the next IRAP picture.
             if frame.is_sync {
-                v.skip_rasl = v.base_pts.is_none() && slice_type == 21;
-            } else if v.skip_rasl && matches!(slice_type, 8 | 9) {
+                v.skip_rasl = v.base_pts.is_none() && slice_type.is_cra();
+            } else if v.skip_rasl && slice_type.is_rasl() {
                 self.stats.dropped_before_keyframe += 1;
                 v.carried_reports.extend(frame.sender_reports);
                 return Ok(());
             }
         }
         if v.base_pts.is_none() {
-            if !frame.is_sync || v.current_sdi == 0 || !starts_picture(&frame.data, v.flavor) {
+            if !frame.is_sync || v.current_sdi == 0 || !v.codec.starts_picture(&frame.data) {
                 self.stats.dropped_before_keyframe += 1;
                 v.carried_reports.extend(frame.sender_reports);
                 return Ok(());
@@ -604,9 +609,9 @@ impl Muxer {
         let start = frag.data.len();
         if timing {
             for &sr in &sample.sender_reports {
-                sei::append_sender_report_sei(&mut frag.data, v.flavor, sr);
+                sei::append_sender_report_sei(&mut frag.data, v.codec, sr);
             }
-            sei::append_frame_sei(&mut frag.data, v.flavor, sample.timing);
+            sei::append_frame_sei(&mut frag.data, v.codec, sample.timing);
             self.stats.sender_reports += sample.sender_reports.len() as u64;
         }
         // Once the parameters have changed, keyframes also carry their parameter sets in-band:
@@ -617,9 +622,7 @@ impl Muxer {
                 .sample_entries
                 .get(sample.sample_description_index as usize - 1);
             for nal in entry.map(parameter_sets).unwrap_or_default() {
-                frag.data
-                    .extend_from_slice(&(nal.len() as u32).to_be_bytes());
-                frag.data.extend_from_slice(nal);
+                h26x::append_length_prefixed(&mut frag.data, nal);
             }
         }
         frag.data.extend_from_slice(&sample.data);
@@ -1135,44 +1138,6 @@ fn visual_size(codec: &mp4_atom::Codec) -> Option<(u16, u16)> {
     }
 }
 
-/// The frame's first coded slice: H.264 NAL unit types 1..=5, H.265 VCL types 0..=31. `None`
-/// for an access unit with no picture (only filler data, say, which some cameras send).
-fn first_slice(data: &[u8], flavor: NalFlavor) -> Option<&[u8]> {
-    for nal in crate::reader::nal_units(data) {
-        let nal = nal.ok()?;
-        let is_slice = match flavor {
-            NalFlavor::H264 => matches!(nal.first().map(|b| b & 0x1F), Some(1..=5)),
-            NalFlavor::H265 => nal.first().is_some_and(|b| (b >> 1) & 0x3F <= 31),
-        };
-        if is_slice {
-            return Some(nal);
-        }
-    }
-    None
-}
-
-/// A NAL unit's type.
-fn nal_type(nal: &[u8], flavor: NalFlavor) -> u8 {
-    match flavor {
-        NalFlavor::H264 => nal.first().map_or(0, |b| b & 0x1F),
-        NalFlavor::H265 => nal.first().map_or(0, |b| (b >> 1) & 0x3F),
-    }
-}
-
-/// Whether a frame holds its picture from the start: the first slice's first bit after the NAL
-/// header is `first_mb_in_slice == 0` (H.264 §7.3.3, ue(v) coded as `1`) or
-/// `first_slice_segment_in_pic_flag` (H.265 §7.3.6.1). A live broadcast joined mid-frame can
-/// hand over the tail of a keyframe, which must not start a recording.
-fn starts_picture(data: &[u8], flavor: NalFlavor) -> bool {
-    let header_len = match flavor {
-        NalFlavor::H264 => 1,
-        NalFlavor::H265 => 2,
-    };
-    first_slice(data, flavor)
-        .and_then(|nal| nal.get(header_len))
-        .is_some_and(|b| b & 0x80 != 0)
-}
-
 /// The parameter-set NAL units (VPS, SPS, PPS) a video sample entry carries.
 fn parameter_sets(entry: &mp4_atom::Codec) -> Vec<&[u8]> {
     match entry {
@@ -1230,45 +1195,4 @@ pub fn sample_entry_from_bytes(bytes: &[u8]) -> Result<mp4_atom::Codec, mp4_atom
         return Err(mp4_atom::Error::UnexpectedBox(kind));
     }
     Ok(codec)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn nals(list: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for n in list {
-            out.extend_from_slice(&(n.len() as u32).to_be_bytes());
-            out.extend_from_slice(n);
-        }
-        out
-    }
-
-    #[test]
-    fn a_picture_starts_with_its_first_slice() {
-        // SEI then an IDR slice with first_mb_in_slice = 0 (first bit 1).
-        assert!(starts_picture(
-            &nals(&[&[0x06, 0x05], &[0x65, 0x88, 0x80]]),
-            NalFlavor::H264
-        ));
-        // An IDR slice starting at macroblock 1 (ue(v) "010"): the tail of a picture.
-        assert!(!starts_picture(
-            &nals(&[&[0x65, 0x40, 0x80]]),
-            NalFlavor::H264
-        ));
-        // No slice at all.
-        assert!(!starts_picture(&nals(&[&[0x06, 0x05]]), NalFlavor::H264));
-        // H.265 IDR_W_RADL (19): header 26 01, first_slice_segment_in_pic_flag set or not.
-        assert!(starts_picture(
-            &nals(&[&[0x26, 0x01, 0xAF]]),
-            NalFlavor::H265
-        ));
-        assert!(!starts_picture(
-            &nals(&[&[0x26, 0x01, 0x2F]]),
-            NalFlavor::H265
-        ));
-        // Truncated input is not a picture start, and no panic.
-        assert!(!starts_picture(&[0, 0, 0, 9, 0x65], NalFlavor::H264));
-    }
 }

@@ -12,9 +12,10 @@ use std::fs::File;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use mp4_atom::{Atom as _, Decode as _, Encode as _};
+use mp4_atom::{Atom as _, Decode as _};
 
-use crate::sei::{self, NalFlavor, TimingMessage};
+use crate::codec::VideoCodec;
+use crate::timing::sei::{self, FrameTiming, SenderReport, TimingMessage};
 
 /// One sample, with its position in the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,11 +73,11 @@ impl Track {
     pub fn is_audio(&self) -> bool {
         self.handler == mp4_atom::FourCC::new(b"soun")
     }
-    /// The SEI flavor of a video track's first sample entry.
-    pub fn nal_flavor(&self) -> Option<NalFlavor> {
+    /// The codec of a video track's first sample entry.
+    pub fn video_codec(&self) -> Option<VideoCodec> {
         match self.sample_entries.first()? {
-            mp4_atom::Codec::Avc1(_) | mp4_atom::Codec::Avc3(_) => Some(NalFlavor::H264),
-            mp4_atom::Codec::Hvc1(_) | mp4_atom::Codec::Hev1(_) => Some(NalFlavor::H265),
+            mp4_atom::Codec::Avc1(_) | mp4_atom::Codec::Avc3(_) => Some(VideoCodec::H264),
+            mp4_atom::Codec::Hvc1(_) | mp4_atom::Codec::Hev1(_) => Some(VideoCodec::H265),
             _ => None,
         }
     }
@@ -410,118 +411,57 @@ impl Recording {
         Ok(data)
     }
 
-    /// The timing messages at the start of every video sample, in decode order.
-    pub fn video_timing(&self) -> anyhow::Result<Vec<(Sample, Vec<TimingMessage>)>> {
+    /// Every video sample with the timing messages at its start, in decode order.
+    pub fn video_timing(&self) -> anyhow::Result<Vec<TimedSample>> {
         let Some(track) = self.video_track() else {
             bail!("no video track");
         };
-        let flavor = track
-            .nal_flavor()
+        let codec = track
+            .video_codec()
             .context("video track is not H.264/H.265")?;
         self.track_samples(track.track_id)
             .map(|s| {
                 let data = self.read_sample(s)?;
-                Ok((s.clone(), leading_timing_messages(&data, flavor)?))
+                let messages = sei::leading_timing_messages(&data, codec)?;
+                Ok(TimedSample {
+                    sample: s.clone(),
+                    messages,
+                })
             })
             .collect()
     }
 }
 
-/// Splits 4-byte-length-prefixed NAL units.
-pub fn nal_units(mut data: &[u8]) -> impl Iterator<Item = anyhow::Result<&[u8]>> {
-    std::iter::from_fn(move || {
-        if data.is_empty() {
-            return None;
-        }
-        let Some((len, rest)) = data.split_first_chunk::<4>() else {
-            data = &[];
-            return Some(Err(anyhow::anyhow!("truncated NAL length")));
-        };
-        let len = u32::from_be_bytes(*len) as usize;
-        let Some((nal, rest)) = rest.split_at_checked(len) else {
-            data = &[];
-            return Some(Err(anyhow::anyhow!("NAL unit overruns its sample")));
-        };
-        data = rest;
-        Some(Ok(nal))
-    })
+/// A video sample and the timing messages that open it, in the order they are stored.
+#[derive(Clone, Debug)]
+pub struct TimedSample {
+    pub sample: Sample,
+    pub messages: Vec<TimingMessage>,
 }
 
-/// The timing messages in the SEI NAL units that open a sample (where the recorder puts them).
-pub fn leading_timing_messages(
-    data: &[u8],
-    flavor: NalFlavor,
-) -> anyhow::Result<Vec<TimingMessage>> {
-    let mut out = Vec::new();
-    for nal in nal_units(data) {
-        let nal = nal?;
-        let is_sei = match flavor {
-            NalFlavor::H264 => nal.first().is_some_and(|b| b & 0x1F == 6),
-            NalFlavor::H265 => nal.first().is_some_and(|b| (b >> 1) & 0x3F == 39),
-        };
-        if !is_sei {
-            break;
-        }
-        match sei::parse_timing_nal(nal, flavor) {
-            Ok(m) => out.push(m),
-            Err(sei::ParseError::UnknownUuid | sei::ParseError::NotUserDataUnregistered) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(out)
-}
-
-/// Builds the `mfra` index of a finished recording by reading its fragments back.
-///
-/// Reading back (rather than remembering every fragment while recording) keeps the recorder's
-/// memory flat however long it runs. Video gets one entry per sync sample; audio, whose every
-/// sample is a sync sample, one per fragment.
-pub fn build_mfra(file: &Data) -> anyhow::Result<Vec<u8>> {
-    let mut frags = Fragments::new(file)?;
-    let mut tfras: Vec<mp4_atom::Tfra> = frags
-        .tracks
-        .iter()
-        .map(|t| mp4_atom::Tfra {
-            track_id: t.track_id,
-            entries: Vec::new(),
+impl TimedSample {
+    /// The per-frame (`89H`) messages: exactly one in every sample the recorder writes.
+    pub fn frames(&self) -> impl Iterator<Item = FrameTiming> + '_ {
+        self.messages.iter().filter_map(|m| match m {
+            TimingMessage::Frame(f) => Some(*f),
+            TimingMessage::SenderReport(_) => None,
         })
-        .collect();
-    let video_ids: Vec<u32> = frags
-        .tracks
-        .iter()
-        .filter(|t| t.is_video())
-        .map(|t| t.track_id)
-        .collect();
-    while let Some(f) = frags.next_fragment()? {
-        let mut seen_audio = Vec::new();
-        for (s, (traf, trun, sample)) in &f.samples {
-            let is_video = video_ids.contains(&s.track_id);
-            if !s.is_sync || (!is_video && seen_audio.contains(&s.track_id)) {
-                continue;
-            }
-            if !is_video {
-                seen_audio.push(s.track_id);
-            }
-            if let Some(t) = tfras.iter_mut().find(|t| t.track_id == s.track_id) {
-                t.entries.push(mp4_atom::FragmentInfo {
-                    time: u64::try_from(s.pts()).unwrap_or(0),
-                    moof_offset: f.moof_offset,
-                    traf_number: *traf,
-                    trun_number: *trun,
-                    sample_delta: *sample,
-                });
-            }
+    }
+
+    /// The sender-report (`o8B`) messages, in arrival order.
+    pub fn sender_reports(&self) -> impl Iterator<Item = SenderReport> + '_ {
+        self.messages.iter().filter_map(|m| match m {
+            TimingMessage::SenderReport(sr) => Some(*sr),
+            TimingMessage::Frame(_) => None,
+        })
+    }
+
+    /// The frame's timing when it has exactly one `89H`, as the recorder writes it.
+    pub fn frame(&self) -> Option<FrameTiming> {
+        let mut frames = self.frames();
+        match (frames.next(), frames.next()) {
+            (Some(f), None) => Some(f),
+            _ => None,
         }
     }
-    tfras.retain(|t| !t.entries.is_empty());
-    let mut mfra = mp4_atom::Mfra {
-        tfra: tfras,
-        mfro: mp4_atom::Mfro { parent_size: 0 },
-    };
-    let mut buf = Vec::new();
-    mfra.encode(&mut buf)?;
-    mfra.mfro.parent_size = u32::try_from(buf.len()).context("mfra larger than 4 GiB")?;
-    buf.clear();
-    mfra.encode(&mut buf)?;
-    Ok(buf)
 }

@@ -1,0 +1,7 @@
+//! Codec knowledge, in one place: H.264/H.265 NAL units ([`h26x`]) and G.711 ([`g711`]).
+//! Everything above this module asks it rather than looking at bits itself.
+
+pub mod g711;
+pub mod h26x;
+
+pub use h26x::VideoCodec;
