@@ -248,36 +248,6 @@ impl Camera {
     }
 }
 
-/// `retina-record camera`: serves until the first stop signal.
-pub async fn serve(
-    args: &crate::cli::CameraArgs,
-    mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
-    let clip = match &args.clip {
-        Some(path) => Clip::from_file(path).map_err(crate::session::usage)?,
-        None => Clip::builtin(&args.video, &args.audio).map_err(crate::session::usage)?,
-    };
-    let mut config = CameraConfig::new(vec![clip]);
-    config.listen = args.listen;
-    config.audio = args.audio != "none";
-    config.speed = args.speed;
-    let cam = Camera::start(config).await.map_err(crate::session::usage)?;
-    let url = if cam.addr().ip().is_unspecified() {
-        format!("rtsp://<this host>:{}/demo", cam.addr().port())
-    } else {
-        cam.url()
-    };
-    // The URL alone on stdout, for scripts; the explanation on stderr with the logs.
-    println!("{url}");
-    tracing::info!(
-        "serving {url} over TCP and UDP until Ctrl-C; record it with: \
-         retina-record --url {url} out.mp4"
-    );
-    let _ = stop.changed().await;
-    tracing::info!("stopped");
-    Ok(())
-}
-
 /// The audio codecs the camera serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AudioCodec {

@@ -1,14 +1,16 @@
-//! `retina-record`: see the library documentation and README.md.
+//! `retina-record`: parses the command line, sets up logging and the runtime, dispatches to a
+//! command, and turns its result into the exit status. See ARCHITECTURE.md and README.md.
+
+mod cli;
+mod cmd;
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use retina_record::cli::{Args, Command};
-use retina_record::{camera, demo, session, stop};
-
-const EXIT_FAILURE: u8 = 1;
-const EXIT_USAGE: u8 = 2;
+use cli::{Args, Command};
+use retina_record::error::{Error, Result};
+use retina_record::stop;
 
 fn main() -> ExitCode {
     let args = Args::parse(); // exits with status 2 on bad usage, 0 for --help/--version
@@ -27,28 +29,27 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILURE);
+            return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        let stop = stop::listen()?;
-        match &args.command {
-            None => session::run(&args, stop).await,
-            Some(Command::Camera(a)) => camera::serve(a, stop).await,
-            Some(Command::Demo(a)) => demo::run(a, stop).await,
+    match runtime.block_on(dispatch(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if std::env::var_os("RUST_BACKTRACE").is_some() {
+                eprintln!("error: {e:?}");
+            } else {
+                eprintln!("error: {e}");
+            }
+            ExitCode::from(e.exit_code())
         }
-    });
-    let Err(e) = result else {
-        return ExitCode::SUCCESS;
-    };
-    if std::env::var_os("RUST_BACKTRACE").is_some() {
-        eprintln!("error: {e:?}");
-    } else {
-        eprintln!("error: {}", session::one_line(&format!("{e:#}")));
     }
-    if e.downcast_ref::<session::UsageError>().is_some() {
-        ExitCode::from(EXIT_USAGE)
-    } else {
-        ExitCode::from(EXIT_FAILURE)
+}
+
+async fn dispatch(args: &Args) -> Result<()> {
+    let stop = stop::listen().map_err(Error::failure)?;
+    match &args.command {
+        None => cmd::record::run(args, stop).await,
+        Some(Command::Camera(a)) => cmd::camera::run(a, stop).await,
+        Some(Command::Demo(a)) => cmd::demo::run(a, stop).await,
     }
 }

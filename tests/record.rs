@@ -361,3 +361,30 @@ async fn unreachable_camera_is_one_line_exit_1() {
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
     assert!(!dir.path().join("o.mp4.partial").exists());
 }
+
+/// The recorder as a library: a config built in code (no command line), stopped through its
+/// stop channel, finishes the file like SIGINT does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorder_runs_from_a_config_built_in_code() {
+    use retina_record::config::RecorderConfig;
+    use retina_record::source::Source;
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let url = url::Url::parse(&rig.cam.url()).expect("camera URL");
+    let mut config = RecorderConfig::new(Source::from_url(url));
+    config.out = Some(rig.out.clone());
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let recording = tokio::spawn(retina_record::recorder::record(config, stop));
+    rig.cam.wait_sent(3.0).await;
+    stop_tx.send(true).expect("recorder listening");
+    let outcome = recording
+        .await
+        .expect("recorder task")
+        .expect("recorded")
+        .expect("started");
+    assert_eq!(outcome.path, rig.out);
+    let rec = Recording::open(&rig.out).expect("finished file");
+    assert!(rec.mfra.is_some());
+    let (frames, secs) = check_against_camera(&rec, &rig.cam);
+    assert_eq!(outcome.stats.video_frames as usize, frames);
+    assert!(secs >= 2.5, "{secs} s");
+}

@@ -1,6 +1,8 @@
-//! Codec knowledge, in one place: H.264/H.265 NAL units ([`h26x`]) and G.711 ([`g711`]).
+//! Codec knowledge, in one place: H.264/H.265 NAL units ([`h26x`]), G.711 ([`g711`]), and how
+//! audio frames become samples ([`audio`]).
 //! Everything above this module asks it rather than looking at bits itself.
 
+pub mod audio;
 pub mod g711;
 pub mod h26x;
 

@@ -20,6 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::mp4::{self, AudioInput, Muxer, Sink as _, Stats, VideoInput};
 
+pub(crate) mod naming;
+
 /// What the session sends to the writer.
 pub enum Message {
     Video(VideoInput),
@@ -51,6 +53,20 @@ pub enum SendError {
     WriterGone,
 }
 
+/// Refuses to record into `out` when it or its `.partial` exists: either is someone's earlier
+/// recording.
+pub(crate) fn refuse_existing(out: &Path) -> anyhow::Result<()> {
+    for path in [out.to_owned(), partial_path(out)] {
+        if path.exists() {
+            bail!(
+                "{} already exists; not overwriting an earlier recording",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// `OUT.partial`: the name the recording has until it is finished.
 pub fn partial_path(out: &Path) -> PathBuf {
     let mut name: OsString = out.as_os_str().to_owned();
@@ -65,12 +81,7 @@ impl Writer {
     /// with an error rather than dropping frames silently.
     pub fn start(out: &Path, config: mp4::Config, queue: usize) -> anyhow::Result<Writer> {
         let partial = partial_path(out);
-        if out.exists() {
-            bail!(
-                "{} already exists; not overwriting an earlier recording",
-                out.display()
-            );
-        }
+        refuse_existing(out)?;
         let file = File::options()
             .write(true)
             .read(true)

@@ -1,37 +1,46 @@
 //! `retina-record demo`: the built-in camera, recorded for 10 s through the normal recording
-//! path (the very code `--url` runs), then a summary of what was written and how to look at it.
+//! path (the very code `--url` runs, configured in code), then a summary of what was written
+//! and how to look at it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser as _;
+use retina_record::camera::{Camera, CameraConfig, Clip};
+use retina_record::config::RecorderConfig;
+use retina_record::error::{Error, Result};
+use retina_record::mp4::read::Recording;
+use retina_record::recorder::{self, Outcome};
+use retina_record::source::Source;
 use tokio::sync::watch;
 
-use crate::camera::{Camera, CameraConfig, Clip};
-use crate::cli::{Args, DemoArgs};
-use crate::mp4::read::Recording;
+use crate::cli::DemoArgs;
 
-const DEMO_SECONDS: &str = "10";
+const DEMO_DURATION: Duration = Duration::from_secs(10);
 
-pub async fn run(args: &DemoArgs, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub(crate) async fn run(args: &DemoArgs, stop: watch::Receiver<bool>) -> Result<()> {
     let cam = Camera::start(CameraConfig::new(vec![Clip::builtin("h264", "aac")?])).await?;
     let out = args.out.clone().unwrap_or_else(|| {
         let now = jiff::Zoned::now();
         PathBuf::from(format!("demo-{}.mp4", now.strftime("%Y%m%d_%H%M%S")))
     });
     let url = cam.url();
-    let out_arg = out.to_string_lossy().into_owned();
-    let record_args = Args::try_parse_from([
-        "retina-record",
-        "--url",
-        &url,
-        "--duration",
-        DEMO_SECONDS,
-        &out_arg,
-    ])?;
-    println!("Recording {DEMO_SECONDS} s from the built-in camera at {url} ...");
-    let Some(outcome) = crate::session::record(&record_args, stop).await? else {
-        return Ok(());
-    };
+    let mut config = RecorderConfig::new(Source::from_url(
+        url::Url::parse(&url).map_err(|e| Error::failure(anyhow::anyhow!("{url}: {e}")))?,
+    ));
+    config.out = Some(out);
+    config.duration = Some(DEMO_DURATION);
+    println!(
+        "Recording {} s from the built-in camera at {url} ...",
+        DEMO_DURATION.as_secs()
+    );
+    match recorder::record(config, stop).await? {
+        Some(outcome) => summarize(&outcome).map_err(Error::failure),
+        None => Ok(()),
+    }
+}
+
+/// What was written, and the commands to look at it.
+fn summarize(outcome: &Outcome) -> anyhow::Result<()> {
     let rec = Recording::open(&outcome.path)?;
     let timing = rec.video_timing()?;
     let timed = timing

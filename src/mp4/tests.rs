@@ -1,14 +1,15 @@
 //! The muxer and reader without a network: a recording muxed in-process from a fixture clip's
-//! real H.264/AAC samples reads back exactly, and the reader and SEI parser survive truncated
-//! and corrupted files (a deterministic mutation fuzzer: cargo-fuzz needs nightly Rust).
+//! real H.264/AAC samples reads back exactly, the muxer survives hostile timestamps, and the
+//! reader and SEI parser survive truncated and corrupted files (deterministic mutation fuzzers:
+//! cargo-fuzz needs nightly Rust).
 
 use std::io::Write as _;
 use std::time::Duration;
 
-use retina_record::codec::VideoCodec;
-use retina_record::mp4::read::{Recording, Track};
-use retina_record::mp4::{self, AudioInput, Muxer, Sink, VideoInput};
-use retina_record::timing::sei::{self, FrameTiming, SenderReport, TimingMessage};
+use super::read::{Recording, Track};
+use super::{AudioInput, Muxer, Sink, VideoInput};
+use crate::codec::VideoCodec;
+use crate::timing::sei::{self, FrameTiming, SenderReport, TimingMessage};
 
 struct VecSink(Vec<u8>);
 
@@ -37,12 +38,12 @@ fn fixture(name: &str) -> Recording {
 
 /// A muxer for H.264 at 90 kHz and `audio`'s first sample entry, with timing SEI.
 fn h264_muxer(audio: &Track, fragment_duration: Duration) -> Muxer {
-    Muxer::new(mp4::Config {
-        video: Some(mp4::VideoConfig {
+    Muxer::new(super::Config {
+        video: Some(super::VideoConfig {
             codec: VideoCodec::H264,
             clock_rate: 90_000,
         }),
-        audio: Some(mp4::AudioConfig {
+        audio: Some(super::AudioConfig {
             clock_rate: audio.timescale,
             sample_entry: audio.sample_entries[0].clone(),
         }),
@@ -186,7 +187,7 @@ fn read_all(bytes: &[u8]) {
         }
     }
     if let Ok(f) = file.reopen() {
-        let _ = retina_record::mp4::build_mfra(&retina_record::mp4::read::Data::File(f));
+        let _ = super::build_mfra(&super::read::Data::File(f));
     }
 }
 

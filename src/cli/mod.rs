@@ -1,0 +1,185 @@
+//! The command line: the flags of retina-record 0.2, plus a few new ones, as clap definitions.
+//! Only this module, [`crate::cmd`] and `main.rs` know clap: the commands turn these into the
+//! library's plain configs.
+
+pub(crate) mod parse;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use retina_record::codec::VideoCodec;
+use retina_record::config::Transport;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "retina-record",
+    version,
+    about = "Record an RTSP camera to a crash-safe fragmented MP4, without transcoding, \
+             with per-frame timing data.",
+    after_help = "Exit status: 0 clean stop (Ctrl-C, SIGTERM, SIGHUP, --duration); 1 recording \
+                  failed; 2 bad usage; 130 second Ctrl-C (fragments written so far are kept).",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// `rtsp://` URL to record. May include credentials (`rtsp://user:pass@host/path`).
+    #[arg(long, value_name = "URL", required = true)]
+    pub url: Option<String>,
+
+    /// Username, if the camera requires authentication.
+    #[arg(long, env = "RTSP_USERNAME", hide_env_values = true)]
+    pub username: Option<String>,
+
+    /// Password. Prefer --password-file or RTSP_PASSWORD: command lines are visible to
+    /// other users of the machine.
+    #[arg(long, env = "RTSP_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// Read the password from the first line of FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    pub password_file: Option<PathBuf>,
+
+    /// Policy for the `rtptime` parameter of the `RTP-Info` header: `default`, `require`,
+    /// `ignore` or `permissive`.
+    #[arg(long, default_value_t)]
+    pub initial_timestamp: retina::client::InitialTimestampPolicy,
+
+    /// Policy for RTCP packets with an unknown SSRC: `default`, `abort-session`,
+    /// `drop-packets` or `process-packets`.
+    #[arg(long, default_value_t)]
+    pub unknown_rtcp_ssrc: retina::client::UnknownRtcpSsrcPolicy,
+
+    /// Don't record video.
+    #[arg(long)]
+    pub no_video: bool,
+
+    /// Don't record audio.
+    #[arg(long)]
+    pub no_audio: bool,
+
+    /// Record this video stream, by its index in the camera's SDP (0 = the first `m=` line).
+    /// Default: the first video stream that can be stored.
+    #[arg(long, value_name = "N", conflicts_with = "no_video")]
+    pub video_stream: Option<usize>,
+
+    /// Record this audio stream, by its index in the camera's SDP (0 = the first `m=` line).
+    /// Default: the first audio stream that can be stored.
+    #[arg(long, value_name = "N", conflicts_with = "no_audio")]
+    pub audio_stream: Option<usize>,
+
+    /// Don't write the timing SEI (receive time, RTP time, sender reports).
+    #[arg(long)]
+    pub no_timing_info: bool,
+
+    /// Keep recording when RTP packets are lost (the loss is logged); without it, loss stops
+    /// the recording. Recommended with --transport udp.
+    #[arg(long)]
+    pub allow_loss: bool,
+
+    /// When to send `TEARDOWN`: `auto`, `always` or `never`.
+    #[arg(long, default_value_t)]
+    pub teardown: retina::client::TeardownPolicy,
+
+    /// Start recording at this local time today, `HH:MM` or `HH:MM:SS`.
+    #[arg(long, value_name = "HH:MM[:SS]", value_parser = parse::start)]
+    pub start: Option<jiff::civil::Time>,
+
+    /// Stop after this long: seconds (`90`) or with units (`90s`, `10m`, `1h30m`).
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub duration: Option<Duration>,
+
+    /// RTP transport: `auto` (TCP, or UDP when the camera refuses TCP), `tcp` (interleaved in
+    /// the RTSP connection) or `udp`.
+    #[arg(long, default_value = "auto")]
+    pub transport: Transport,
+
+    /// Stop with an error (keeping the recording) when the camera sends nothing for this
+    /// long, so that a service manager can restart the recorder.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse::duration)]
+    pub stall_timeout: Duration,
+
+    /// Close a fragment once it holds this much media: the most a crash can lose.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "1s",
+        value_parser = parse::fragment_duration
+    )]
+    pub fragment_duration: Duration,
+
+    /// Output file. Default: `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory, named
+    /// for the start time and the camera's host name.
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum Command {
+    /// Serve a camera over RTSP (TCP and UDP) until Ctrl-C: the built-in clip, looping, with
+    /// sender reports. For trying retina-record, or testing anything that reads RTSP.
+    Camera(CameraArgs),
+    /// Record 10 s from the built-in camera through the normal recording path, then show what
+    /// was written and how to look at it.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct CameraArgs {
+    /// Address to listen on; loopback unless told otherwise (`0.0.0.0:8554` serves the network).
+    #[arg(long, default_value = "127.0.0.1:8554")]
+    pub listen: std::net::SocketAddr,
+
+    /// Video codec of the built-in clip.
+    #[arg(long, default_value = "h264", value_parser = parse::video_codec())]
+    pub video: VideoCodec,
+
+    /// Audio of the built-in clip: AAC 16 kHz, G.711 µ-law 8 kHz, G.711 A-law 16 kHz, L16 16 kHz,
+    /// or none.
+    #[arg(long, default_value = "aac", value_parser = ["aac", "pcmu", "pcma", "l16", "none"])]
+    pub audio: String,
+
+    /// Pace the media this many times faster than real time (RTP and sender-report times
+    /// stay those of real-time media).
+    #[arg(long, default_value_t = 1.0, value_parser = parse::speed)]
+    pub speed: f64,
+
+    /// Serve this clip instead: a fragmented MP4 with H.264 or H.265 video at a 90 kHz timescale
+    /// and optional AAC, as `clips/make-clips.sh` makes them.
+    #[arg(long, value_name = "FILE")]
+    pub clip: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Output file. Default: `demo-%Y%m%d_%H%M%S.mp4`.
+    pub out: Option<PathBuf>,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn args(extra: &[&str]) -> Result<Args, clap::Error> {
+        let mut argv = vec!["retina-record"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv)
+    }
+
+    #[test]
+    fn definitions_are_consistent() {
+        use clap::CommandFactory as _;
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn camera_codecs_are_checked_by_clap() {
+        let Err(e) = args(&["camera", "--video", "vp8"]) else {
+            panic!("vp8 accepted");
+        };
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
+        assert!(e.to_string().contains("possible values"), "{e}");
+    }
+}

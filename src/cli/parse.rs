@@ -1,0 +1,113 @@
+//! Value parsers for flags: durations, times of day, speeds, codecs.
+
+use std::time::Duration;
+
+use clap::builder::TypedValueParser as _;
+use retina_record::codec::VideoCodec;
+
+/// `--video h264|h265`: clap lists the possible values in help and errors.
+pub(crate) fn video_codec() -> impl clap::builder::TypedValueParser<Value = VideoCodec> {
+    let names = VideoCodec::ALL.map(VideoCodec::name);
+    clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<VideoCodec>())
+}
+
+/// Parses `90`, `90s`, `10m`, `1h30m`, `1h2m3s`, `1.5s`.
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let bad =
+        || format!("`{s}` is not a duration: use seconds (`90`) or units (`90s`, `10m`, `1h30m`)");
+    if s.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    let mut last_unit = u8::MAX;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(num_len);
+        let value: f64 = num.parse().map_err(|_| bad())?;
+        let (unit_secs, rank, tail) = if let Some(t) = tail.strip_prefix("ms") {
+            (0.001, 0, t)
+        } else if let Some(t) = tail.strip_prefix('h') {
+            (3600.0, 3, t)
+        } else if let Some(t) = tail.strip_prefix('m') {
+            (60.0, 2, t)
+        } else if let Some(t) = tail.strip_prefix('s') {
+            (1.0, 1, t)
+        } else {
+            return Err(bad());
+        };
+        if rank >= last_unit {
+            return Err(bad()); // units must be in decreasing order, each once
+        }
+        last_unit = rank;
+        total += value * unit_secs;
+        rest = tail;
+    }
+    Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+pub(crate) fn speed(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.01..=100.0).contains(&v) => Ok(v),
+        _ => Err("expected a number from 0.01 to 100".into()),
+    }
+}
+
+pub(crate) fn fragment_duration(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_millis(100) || d > Duration::from_secs(60) {
+        return Err("must be between 100ms and 60s".into());
+    }
+    Ok(d)
+}
+
+pub(crate) fn start(s: &str) -> Result<jiff::civil::Time, String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let num = |p: &str, max: i8| -> Result<i8, String> {
+        p.parse::<i8>()
+            .ok()
+            .filter(|v| (0..=max).contains(v) && p.len() == 2)
+            .ok_or_else(|| format!("`{s}` is not a time of day: use HH:MM or HH:MM:SS"))
+    };
+    let (h, m, sec) = match parts.as_slice() {
+        [h, m] => (num(h, 23)?, num(m, 59)?, 0),
+        [h, m, sec] => (num(h, 23)?, num(m, 59)?, num(sec, 59)?),
+        _ => return Err(format!("`{s}` is not a time of day: use HH:MM or HH:MM:SS")),
+    };
+    jiff::civil::Time::new(h, m, sec, 0).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let s = Duration::from_secs;
+        assert_eq!(duration("90"), Ok(s(90)));
+        assert_eq!(duration("90s"), Ok(s(90)));
+        assert_eq!(duration("10m"), Ok(s(600)));
+        assert_eq!(duration("1h30m"), Ok(s(5400)));
+        assert_eq!(duration("1h2m3s"), Ok(s(3723)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "s", "10x", "1m1h", "1s1s", "-5", "1h 30m"] {
+            assert!(duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn start_times() {
+        assert_eq!(start("07:05"), Ok(jiff::civil::time(7, 5, 0, 0)));
+        assert_eq!(start("23:59:58"), Ok(jiff::civil::time(23, 59, 58, 0)));
+        for bad in ["7:05", "24:00", "12:60", "12", "12:00:00:00", "ab:cd"] {
+            assert!(start(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! `retina-record camera`: serves the built-in camera (or a clip) until the first stop signal.
+
+use retina_record::camera::{Camera, CameraConfig, Clip};
+use retina_record::error::{Error, Result};
+use tokio::sync::watch;
+
+use crate::cli::CameraArgs;
+
+pub(crate) async fn run(args: &CameraArgs, mut stop: watch::Receiver<bool>) -> Result<()> {
+    let clip = match &args.clip {
+        Some(path) => Clip::from_file(path),
+        None => Clip::builtin(args.video.name(), &args.audio),
+    }
+    .map_err(Error::usage)?;
+    let mut config = CameraConfig::new(vec![clip]);
+    config.listen = args.listen;
+    config.audio = args.audio != "none";
+    config.speed = args.speed;
+    let cam = Camera::start(config).await.map_err(Error::usage)?;
+    let url = if cam.addr().ip().is_unspecified() {
+        format!("rtsp://<this host>:{}/demo", cam.addr().port())
+    } else {
+        cam.url()
+    };
+    // The URL alone on stdout, for scripts; the explanation on stderr with the logs.
+    println!("{url}");
+    tracing::info!(
+        "serving {url} over TCP and UDP until Ctrl-C; record it with: \
+         retina-record --url {url} out.mp4"
+    );
+    let _ = stop.changed().await;
+    tracing::info!("stopped");
+    Ok(())
+}

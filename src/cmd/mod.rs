@@ -1,0 +1,5 @@
+//! One module per subcommand: each turns its flags into the library's configs and runs them.
+
+pub(crate) mod camera;
+pub(crate) mod demo;
+pub(crate) mod record;

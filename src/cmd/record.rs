@@ -1,0 +1,130 @@
+//! `retina-record --url …`: flags to a [`RecorderConfig`], recorded, what was written logged.
+
+use anyhow::Context as _;
+use retina_record::config::{RecorderConfig, StreamChoice};
+use retina_record::error::{Error, Result};
+use retina_record::recorder;
+use retina_record::source::{Login, Source};
+use tokio::sync::watch;
+
+use crate::cli::Args;
+
+pub(crate) async fn run(args: &Args, stop: watch::Receiver<bool>) -> Result<()> {
+    match recorder::record(config(args)?, stop).await? {
+        Some(outcome) => recorder::log_outcome(&outcome),
+        None => tracing::info!("stopped before the start time; nothing recorded"),
+    }
+    Ok(())
+}
+
+/// The recorder's config from the flags; every error is bad usage.
+pub(crate) fn config(args: &Args) -> Result<RecorderConfig> {
+    let login = Login {
+        username: args.username.clone(),
+        password: args.password.clone(),
+        password_file: args.password_file.clone(),
+    };
+    let url = args
+        .url
+        .as_deref()
+        .ok_or_else(|| Error::usage("--url is required"))?;
+    let mut config = RecorderConfig::new(Source::resolve(url, &login)?);
+    config.out = args.out.clone();
+    config.start = match args.start {
+        Some(t) => Some(start_time_today(t).map_err(Error::usage)?),
+        None => None,
+    };
+    config.duration = args.duration;
+    config.stall_timeout = args.stall_timeout;
+    config.fragment_duration = args.fragment_duration;
+    config.transport = args.transport;
+    config.video = stream_choice(args.no_video, args.video_stream);
+    config.audio = stream_choice(args.no_audio, args.audio_stream);
+    config.allow_loss = args.allow_loss;
+    config.timing = !args.no_timing_info;
+    config.teardown = args.teardown;
+    config.initial_timestamp = args.initial_timestamp;
+    config.unknown_rtcp_ssrc = args.unknown_rtcp_ssrc;
+    Ok(config)
+}
+
+fn stream_choice(skip: bool, index: Option<usize>) -> StreamChoice {
+    match (skip, index) {
+        (true, _) => StreamChoice::Skip,
+        (false, Some(n)) => StreamChoice::Index(n),
+        (false, None) => StreamChoice::FirstStorable,
+    }
+}
+
+/// The next occurrence of `t` today; an error if it has passed.
+fn start_time_today(t: jiff::civil::Time) -> anyhow::Result<jiff::Zoned> {
+    let now = jiff::Zoned::now();
+    let start = now
+        .date()
+        .to_datetime(t)
+        .to_zoned(now.time_zone().clone())
+        .context("cannot place --start in the local time zone")?;
+    if start < now {
+        anyhow::bail!(
+            "--start {t} has already passed today (it is now {})",
+            now.time().round(jiff::Unit::Second).unwrap_or(now.time())
+        );
+    }
+    Ok(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::tests::args;
+
+    #[test]
+    fn flag_defaults_are_the_librarys() -> anyhow::Result<()> {
+        let from_flags = config(&args(&["--url", "rtsp://cam/s"])?)?;
+        let from_code = RecorderConfig::new(Source::resolve("rtsp://cam/s", &Login::default())?);
+        assert_eq!(format!("{from_flags:?}"), format!("{from_code:?}"));
+        Ok(())
+    }
+
+    #[test]
+    fn flags_become_the_config() -> anyhow::Result<()> {
+        let c = config(&args(&[
+            "--url",
+            "rtsp://u:p@cam/s",
+            "--username",
+            "v",
+            "--password",
+            "q",
+            "--no-video",
+            "--audio-stream",
+            "2",
+            "--transport",
+            "udp",
+            "--no-timing-info",
+            "o.mp4",
+        ])?)?;
+        let credentials = c.source.credentials.context("credentials")?;
+        assert_eq!(
+            (credentials.username.as_str(), credentials.password.as_str()),
+            ("v", "q")
+        );
+        assert_eq!(
+            (c.video, c.audio),
+            (StreamChoice::Skip, StreamChoice::Index(2))
+        );
+        assert_eq!(c.transport, retina_record::config::Transport::Udp);
+        assert!(!c.timing);
+        assert_eq!(c.out, Some("o.mp4".into()));
+        Ok(())
+    }
+
+    #[test]
+    fn bad_urls_are_usage_errors_without_the_password() -> anyhow::Result<()> {
+        let Err(e) = config(&args(&["--url", "http://user:hunter2@cam/s"])?) else {
+            anyhow::bail!("accepted");
+        };
+        assert_eq!(e.exit_code(), 2);
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+        Ok(())
+    }
+}

@@ -1,0 +1,100 @@
+//! What one camera's recording is to be: plain data that the command line (or any other
+//! front-end, or code such as the demo) builds and the recorder reads. Nothing here knows how
+//! it was asked for.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::source::Source;
+
+/// Default of [`RecorderConfig::stall_timeout`].
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`RecorderConfig::fragment_duration`].
+pub const DEFAULT_FRAGMENT_DURATION: Duration = Duration::from_secs(1);
+
+/// Everything the recorder needs to record one camera.
+#[derive(Clone, Debug)]
+pub struct RecorderConfig {
+    pub source: Source,
+    /// The output file. `None`: `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory,
+    /// named for the start time and the camera's host name.
+    pub out: Option<PathBuf>,
+    /// Wait until this moment before connecting.
+    pub start: Option<jiff::Zoned>,
+    /// Stop after this long.
+    pub duration: Option<Duration>,
+    /// Stop with an error (keeping the recording) when the camera sends nothing for this long.
+    pub stall_timeout: Duration,
+    /// Close a fragment once it holds this much media: the most a crash can lose.
+    pub fragment_duration: Duration,
+    pub transport: Transport,
+    pub video: StreamChoice,
+    pub audio: StreamChoice,
+    /// Record through lost RTP packets (counted) instead of stopping.
+    pub allow_loss: bool,
+    /// Write the timing SEI on every frame.
+    pub timing: bool,
+    /// When to send `TEARDOWN`.
+    pub teardown: retina::client::TeardownPolicy,
+    /// Policy for the `rtptime` parameter of the `RTP-Info` header.
+    pub initial_timestamp: retina::client::InitialTimestampPolicy,
+    /// Policy for RTCP packets with an unknown SSRC.
+    pub unknown_rtcp_ssrc: retina::client::UnknownRtcpSsrcPolicy,
+}
+
+impl RecorderConfig {
+    /// Records `source` with every default: until stopped, to the default file name, over
+    /// TCP (UDP if the camera refuses TCP), the first storable stream of each kind.
+    pub fn new(source: Source) -> RecorderConfig {
+        RecorderConfig {
+            source,
+            out: None,
+            start: None,
+            duration: None,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            fragment_duration: DEFAULT_FRAGMENT_DURATION,
+            transport: Transport::Auto,
+            video: StreamChoice::FirstStorable,
+            audio: StreamChoice::FirstStorable,
+            allow_loss: false,
+            timing: true,
+            teardown: Default::default(),
+            initial_timestamp: Default::default(),
+            unknown_rtcp_ssrc: Default::default(),
+        }
+    }
+}
+
+/// Which stream of a kind (video, audio) to record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamChoice {
+    /// None of this kind (`--no-video`, `--no-audio`).
+    Skip,
+    /// The first one that can be stored without transcoding.
+    FirstStorable,
+    /// This one, by its index in the camera's SDP (0 = the first `m=` line).
+    Index(usize),
+}
+
+/// How RTP travels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP first; UDP if the camera answers `461 Unsupported Transport`.
+    Auto,
+    /// Interleaved in the RTSP connection (RFC 2326 §10.12).
+    Tcp,
+    Udp,
+}
+
+impl std::str::FromStr for Transport {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Transport::Auto),
+            "tcp" => Ok(Transport::Tcp),
+            "udp" => Ok(Transport::Udp),
+            _ => Err("expected `auto`, `tcp` or `udp`".into()),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The muxer: frames in, through the tracks (timelines, decode times), into the file (header,
+//! fragments), out to a [`Sink`]. It holds the two apart so that a new file never disturbs a
+//! track.
+
+use super::audio::AudioTrack;
+use super::file::FileState;
+use super::video::VideoTrack;
+use super::{AudioInput, Config, Error, Sink, Stats, VideoInput};
+
+/// The recording's tracks: what outlives a file.
+pub(crate) struct Tracks {
+    pub video: Option<VideoTrack>,
+    pub audio: Option<AudioTrack>,
+    /// Write the timing SEI on every video frame.
+    pub timing: bool,
+}
+
+/// Turns received frames into an initialization header and fragments.
+pub(crate) struct Muxer {
+    tracks: Tracks,
+    file: FileState,
+    stats: Stats,
+}
+
+impl Muxer {
+    pub fn new(config: Config) -> Muxer {
+        Muxer {
+            tracks: Tracks {
+                video: config.video.as_ref().map(VideoTrack::new),
+                audio: config.audio.as_ref().map(AudioTrack::new),
+                timing: config.timing,
+            },
+            file: FileState::new(config.fragment_duration, config.creation_time),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Whether any sample has been written to the sink.
+    pub fn has_output(&self) -> bool {
+        self.file.has_output()
+    }
+
+    /// Drops what an abandoned session left waiting, if recording has not started: its
+    /// timestamps belong to another timeline.
+    pub fn restart_before_start(&mut self) {
+        if let Some(video) = self.tracks.video.as_mut()
+            && video.restart_before_start()
+            && let Some(audio) = self.tracks.audio.as_mut()
+        {
+            audio.forget_waiting();
+        }
+    }
+
+    /// Takes a video frame, in decode order.
+    pub fn push_video(&mut self, frame: VideoInput, sink: &mut dyn Sink) -> Result<(), Error> {
+        let Some(video) = self.tracks.video.as_mut() else {
+            return Ok(());
+        };
+        if let Some(pts) = video.push(frame, &mut self.stats) {
+            let clock_rate = video.clock_rate;
+            self.start_audio(pts, clock_rate, sink)?;
+        }
+        self.write_ready_video(sink)
+    }
+
+    /// Takes an audio frame.
+    pub fn push_audio(&mut self, frame: AudioInput, sink: &mut dyn Sink) -> Result<(), Error> {
+        let video_started = self.tracks.video.as_ref().is_none_or(VideoTrack::started);
+        let Some(audio) = self.tracks.audio.as_mut() else {
+            return Ok(());
+        };
+        if !video_started {
+            audio.wait(frame, &mut self.stats);
+            return Ok(());
+        }
+        self.accept_audio(frame, sink)
+    }
+
+    /// Writes everything still held as a last fragment and the final header.
+    ///
+    /// Returns the stats; [`Muxer::has_output`] tells whether anything was recorded.
+    pub fn finish(&mut self, sink: &mut dyn Sink) -> Result<Stats, Error> {
+        if let Some(video) = self.tracks.video.as_mut() {
+            video.flush();
+        }
+        self.write_ready_video(sink)?;
+        if let Some(last) = self.tracks.audio.as_mut().and_then(AudioTrack::flush) {
+            self.file
+                .add_audio(last, &self.tracks, sink, &mut self.stats)?;
+        }
+        self.file.finish(&self.tracks, sink, &mut self.stats)?;
+        Ok(self.stats.clone())
+    }
+
+    /// Audio starts at the video's first keyframe, with the frames that waited for it.
+    fn start_audio(&mut self, pts: i64, clock_rate: u32, sink: &mut dyn Sink) -> Result<(), Error> {
+        let Some(audio) = self.tracks.audio.as_mut() else {
+            return Ok(());
+        };
+        for frame in audio.start_at(pts, clock_rate) {
+            self.accept_audio(frame, sink)?;
+        }
+        Ok(())
+    }
+
+    fn accept_audio(&mut self, frame: AudioInput, sink: &mut dyn Sink) -> Result<(), Error> {
+        let Some(audio) = self.tracks.audio.as_mut() else {
+            return Ok(());
+        };
+        match audio.push(frame, &mut self.stats) {
+            Some(sample) => self
+                .file
+                .add_audio(sample, &self.tracks, sink, &mut self.stats),
+            None => Ok(()),
+        }
+    }
+
+    fn write_ready_video(&mut self, sink: &mut dyn Sink) -> Result<(), Error> {
+        while let Some(sample) = self.tracks.video.as_mut().and_then(|v| v.ready.pop_front()) {
+            self.file
+                .add_video(sample, &self.tracks, sink, &mut self.stats)?;
+        }
+        Ok(())
+    }
+}

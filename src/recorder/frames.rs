@@ -1,0 +1,172 @@
+//! Retina's items to the muxer's inputs: each video frame with its timing (RTP timestamp,
+//! receive time) and the video sender reports (RFC 3550 §6.4.1) received since the frame
+//! before; audio in the form it is stored in; lost packets counted or refused.
+
+use anyhow::{Context as _, bail};
+use retina::client::Demuxed;
+use retina::codec::{AudioFrame, CodecItem, ParametersRef, VideoFrame};
+
+use crate::codec::audio::AudioFormat;
+use crate::mp4::{AudioInput, VideoInput, entry};
+use crate::output::Message;
+use crate::rtsp::select::Selection;
+use crate::timing::sei::{self, FrameTiming, SenderReport};
+
+/// The state that turns one recording's retina items into writer messages; it outlives the
+/// sessions of a recording.
+pub(crate) struct FrameMapper {
+    video_stream: Option<usize>,
+    audio_format: AudioFormat,
+    allow_loss: bool,
+    need_sample_entry: bool,
+    pending_reports: Vec<SenderReport>,
+    /// Video frames received so far.
+    pub video_frames: u64,
+    last_video_ts: Option<retina::Timestamp>,
+    last_audio_ts: Option<retina::Timestamp>,
+    /// RTP packets lost so far (with `--allow-loss`).
+    pub lost_packets: u64,
+}
+
+impl FrameMapper {
+    pub fn new(selection: &Selection, allow_loss: bool) -> FrameMapper {
+        FrameMapper {
+            video_stream: selection.video.map(|v| v.0),
+            audio_format: selection.audio.as_ref().map_or(AudioFormat::Coded, |a| a.2),
+            allow_loss,
+            need_sample_entry: true,
+            pending_reports: Vec::new(),
+            video_frames: 0,
+            last_video_ts: None,
+            last_audio_ts: None,
+            lost_packets: 0,
+        }
+    }
+
+    /// Forgets what belonged to an abandoned session.
+    pub fn restart(&mut self) {
+        self.need_sample_entry = true;
+        self.pending_reports.clear();
+        self.last_video_ts = None;
+        self.last_audio_ts = None;
+    }
+
+    /// The message for the writer that `item` makes, if any.
+    pub fn map(&mut self, item: CodecItem, session: &Demuxed) -> anyhow::Result<Option<Message>> {
+        match item {
+            CodecItem::VideoFrame(f) => self.video(f, session).map(Some),
+            CodecItem::AudioFrame(f) => self.audio(&f).map(Some),
+            CodecItem::Rtcp(rtcp) => {
+                let sr = rtcp
+                    .pkts()
+                    .next()
+                    .and_then(|p| p.as_sender_report().ok().flatten());
+                match sr {
+                    // Only the video stream's reports: another stream's RTP clock is different.
+                    Some(sr) if Some(rtcp.stream_id()) == self.video_stream => {
+                        self.pending_reports.push(SenderReport {
+                            recv: sei::ntp_from_system_time(rtcp.ctx().received_wall().into()),
+                            ntp: sr.ntp_timestamp().0,
+                            rtp: sr.rtp_timestamp(),
+                        });
+                    }
+                    Some(sr) => tracing::trace!(
+                        "sender report of stream {} not stored: {:?}",
+                        rtcp.stream_id(),
+                        sr.ntp_timestamp()
+                    ),
+                    None => {}
+                }
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn video(&mut self, f: VideoFrame, session: &Demuxed) -> anyhow::Result<Message> {
+        self.check_loss(f.loss(), "video", f.timestamp())?;
+        self.video_frames += 1;
+        let sample_entry = if self.need_sample_entry || f.has_new_parameters() {
+            self.video_sample_entry(session, f.stream_id())?
+        } else {
+            None
+        };
+        let timing = FrameTiming {
+            recv: sei::ntp_from_system_time(f.end_ctx().received_wall().into()),
+            rtp: f.timestamp().timestamp() as u32,
+        };
+        Ok(Message::Video(VideoInput {
+            pts: f.timestamp().elapsed(),
+            is_sync: f.is_random_access_point(),
+            sample_entry,
+            timing,
+            sender_reports: std::mem::take(&mut self.pending_reports),
+            data: f.into_data(),
+        }))
+    }
+
+    /// The sample entry for the stream's current parameters, if retina knows them yet.
+    fn video_sample_entry(
+        &mut self,
+        session: &Demuxed,
+        stream: usize,
+    ) -> anyhow::Result<Option<Box<mp4_atom::Codec>>> {
+        let Some(ParametersRef::Video(p)) = session.streams()[stream].parameters() else {
+            return Ok(None);
+        };
+        let what = "cannot describe the camera's video parameters";
+        let bytes = p
+            .mp4_sample_entry()
+            .build()
+            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        if !self.need_sample_entry {
+            let (width, height) = p.pixel_dimensions();
+            tracing::info!(
+                "video parameters changed: {}, {width}x{height}",
+                p.rfc6381_codec()
+            );
+        }
+        self.need_sample_entry = false;
+        let entry = entry::from_bytes(&bytes).with_context(|| what.to_owned())?;
+        Ok(Some(Box::new(entry)))
+    }
+
+    fn audio(&mut self, f: &AudioFrame) -> anyhow::Result<Message> {
+        self.check_loss(f.loss(), "audio", f.timestamp())?;
+        let (data, samples) = self
+            .audio_format
+            .to_sample(f.data(), f.frame_length().get());
+        Ok(Message::Audio(AudioInput {
+            pts: f.timestamp().elapsed(),
+            samples,
+            data,
+        }))
+    }
+
+    /// Counts lost packets; without `--allow-loss`, loss after the first frame is an error
+    /// naming the gap: the frames on either side, as RTP times and seconds into the stream.
+    fn check_loss(&mut self, loss: u16, kind: &str, ts: retina::Timestamp) -> anyhow::Result<()> {
+        let previous = match kind {
+            "video" => self.last_video_ts.replace(ts),
+            _ => self.last_audio_ts.replace(ts),
+        };
+        if loss == 0 {
+            return Ok(());
+        }
+        self.lost_packets += u64::from(loss);
+        // Loss before the first frame is just joining mid-stream.
+        match previous {
+            Some(prev) if !self.allow_loss => bail!(
+                "lost {loss} RTP packet(s) of the {kind} stream between its frames at RTP time \
+                 {} ({:.3} s into the stream) and {} ({:.3} s); pass --allow-loss to record \
+                 through loss",
+                prev.timestamp() as u32,
+                prev.elapsed_secs(),
+                ts.timestamp() as u32,
+                ts.elapsed_secs()
+            ),
+            _ => tracing::debug!("lost {loss} RTP packet(s) before the {kind} frame at {ts}"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,93 @@
+//! The recorder: one camera, from a [`RecorderConfig`] to a finished file.
+//!
+//! [`record`] names the output and waits for the start time; the [supervisor](supervisor)
+//! owns the recording across RTSP sessions; each session's [ingest](ingest) moves retina's
+//! items, turned into muxer inputs by the [frame mapper](frames), to the writer thread.
+
+mod frames;
+mod ingest;
+mod supervisor;
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::RecorderConfig;
+use crate::error::{Error, Result};
+use crate::output::{self, naming};
+use crate::source::redacted;
+
+pub use crate::output::Outcome;
+
+/// Records as `config` says until stopped (a `true` on `stop`), the configured duration, or a
+/// failure, which still finishes the file. `Ok(None)`: stopped before the start time, nothing
+/// recorded.
+pub async fn record(
+    config: RecorderConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Option<Outcome>> {
+    let source = &config.source;
+    let out = match &config.out {
+        Some(out) => out.clone(),
+        None => {
+            let name = naming::camera_name(&source.url).await;
+            let at = config.start.clone().unwrap_or_else(jiff::Zoned::now);
+            naming::default_out_name(&at, &name)
+        }
+    };
+    output::refuse_existing(&out).map_err(Error::failure)?;
+    tracing::info!("recording {} to {}", redacted(&source.url), out.display());
+    if let Some(start) = &config.start {
+        let wait = start.timestamp().duration_since(jiff::Timestamp::now());
+        let wait = Duration::try_from(wait).unwrap_or_default();
+        tracing::info!(
+            "waiting until {} ({:.0} s) to start",
+            start.time(),
+            wait.as_secs_f64()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {},
+            Ok(()) = stop.changed() => return Ok(None),
+        }
+    }
+    let result = supervisor::supervise(&config, &out, stop).await;
+    result.map(Some).map_err(|e| e.scrub(source.secret()))
+}
+
+/// Logs what a recording wrote and what it had to drop or correct.
+pub fn log_outcome(o: &Outcome) {
+    let s = &o.stats;
+    tracing::info!(
+        "wrote {}: {:.1} s, {} video frames, {} audio frames, {} sender reports, {} fragments, \
+         {} sample description(s)",
+        o.path.display(),
+        s.duration_secs,
+        s.video_frames,
+        s.audio_frames,
+        s.sender_reports,
+        s.fragments,
+        s.sample_descriptions
+    );
+    if s.dropped_audio_before_start + s.dropped_audio_backward + s.shifted_audio > 0 {
+        tracing::info!(
+            "audio: dropped {} frame(s) from before the first video keyframe and {} that \
+             overlapped the previous one too far; {} small step(s) back in time corrected by \
+             moving the audio that follows later",
+            s.dropped_audio_before_start,
+            s.dropped_audio_backward,
+            s.shifted_audio
+        );
+    }
+    if s.dropped_empty > 0 {
+        tracing::info!(
+            "dropped {} empty frame(s) (video without a picture, audio without data)",
+            s.dropped_empty
+        );
+    }
+    if s.timestamp_jumps > 0 {
+        tracing::warn!(
+            "the camera's timestamps jumped {} time(s) (see above)",
+            s.timestamp_jumps
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! Which of the camera's streams (its SDP's `m=` lines, RFC 8866 §5.14) to record.
+//!
+//! [`choose`] decides from plain descriptions and is unit-tested; [`select`] describes a
+//! retina session's streams to it, logging each decision.
+
+use retina::client::{Described, Session};
+use retina::codec::ParametersRef;
+
+use crate::codec::VideoCodec;
+use crate::codec::audio::AudioFormat;
+use crate::config::StreamChoice;
+use crate::error::{Error, Result};
+use crate::mp4::{self, entry};
+
+/// The streams to set up, and how each is stored.
+pub(crate) struct Selection {
+    pub video: Option<(usize, VideoCodec)>,
+    pub audio: Option<(usize, mp4::AudioConfig, AudioFormat)>,
+}
+
+impl Selection {
+    /// SDP indices of the chosen streams, video first.
+    pub fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+        let video = self.video.iter().map(|v| v.0);
+        video.chain(self.audio.iter().map(|a| a.0))
+    }
+}
+
+/// A stream the camera offers, as selection sees it.
+pub(crate) struct Offer {
+    /// "stream 1 (audio pcmu/8000)", for messages.
+    pub what: String,
+    pub kind: Kind,
+}
+
+pub(crate) enum Kind {
+    Video(Result<VideoCodec, String>),
+    /// Boxed: a sample entry is large, and most offers are not chosen.
+    Audio(Result<Box<(mp4::AudioConfig, AudioFormat)>, String>),
+    /// Neither audio nor video.
+    Other,
+}
+
+/// Picks the video and audio streams to record: the ones `video`/`audio` name, else the first
+/// of each kind that can be stored without transcoding. Says what it took, what it ignored
+/// and why, through `log`.
+pub(crate) fn choose(
+    offers: Vec<Offer>,
+    video: StreamChoice,
+    audio: StreamChoice,
+    log: &mut dyn FnMut(String),
+) -> Result<Selection> {
+    check_indices(&offers, video, audio)?;
+    let mut chosen = Selection {
+        video: None,
+        audio: None,
+    };
+    for (i, offer) in offers.into_iter().enumerate() {
+        let what = offer.what;
+        let (flag, choice, taken) = match &offer.kind {
+            Kind::Video(_) => ("--no-video", video, chosen.video.map(|v| v.0)),
+            Kind::Audio(_) => ("--no-audio", audio, chosen.audio.as_ref().map(|a| a.0)),
+            Kind::Other => {
+                log(format!("ignoring {what}: not audio or video"));
+                continue;
+            }
+        };
+        let skip = match (choice, taken) {
+            (StreamChoice::Skip, _) => Some(flag.to_owned()),
+            (StreamChoice::Index(n), _) if n != i => Some(format!("stream {n} was chosen")),
+            (StreamChoice::FirstStorable, Some(t)) => Some(format!("already recording stream {t}")),
+            _ => None,
+        };
+        if let Some(why) = skip {
+            log(format!("ignoring {what}: {why}"));
+            continue;
+        }
+        let storable = match offer.kind {
+            Kind::Video(codec) => codec.map(|c| chosen.video = Some((i, c))),
+            Kind::Audio(stored) => stored.map(|b| {
+                let (config, format) = *b;
+                chosen.audio = Some((i, config, format));
+            }),
+            Kind::Other => Ok(()),
+        };
+        match storable {
+            Ok(()) => log(format!("recording {what}")),
+            Err(why) if matches!(choice, StreamChoice::Index(_)) => {
+                return Err(Error::usage(format!("{what} cannot be recorded: {why}")));
+            }
+            Err(why) => log(format!("ignoring {what}: {why}")),
+        }
+    }
+    if chosen.video.is_none() && chosen.audio.is_none() {
+        return Err(Error::failure(anyhow::anyhow!(
+            "the camera offers no stream that can be recorded (see the log above)"
+        )));
+    }
+    Ok(chosen)
+}
+
+/// A stream named by index must exist and be of its kind.
+fn check_indices(offers: &[Offer], video: StreamChoice, audio: StreamChoice) -> Result<()> {
+    for (flag, choice, a_kind) in [
+        ("--video-stream", video, "a video"),
+        ("--audio-stream", audio, "an audio"),
+    ] {
+        let StreamChoice::Index(n) = choice else {
+            continue;
+        };
+        let Some(offer) = offers.get(n) else {
+            return Err(Error::usage(format!(
+                "{flag} {n}: the camera offers {} stream(s), numbered from 0",
+                offers.len()
+            )));
+        };
+        let right_kind = match offer.kind {
+            Kind::Video(_) => flag == "--video-stream",
+            Kind::Audio(_) => flag == "--audio-stream",
+            Kind::Other => false,
+        };
+        if !right_kind {
+            return Err(Error::usage(format!(
+                "{flag} {n}: {} is not {a_kind} stream",
+                offer.what
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Chooses among a described session's streams, logging each decision.
+pub(crate) fn select(
+    session: &Session<Described>,
+    video: StreamChoice,
+    audio: StreamChoice,
+) -> Result<Selection> {
+    let offers = session
+        .streams()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Offer {
+            what: format!(
+                "stream {i} ({} {}/{})",
+                s.media(),
+                s.encoding_name(),
+                s.clock_rate_hz()
+            ),
+            kind: match s.media() {
+                "video" => Kind::Video(s.encoding_name().parse()),
+                "audio" => Kind::Audio(audio_storage(s).map(Box::new)),
+                _ => Kind::Other,
+            },
+        })
+        .collect();
+    choose(offers, video, audio, &mut |line| tracing::info!("{line}"))
+}
+
+/// How an audio stream is stored, or why it cannot be.
+fn audio_storage(
+    s: &retina::client::Stream,
+) -> std::result::Result<(mp4::AudioConfig, AudioFormat), String> {
+    let Some(ParametersRef::Audio(params)) = s.parameters() else {
+        return Err("its parameters are unknown".into());
+    };
+    let format = AudioFormat::for_encoding(s.encoding_name(), u32::from(params.channels().get()));
+    let sample_entry = if format.is_pcm() {
+        entry::pcm(params.clock_rate(), params.channels().get())?
+    } else {
+        let bytes = params.mp4_sample_entry().build().map_err(|_| {
+            let name = s.encoding_name();
+            format!("{name} audio cannot be stored in MP4 without transcoding")
+        })?;
+        entry::from_bytes(&bytes).map_err(|e| format!("its sample entry is unusable: {e}"))?
+    };
+    let config = mp4::AudioConfig {
+        clock_rate: params.clock_rate(),
+        sample_entry,
+    };
+    Ok((config, format))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offers() -> Vec<Offer> {
+        let pcm = |rate| {
+            let config = mp4::AudioConfig {
+                clock_rate: rate,
+                sample_entry: entry::pcm(rate, 1).expect("entry"),
+            };
+            Kind::Audio(Ok(Box::new((config, AudioFormat::for_encoding("pcmu", 1)))))
+        };
+        let offer = |what: &str, kind| Offer {
+            what: what.into(),
+            kind,
+        };
+        vec![
+            offer(
+                "stream 0 (video h264/90000)",
+                Kind::Video(Ok(VideoCodec::H264)),
+            ),
+            offer("stream 1 (audio opus/48000)", Kind::Audio(Err("no".into()))),
+            offer("stream 2 (audio pcmu/8000)", pcm(8000)),
+            offer("stream 3 (audio pcma/8000)", pcm(8000)),
+            offer("stream 4 (application x/1)", Kind::Other),
+        ]
+    }
+
+    fn run(video: StreamChoice, audio: StreamChoice) -> (Result<Selection>, Vec<String>) {
+        let mut lines = Vec::new();
+        let result = choose(offers(), video, audio, &mut |l| lines.push(l));
+        (result, lines)
+    }
+
+    #[test]
+    fn defaults_take_the_first_storable_of_each_kind() {
+        let (chosen, lines) = run(StreamChoice::FirstStorable, StreamChoice::FirstStorable);
+        let chosen = chosen.expect("chosen");
+        assert_eq!(chosen.indices().collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(
+            lines,
+            [
+                "recording stream 0 (video h264/90000)",
+                "ignoring stream 1 (audio opus/48000): no",
+                "recording stream 2 (audio pcmu/8000)",
+                "ignoring stream 3 (audio pcma/8000): already recording stream 2",
+                "ignoring stream 4 (application x/1): not audio or video",
+            ]
+        );
+    }
+
+    #[test]
+    fn indices_and_skips() {
+        let (chosen, lines) = run(StreamChoice::Skip, StreamChoice::Index(3));
+        assert_eq!(chosen.expect("chosen").indices().collect::<Vec<_>>(), [3]);
+        assert_eq!(lines[0], "ignoring stream 0 (video h264/90000): --no-video");
+        assert_eq!(
+            lines[2],
+            "ignoring stream 2 (audio pcmu/8000): stream 3 was chosen"
+        );
+    }
+
+    #[test]
+    fn bad_choices_are_usage_errors() {
+        for (video, audio, says) in [
+            (
+                StreamChoice::Index(9),
+                StreamChoice::FirstStorable,
+                "--video-stream 9: the camera offers 5 stream(s), numbered from 0",
+            ),
+            (
+                StreamChoice::FirstStorable,
+                StreamChoice::Index(0),
+                "--audio-stream 0: stream 0 (video h264/90000) is not an audio stream",
+            ),
+            (
+                StreamChoice::FirstStorable,
+                StreamChoice::Index(1),
+                "stream 1 (audio opus/48000) cannot be recorded: no",
+            ),
+        ] {
+            let e = run(video, audio).0.err().expect("refused");
+            assert_eq!((e.to_string().as_str(), e.exit_code()), (says, 2));
+        }
+        let e = run(StreamChoice::Skip, StreamChoice::Skip)
+            .0
+            .err()
+            .expect("refused");
+        assert_eq!(e.exit_code(), 1);
+    }
+}
