@@ -1,0 +1,143 @@
+//! The writer thread: the session task hands frames over a bounded queue and never waits for
+//! the disk; this thread muxes them and writes each fragment (one vectored write, then
+//! `fdatasync`), so a crash, even a power loss, costs at most the fragment being written.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use tokio::sync::{mpsc, oneshot};
+
+use super::file::PartialFile;
+use crate::mp4::{self, AudioInput, Muxer, Stats, VideoInput};
+
+/// What the session sends to the writer.
+pub(crate) enum Message {
+    Video(VideoInput),
+    Audio(AudioInput),
+    /// The session was replaced before recording started: drop what the old one left.
+    Restart,
+}
+
+/// What a finished recording reports.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The finished file.
+    pub path: PathBuf,
+    pub stats: Stats,
+}
+
+/// The session's end of the writer: a bounded queue in, a result out.
+pub(crate) struct Writer {
+    tx: Option<mpsc::Sender<Message>>,
+    done: Option<oneshot::Receiver<anyhow::Result<Outcome>>>,
+    partial: PathBuf,
+}
+
+/// Why a frame could not be queued.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The disk has fallen too far behind.
+    QueueFull { capacity: usize },
+    /// The writer stopped (its error is returned by [`Writer::finish`]).
+    WriterGone,
+}
+
+impl Writer {
+    /// Creates `OUT.partial` and starts the writer thread.
+    ///
+    /// `queue` bounds the frames waiting to be written; when it overflows, recording stops
+    /// with an error rather than dropping frames silently.
+    pub fn start(
+        out: &std::path::Path,
+        config: mp4::Config,
+        queue: usize,
+    ) -> anyhow::Result<Writer> {
+        let file = PartialFile::create(out)?;
+        let partial = file.partial().to_owned();
+        let (tx, rx) = mpsc::channel(queue);
+        let (done_tx, done_rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("mp4-writer".into())
+            .spawn(move || {
+                let _ = done_tx.send(write_recording(file, config, rx));
+            })
+            .context("cannot start the writer thread")?;
+        Ok(Writer {
+            tx: Some(tx),
+            done: Some(done_rx),
+            partial,
+        })
+    }
+
+    /// Queues a frame without waiting.
+    pub fn send(&self, msg: Message) -> Result<(), SendError> {
+        let Some(tx) = &self.tx else {
+            return Err(SendError::WriterGone);
+        };
+        tx.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::QueueFull {
+                capacity: tx.max_capacity(),
+            },
+            mpsc::error::TrySendError::Closed(_) => SendError::WriterGone,
+        })
+    }
+
+    /// Resolves when the writer thread has stopped on its own, i.e. failed.
+    pub async fn failed(&mut self) {
+        match &self.tx {
+            Some(tx) => tx.closed().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Ends the queue and waits for the writer to finish the file.
+    pub async fn finish(mut self) -> anyhow::Result<Outcome> {
+        drop(self.tx.take());
+        match self.done.take() {
+            Some(done) => done.await.unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "the writer thread died; {} holds what was written",
+                    self.partial.display()
+                ))
+            }),
+            None => bail!("writer already finished"),
+        }
+    }
+}
+
+/// The writer thread's body: mux until the queue closes, then finish the file.
+fn write_recording(
+    mut file: PartialFile,
+    config: mp4::Config,
+    mut rx: mpsc::Receiver<Message>,
+) -> anyhow::Result<Outcome> {
+    let mut muxer = Muxer::new(config);
+    while let Some(msg) = rx.blocking_recv() {
+        let result = match msg {
+            Message::Video(f) => muxer.push_video(f, file.sink()),
+            Message::Audio(f) => muxer.push_audio(f, file.sink()),
+            Message::Restart => {
+                muxer.restart_before_start();
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            // Close the queue first so the session notices at once.
+            rx.close();
+            let partial = file.partial().display();
+            bail!("writing {partial} failed: {e}; {}", file.kept());
+        }
+    }
+    let stats = muxer.finish(file.sink()).map_err(|e| {
+        let partial = file.partial().display();
+        anyhow::anyhow!("finishing {partial} failed: {e}; {}", file.kept())
+    })?;
+    if !muxer.has_output() {
+        file.discard();
+        bail!("no frames were recorded, so no file was written");
+    }
+    Ok(Outcome {
+        path: file.finish()?,
+        stats,
+    })
+}
