@@ -10,6 +10,8 @@ use support::{Rig, check_against_camera};
 
 /// The built-in clip for `video` + `audio`, logged, its SR clock fixed (as `support::config`).
 fn builtin(video: &str, audio: &str) -> CameraConfig {
+    let video = video.parse().expect("video codec");
+    let audio = audio.parse().expect("built-in audio");
     let mut c = CameraConfig::new(vec![Clip::builtin(video, audio).expect("built-in clip")]);
     c.keep_log = true;
     c.ntp_base = 0xE000_0000_0000_0000;

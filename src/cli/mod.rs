@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use retina_record::camera::BuiltinAudio;
 use retina_record::codec::VideoCodec;
 use retina_record::config::Transport;
 
@@ -138,8 +139,8 @@ pub(crate) struct CameraArgs {
 
     /// Audio of the built-in clip: AAC 16 kHz, G.711 µ-law 8 kHz, G.711 A-law 16 kHz, L16 16 kHz,
     /// or none.
-    #[arg(long, default_value = "aac", value_parser = ["aac", "pcmu", "pcma", "l16", "none"])]
-    pub audio: String,
+    #[arg(long, default_value = "aac", value_parser = parse::builtin_audio())]
+    pub audio: BuiltinAudio,
 
     /// Pace the media this many times faster than real time (RTP and sender-report times
     /// stay those of real-time media).

@@ -3,12 +3,19 @@
 use std::time::Duration;
 
 use clap::builder::TypedValueParser as _;
+use retina_record::camera::BuiltinAudio;
 use retina_record::codec::VideoCodec;
 
 /// `--video h264|h265`: clap lists the possible values in help and errors.
 pub(crate) fn video_codec() -> impl clap::builder::TypedValueParser<Value = VideoCodec> {
     let names = VideoCodec::ALL.map(VideoCodec::name);
     clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<VideoCodec>())
+}
+
+/// `--audio aac|pcmu|pcma|l16|none`, likewise.
+pub(crate) fn builtin_audio() -> impl clap::builder::TypedValueParser<Value = BuiltinAudio> {
+    let names = BuiltinAudio::ALL.map(BuiltinAudio::name);
+    clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<BuiltinAudio>())
 }
 
 /// Parses `90`, `90s`, `10m`, `1h30m`, `1h2m3s`, `1.5s`.

@@ -1,6 +1,6 @@
 //! `retina-record camera`: serves the built-in camera (or a clip) until the first stop signal.
 
-use retina_record::camera::{Camera, CameraConfig, Clip};
+use retina_record::camera::{BuiltinAudio, Camera, CameraConfig, Clip};
 use retina_record::error::{Error, Result};
 use tokio::sync::watch;
 
@@ -9,12 +9,12 @@ use crate::cli::CameraArgs;
 pub(crate) async fn run(args: &CameraArgs, mut stop: watch::Receiver<bool>) -> Result<()> {
     let clip = match &args.clip {
         Some(path) => Clip::from_file(path),
-        None => Clip::builtin(args.video.name(), &args.audio),
+        None => Clip::builtin(args.video, args.audio),
     }
     .map_err(Error::usage)?;
     let mut config = CameraConfig::new(vec![clip]);
     config.listen = args.listen;
-    config.audio = args.audio != "none";
+    config.audio = args.audio != BuiltinAudio::None;
     config.speed = args.speed;
     let cam = Camera::start(config).await.map_err(Error::usage)?;
     let url = if cam.addr().ip().is_unspecified() {

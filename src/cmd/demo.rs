@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use retina_record::camera::{Camera, CameraConfig, Clip};
+use retina_record::camera::{BuiltinAudio, Camera, CameraConfig, Clip};
+use retina_record::codec::VideoCodec;
 use retina_record::config::RecorderConfig;
 use retina_record::error::{Error, Result};
 use retina_record::mp4::read::Recording;
@@ -18,7 +19,11 @@ use crate::cli::DemoArgs;
 const DEMO_DURATION: Duration = Duration::from_secs(10);
 
 pub(crate) async fn run(args: &DemoArgs, stop: watch::Receiver<bool>) -> Result<()> {
-    let cam = Camera::start(CameraConfig::new(vec![Clip::builtin("h264", "aac")?])).await?;
+    let cam = Camera::start(CameraConfig::new(vec![Clip::builtin(
+        VideoCodec::H264,
+        BuiltinAudio::Aac,
+    )?]))
+    .await?;
     let out = args.out.clone().unwrap_or_else(|| {
         let now = jiff::Zoned::now();
         PathBuf::from(format!("demo-{}.mp4", now.strftime("%Y%m%d_%H%M%S")))

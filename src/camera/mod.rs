@@ -1,0 +1,257 @@
+//! A camera on demand: an RTSP server (RFC 2326) that serves built-in or given clips over
+//! RTP/RTCP (RFC 3550), TCP-interleaved or UDP, to any number of clients.
+//!
+//! `retina-record camera` ships it for pipeline testing, `retina-record demo` records from it,
+//! and the tests use it for control and fault injection. One piece of code for all three.
+//!
+//! * H.264 is packetized per RFC 6184 (single NAL units and FU-A), H.265 per RFC 7798 (single
+//!   NAL units and FUs), parameter sets in-band before every keyframe as cameras do; AAC per
+//!   RFC 3640 (`AAC-hbr`, one AU per packet); G.711 (PCMU, PCMA) and L16 per RFC 3551, 20 ms
+//!   per packet.
+//! * Clips play in sequence and loop, with RTP timestamps continuing across the joins. The RTP
+//!   timestamps start close to 2^32 so they wrap a few seconds in, as a long-running camera's do.
+//! * A sender report goes out for each stream once per second of media. Its NTP time comes from a
+//!   clock the caller sets: `ntp_base` is the NTP time of media time 0.
+//! * With `keep_log`, every frame's send time (after its last packet was handed to the socket)
+//!   and every SR is logged, for tests to compare with a recording.
+//! * Faults on demand: [`Camera::drop_connections`], [`Camera::stall`]; and the quirks real
+//!   cameras have, set up front with [`Quirks`].
+//!
+//! It stands below the recorder and imports none of it: only MP4 reading (for clips), codec
+//! knowledge and the NTP clock. [`clip`] loads what it serves, [`rtsp`] answers each client,
+//! [`schedule`] paces a session's media and applies the quirks, [`rtp`] puts packets on the
+//! wire.
+
+mod clip;
+mod rtp;
+mod rtsp;
+mod schedule;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+use crate::timing::sei;
+
+pub use clip::{BuiltinAudio, Clip};
+
+/// What the camera serves, and how.
+pub struct CameraConfig {
+    /// Where to listen; port 0 picks a free one.
+    pub listen: SocketAddr,
+    /// Clips served in sequence, looping.
+    pub clips: Vec<Clip>,
+    /// 1.0 is real time; 4.0 four times as fast.
+    pub speed: f64,
+    /// NTP time (64-bit format) of media time 0.
+    pub ntp_base: u64,
+    /// Serve the clips' audio as a second stream.
+    pub audio: bool,
+    /// Require HTTP Basic authentication with these.
+    pub credentials: Option<(String, String)>,
+    /// Keep a [`Log`] of every frame and sender report sent (grows without bound: for tests).
+    pub keep_log: bool,
+    pub quirks: Quirks,
+}
+
+/// What real cameras do that a recorder must survive; all off by default. Times are media
+/// seconds since the session's start.
+#[derive(Clone, Debug, Default)]
+pub struct Quirks {
+    /// Leave the parameter sets out of the SDP and out of the session's first keyframe: frames,
+    /// a keyframe among them, arrive before any parameter set.
+    pub no_sdp_parameters: bool,
+    /// Start each session at this video frame of the first clip (mid-GOP: the frames before the
+    /// next keyframe cannot be decoded). The first sender reports still go out before it.
+    pub start_at_frame: usize,
+    /// After every Nth video frame, an access unit without a picture (one filler-data NAL unit,
+    /// its own timestamp); every Nth AAC frame is sent empty (a zero-size AU).
+    pub empty_frames_every: Option<usize>,
+    /// Don't send the video frame due at this time (its packets' sequence numbers are used up,
+    /// so the receiver sees the loss). It is not logged as sent.
+    pub lose_video_frame_at: Option<f64>,
+    /// From this time on, both streams' RTP timestamps (and their sender reports) jump by this
+    /// many seconds, forward or back: a camera whose clock was reset.
+    pub timestamp_jump: Option<(f64, f64)>,
+    /// From this time on, audio timestamps are this many seconds earlier (some servers' audio
+    /// steps back ~20 ms).
+    pub audio_step_back: Option<(f64, f64)>,
+}
+
+impl Quirks {
+    /// Whether frame `i` of a stream (0-based) is one of every `empty_frames_every`.
+    fn empty_at(&self, i: usize) -> bool {
+        self.empty_frames_every
+            .is_some_and(|n| (i + 1).is_multiple_of(n.max(1)))
+    }
+}
+
+impl CameraConfig {
+    /// Loopback, any free port, real time, audio on, SR clock at the current time.
+    pub fn new(clips: Vec<Clip>) -> Self {
+        CameraConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            clips,
+            speed: 1.0,
+            ntp_base: sei::ntp_from_system_time(std::time::SystemTime::now()),
+            audio: true,
+            credentials: None,
+            keep_log: false,
+            quirks: Quirks::default(),
+        }
+    }
+}
+
+/// A frame as the camera sent it.
+#[derive(Clone, Debug)]
+pub struct SentFrame {
+    /// 0 video, 1 audio.
+    pub stream: usize,
+    /// The 32-bit RTP timestamp on the wire.
+    pub rtp: u32,
+    /// Presentation time in the stream's clock since the session start (no wrap).
+    pub pts: i64,
+    pub keyframe: bool,
+    /// Wall time after its last packet was handed to the socket, NTP format.
+    pub sent_ntp: u64,
+}
+
+/// A sender report as the camera sent it.
+#[derive(Clone, Debug)]
+pub struct SentReport {
+    pub stream: usize,
+    /// Video frames the camera had sent before this report: the index of the next one.
+    pub after_video_frames: usize,
+    pub ntp: u64,
+    pub rtp: u32,
+}
+
+/// What the camera sent, for tests to compare a recording with.
+#[derive(Default)]
+pub struct Log {
+    pub frames: Vec<SentFrame>,
+    pub reports: Vec<SentReport>,
+}
+
+pub(crate) struct Shared {
+    pub config: CameraConfig,
+    log: Mutex<Log>,
+    /// Media seconds sent by the latest session.
+    pub progress: watch::Sender<f64>,
+    pub drop_all: Notify,
+    pub stall_until: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Shared {
+    pub fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A running camera; dropping it stops it and closes every connection.
+pub struct Camera {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.shared.drop_all.notify_waiters();
+    }
+}
+
+impl Camera {
+    /// Starts listening and serving; fails on a config it cannot serve or an address it
+    /// cannot bind.
+    pub async fn start(config: CameraConfig) -> anyhow::Result<Camera> {
+        if config.clips.is_empty() {
+            bail!("the camera needs at least one clip");
+        }
+        if !(config.speed.is_finite() && config.speed > 0.0) {
+            bail!(
+                "camera speed must be a positive number, not {}",
+                config.speed
+            );
+        }
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            log: Mutex::new(Log::default()),
+            progress: watch::channel(0.0).0,
+            drop_all: Notify::new(),
+            stall_until: Mutex::new(None),
+        });
+        let s = shared.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.accept().await {
+                    Ok((conn, peer)) => {
+                        tracing::info!("client {peer} connected");
+                        let s = s.clone();
+                        tokio::spawn(async move {
+                            match rtsp::serve_connection(conn, s).await {
+                                Ok(()) => tracing::info!("client {peer} left"),
+                                Err(e) => tracing::info!("client {peer} left: {e:#}"),
+                            }
+                        });
+                    }
+                    // Out of file descriptors, say: don't spin.
+                    Err(e) => {
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        });
+        Ok(Camera { addr, shared, task })
+    }
+
+    /// The URL to record: `rtsp://ADDR/demo`.
+    pub fn url(&self) -> String {
+        format!("rtsp://{}/demo", self.addr)
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the current session has sent `secs` of media.
+    pub async fn wait_sent(&self, secs: f64) {
+        let mut rx = self.shared.progress.subscribe();
+        let _ = rx.wait_for(|&t| t >= secs).await;
+    }
+
+    /// What was sent (empty unless `keep_log`).
+    pub fn log(&self) -> MutexGuard<'_, Log> {
+        self.shared.log()
+    }
+
+    /// Closes every client connection now.
+    pub fn drop_connections(&self) {
+        self.shared.drop_all.notify_waiters();
+    }
+
+    /// Sends nothing for `d` (media is delayed, not lost).
+    pub fn stall(&self, d: Duration) {
+        *self
+            .shared
+            .stall_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(tokio::time::Instant::now() + d);
+    }
+}
+
+/// Now, in the 64-bit NTP format.
+fn ntp_now() -> u64 {
+    sei::ntp_from_system_time(std::time::SystemTime::now())
+}

@@ -1,0 +1,255 @@
+//! One session's media: the clips' frames and audio merged by time, paced in real time (or
+//! faster), looping with continuing timestamps, a sender report per stream each second of
+//! media, and the configured quirks applied on the way out.
+
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::clip::{AudioCodec, Clip, ClipAudio, ClipFrame};
+use super::rtp::{Dest, RTP_START, RtpSender, Writer};
+use super::{SentFrame, SentReport, Shared, ntp_now};
+
+/// What happens next in a session: a video frame or an audio frame, with its index in the clip.
+enum Event<'a> {
+    Video(usize, &'a ClipFrame),
+    Audio(usize, &'a (i64, Vec<u8>), &'a ClipAudio),
+}
+
+/// A session's sending state, across clips and loops.
+pub(crate) struct Schedule {
+    shared: Arc<Shared>,
+    writer: Writer,
+    senders: [RtpSender; 2],
+    /// When media time 0 was (moved on by stalls).
+    t0: Instant,
+    /// Media second of each stream's next sender report.
+    next_report: [i64; 2],
+    /// Where the current loop of the clips starts, at 90 kHz.
+    offset_90k: i64,
+    lost_one: bool,
+    keyframes_sent: usize,
+}
+
+impl Schedule {
+    pub fn new(shared: Arc<Shared>, writer: Writer, dests: [Option<Dest>; 2]) -> Schedule {
+        let [video, audio] = dests;
+        Schedule {
+            shared,
+            writer,
+            senders: [RtpSender::new(0, video), RtpSender::new(1, audio)],
+            t0: Instant::now(),
+            next_report: [0; 2],
+            offset_90k: 0,
+            lost_one: false,
+            keyframes_sent: 0,
+        }
+    }
+
+    /// Sends until the connection fails (or the task is aborted).
+    pub async fn run(mut self) -> anyhow::Result<()> {
+        let shared = self.shared.clone();
+        let _ = shared.progress.send(0.0);
+        let mut first_loop = true;
+        loop {
+            for clip in &shared.config.clips {
+                let skip = if first_loop {
+                    shared.config.quirks.start_at_frame
+                } else {
+                    0
+                };
+                first_loop = false;
+                let offset_secs = self.offset_90k as f64 / 90_000.0;
+                for (t, event) in self.events(clip, skip) {
+                    let media = offset_secs + t;
+                    self.pace(media).await;
+                    self.send_reports(media, clip).await?;
+                    match event {
+                        Event::Video(i, f) => self.send_video(i, f, clip, media).await?,
+                        Event::Audio(i, a, audio) => {
+                            let secs = offset_secs + a.0 as f64 / f64::from(audio.rate);
+                            self.send_audio(i, &a.1, audio, secs, media).await?;
+                        }
+                    }
+                    let _ = shared.progress.send(media);
+                }
+                self.offset_90k += clip.duration;
+            }
+        }
+    }
+
+    /// The clip's video (decode order) from frame `skip`, and its audio from then on, merged
+    /// by send time (seconds into the clip).
+    fn events<'c>(&self, clip: &'c Clip, skip: usize) -> Vec<(f64, Event<'c>)> {
+        let start = clip
+            .video
+            .get(skip)
+            .map_or(0.0, |f| f.dts as f64 / 90_000.0);
+        let mut events: Vec<(f64, Event<'_>)> = clip
+            .video
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, f)| (f.dts as f64 / 90_000.0, Event::Video(i, f)))
+            .collect();
+        if let (Some(audio), Some(_)) = (&clip.audio, &self.senders[1].dest) {
+            events.extend(audio.frames.iter().enumerate().filter_map(|(i, a)| {
+                let t = a.0 as f64 / f64::from(audio.rate);
+                (t >= start).then_some((t, Event::Audio(i, a, audio)))
+            }));
+        }
+        events.sort_by(|a, b| a.0.total_cmp(&b.0));
+        events
+    }
+
+    /// Waits until `media` is due, after any stall the camera was told to make.
+    async fn pace(&mut self, media: f64) {
+        let stall = self
+            .shared
+            .stall_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(until) = stall {
+            let now = Instant::now();
+            if until > now {
+                tokio::time::sleep_until(until).await;
+                self.t0 += until - now;
+            }
+        }
+        let speed = self.shared.config.speed;
+        tokio::time::sleep_until(self.t0 + Duration::from_secs_f64(media / speed)).await;
+    }
+
+    /// The camera's clock reset, in seconds, at media time `media`.
+    fn jump_at(&self, media: f64) -> f64 {
+        match self.shared.config.quirks.timestamp_jump {
+            Some((at, by)) if media >= at => by,
+            _ => 0.0,
+        }
+    }
+
+    /// Each stream's sender reports due by `media`: one per second of media.
+    async fn send_reports(&mut self, media: f64, clip: &Clip) -> anyhow::Result<()> {
+        for (stream, rtp_start) in RTP_START.into_iter().enumerate() {
+            if self.senders[stream].dest.is_none() {
+                continue;
+            }
+            let rate = if stream == 0 {
+                90_000
+            } else {
+                clip.audio.as_ref().map_or(8000, |a| a.rate)
+            };
+            while (self.next_report[stream] as f64) <= media {
+                let k = self.next_report[stream];
+                let ticks = (k as f64 + self.jump_at(k as f64)) * f64::from(rate);
+                let rtp = rtp_start.wrapping_add(ticks as i64 as u32);
+                let ntp = self.shared.config.ntp_base + ((k as u64) << 32);
+                self.senders[stream]
+                    .send_sender_report(&self.writer, ntp, rtp)
+                    .await?;
+                if self.shared.config.keep_log {
+                    let mut log = self.shared.log();
+                    let after_video_frames = log.frames.iter().filter(|f| f.stream == 0).count();
+                    log.reports.push(SentReport {
+                        stream,
+                        after_video_frames,
+                        ntp,
+                        rtp,
+                    });
+                }
+                self.next_report[stream] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Frame `i` of `clip`: parameter sets before a keyframe (as cameras send them), maybe lost
+    /// or followed by an empty access unit, as the quirks say.
+    async fn send_video(
+        &mut self,
+        i: usize,
+        f: &ClipFrame,
+        clip: &Clip,
+        media: f64,
+    ) -> anyhow::Result<()> {
+        if self.senders[0].dest.is_none() {
+            return Ok(());
+        }
+        let quirks = &self.shared.config.quirks;
+        let pts = self.offset_90k + f.pts + (self.jump_at(media) * 90_000.0) as i64;
+        let rtp = RTP_START[0].wrapping_add(pts as u32);
+        let mut nals: Vec<&[u8]> = Vec::new();
+        if f.keyframe {
+            if self.keyframes_sent > 0 || !quirks.no_sdp_parameters {
+                nals.extend(clip.parameter_sets.iter().map(Vec::as_slice));
+            }
+            self.keyframes_sent += 1;
+        }
+        nals.extend(f.nals.iter().map(Vec::as_slice));
+        let lose = !self.lost_one && quirks.lose_video_frame_at.is_some_and(|at| media >= at);
+        self.lost_one |= lose;
+        let empty_after = quirks.empty_at(i);
+        let sender = &mut self.senders[0];
+        sender
+            .send_video(&self.writer, clip.codec, rtp, &nals, lose)
+            .await?;
+        if self.shared.config.keep_log && !lose {
+            self.shared.log().frames.push(SentFrame {
+                stream: 0,
+                rtp,
+                pts,
+                keyframe: f.keyframe,
+                sent_ntp: ntp_now(),
+            });
+        }
+        if empty_after {
+            let filler = [clip.codec.filler_nal()];
+            let rtp = rtp.wrapping_add(1);
+            sender
+                .send_video(&self.writer, clip.codec, rtp, &filler, false)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Audio frame `i`, due `secs` into the stream (before quirks), sent at `media`.
+    async fn send_audio(
+        &mut self,
+        i: usize,
+        frame: &[u8],
+        audio: &ClipAudio,
+        secs: f64,
+        media: f64,
+    ) -> anyhow::Result<()> {
+        if self.senders[1].dest.is_none() {
+            return Ok(());
+        }
+        let quirks = &self.shared.config.quirks;
+        let rate = f64::from(audio.rate);
+        let mut secs = secs + self.jump_at(media);
+        if let Some((at, by)) = quirks.audio_step_back
+            && media >= at
+        {
+            secs -= by;
+        }
+        let pts = (secs * rate).round() as i64;
+        let rtp = RTP_START[1].wrapping_add(pts as u32);
+        let empty = quirks.empty_at(i) && matches!(audio.codec, AudioCodec::Aac(_));
+        let payload = if empty { &[][..] } else { frame };
+        self.senders[1]
+            .send_audio(&self.writer, audio, rtp, payload)
+            .await?;
+        if self.shared.config.keep_log {
+            self.shared.log().frames.push(SentFrame {
+                stream: 1,
+                rtp,
+                pts,
+                keyframe: true,
+                sent_ntp: ntp_now(),
+            });
+        }
+        Ok(())
+    }
+}
