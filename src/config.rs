@@ -15,6 +15,7 @@ pub const DEFAULT_FRAGMENT_DURATION: Duration = Duration::from_secs(1);
 /// Everything the recorder needs to record one camera.
 #[derive(Clone, Debug)]
 pub struct RecorderConfig {
+    /// The camera.
     pub source: Source,
     /// The output file. `None`: `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory,
     /// named for the start time and the camera's host name.
@@ -27,8 +28,11 @@ pub struct RecorderConfig {
     pub stall_timeout: Duration,
     /// Close a fragment once it holds this much media: the most a crash can lose.
     pub fragment_duration: Duration,
+    /// How RTP travels.
     pub transport: Transport,
+    /// Which video stream to record.
     pub video: StreamChoice,
+    /// Which audio stream to record.
     pub audio: StreamChoice,
     /// Record through lost RTP packets (counted) instead of stopping.
     pub allow_loss: bool,
@@ -83,6 +87,7 @@ pub enum Transport {
     Auto,
     /// Interleaved in the RTSP connection (RFC 2326 §10.12).
     Tcp,
+    /// RTP and RTCP over UDP port pairs.
     Udp,
 }
 

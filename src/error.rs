@@ -37,6 +37,7 @@ impl Error {
         }
     }
 
+    /// Whose mistake it was.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

@@ -4,6 +4,8 @@
 //! The `retina-record` binary is a thin front-end (its `cli` and `cmd` modules) over this
 //! library. ARCHITECTURE.md draws how the modules fit together.
 
+#![warn(unreachable_pub, missing_docs)]
+
 pub mod camera;
 pub mod codec;
 pub mod config;

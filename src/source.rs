@@ -16,13 +16,16 @@ use crate::error::{Error, Result};
 pub struct Source {
     /// The URL without user-info.
     pub url: url::Url,
+    /// User name and password, if the camera needs them.
     pub credentials: Option<retina::client::Credentials>,
 }
 
 /// Credentials given apart from the URL, each overriding the URL's.
 #[derive(Clone, Debug, Default)]
 pub struct Login {
+    /// Overrides the URL's user name.
     pub username: Option<String>,
+    /// Overrides the URL's password.
     pub password: Option<String>,
     /// Read the password from the first line of this file; overrides `password`.
     pub password_file: Option<PathBuf>,

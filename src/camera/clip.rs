@@ -60,10 +60,14 @@ impl std::str::FromStr for BuiltinAudio {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        BuiltinAudio::ALL
-            .into_iter()
-            .find(|a| a.name() == s)
-            .ok_or_else(|| format!("the built-in camera has no {s} audio"))
+        Ok(match s {
+            "aac" => BuiltinAudio::Aac,
+            "pcmu" => BuiltinAudio::Pcmu,
+            "pcma" => BuiltinAudio::Pcma,
+            "l16" => BuiltinAudio::L16,
+            "none" => BuiltinAudio::None,
+            _ => return Err(format!("the built-in camera has no {s} audio")),
+        })
     }
 }
 
@@ -253,4 +257,32 @@ fn aac(rec: &Recording, duration: i64) -> anyhow::Result<Option<ClipAudio>> {
         rate: a.timescale,
         frames,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for audio in BuiltinAudio::ALL {
+            assert_eq!(audio.name().parse(), Ok(audio));
+        }
+        for video in VideoCodec::ALL {
+            assert_eq!(video.name().parse(), Ok(video));
+        }
+        assert!("opus".parse::<BuiltinAudio>().is_err());
+    }
+
+    #[test]
+    fn every_builtin_combination_loads() -> anyhow::Result<()> {
+        for video in VideoCodec::ALL {
+            for audio in BuiltinAudio::ALL {
+                let clip = Clip::builtin(video, audio)?;
+                assert_eq!(clip.codec, video);
+                assert_eq!(clip.has_audio(), audio != BuiltinAudio::None);
+            }
+        }
+        Ok(())
+    }
 }

@@ -18,8 +18,8 @@
 //!   cameras have, set up front with [`Quirks`].
 //!
 //! It stands below the recorder and imports none of it: only MP4 reading (for clips), codec
-//! knowledge and the NTP clock. [`clip`] loads what it serves, [`rtsp`] answers each client,
-//! [`schedule`] paces a session's media and applies the quirks, [`rtp`] puts packets on the
+//! knowledge and the NTP clock. `clip.rs` loads what it serves, `rtsp.rs` answers each client,
+//! `schedule.rs` paces a session's media and applies the quirks, `rtp.rs` puts packets on the
 //! wire.
 
 mod clip;
@@ -55,6 +55,7 @@ pub struct CameraConfig {
     pub credentials: Option<(String, String)>,
     /// Keep a [`Log`] of every frame and sender report sent (grows without bound: for tests).
     pub keep_log: bool,
+    /// What real cameras do, on demand.
     pub quirks: Quirks,
 }
 
@@ -115,6 +116,7 @@ pub struct SentFrame {
     pub rtp: u32,
     /// Presentation time in the stream's clock since the session start (no wrap).
     pub pts: i64,
+    /// A video keyframe (every audio frame counts as one).
     pub keyframe: bool,
     /// Wall time after its last packet was handed to the socket, NTP format.
     pub sent_ntp: u64,
@@ -123,17 +125,22 @@ pub struct SentFrame {
 /// A sender report as the camera sent it.
 #[derive(Clone, Debug)]
 pub struct SentReport {
+    /// 0 video, 1 audio.
     pub stream: usize,
     /// Video frames the camera had sent before this report: the index of the next one.
     pub after_video_frames: usize,
+    /// The report's NTP timestamp field.
     pub ntp: u64,
+    /// The report's RTP timestamp field.
     pub rtp: u32,
 }
 
 /// What the camera sent, for tests to compare a recording with.
 #[derive(Default)]
 pub struct Log {
+    /// Frames of both streams, in sending order.
     pub frames: Vec<SentFrame>,
+    /// Sender reports of both streams, in sending order.
     pub reports: Vec<SentReport>,
 }
 
@@ -147,7 +154,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn log(&self) -> MutexGuard<'_, Log> {
+    pub(crate) fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

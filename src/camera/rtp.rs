@@ -58,7 +58,7 @@ pub(crate) struct RtpSender {
 }
 
 impl RtpSender {
-    pub fn new(stream: usize, dest: Option<Dest>) -> RtpSender {
+    pub(super) fn new(stream: usize, dest: Option<Dest>) -> RtpSender {
         RtpSender {
             stream,
             dest,
@@ -71,7 +71,7 @@ impl RtpSender {
     /// Sends one access unit: each NAL unit whole if it fits, else in fragmentation units. The
     /// marker bit ends the access unit. With `lose`, the sequence numbers are used up without
     /// sending (a lost frame).
-    pub async fn send_video(
+    pub(super) async fn send_video(
         &mut self,
         writer: &Writer,
         codec: VideoCodec,
@@ -107,7 +107,7 @@ impl RtpSender {
     }
 
     /// Sends one audio frame in one packet; an AAC frame gets its AU header.
-    pub async fn send_audio(
+    pub(super) async fn send_audio(
         &mut self,
         writer: &Writer,
         audio: &ClipAudio,
@@ -161,7 +161,7 @@ impl RtpSender {
     }
 
     /// Sends a sender report (no report blocks) on the stream's RTCP channel.
-    pub async fn send_sender_report(
+    pub(super) async fn send_sender_report(
         &self,
         writer: &Writer,
         ntp: u64,

@@ -33,7 +33,7 @@ pub(crate) struct Schedule {
 }
 
 impl Schedule {
-    pub fn new(shared: Arc<Shared>, writer: Writer, dests: [Option<Dest>; 2]) -> Schedule {
+    pub(super) fn new(shared: Arc<Shared>, writer: Writer, dests: [Option<Dest>; 2]) -> Schedule {
         let [video, audio] = dests;
         Schedule {
             shared,
@@ -48,7 +48,7 @@ impl Schedule {
     }
 
     /// Sends until the connection fails (or the task is aborted).
-    pub async fn run(mut self) -> anyhow::Result<()> {
+    pub(super) async fn run(mut self) -> anyhow::Result<()> {
         let shared = self.shared.clone();
         let _ = shared.progress.send(0.0);
         let mut first_loop = true;

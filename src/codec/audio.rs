@@ -4,7 +4,7 @@ use super::g711;
 
 /// How a stream's audio frames become samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AudioFormat {
+pub(crate) enum AudioFormat {
     /// Access units as received (AAC).
     Coded,
     /// 16-bit big-endian samples as received (L16, RFC 3551 §4.5.11).
@@ -15,7 +15,7 @@ pub enum AudioFormat {
 
 impl AudioFormat {
     /// The format for an RTP `encoding_name` with `channels` channels.
-    pub fn for_encoding(encoding_name: &str, channels: u32) -> AudioFormat {
+    pub(crate) fn for_encoding(encoding_name: &str, channels: u32) -> AudioFormat {
         match encoding_name {
             "pcmu" => AudioFormat::G711 {
                 law: g711::Law::Mu,
@@ -31,7 +31,7 @@ impl AudioFormat {
     }
 
     /// Whether samples are stored as 16-bit linear PCM (`twos`) rather than as coded.
-    pub fn is_pcm(self) -> bool {
+    pub(crate) fn is_pcm(self) -> bool {
         !matches!(self, AudioFormat::Coded)
     }
 
@@ -39,7 +39,7 @@ impl AudioFormat {
     ///
     /// Retina counts a PCM frame's length in samples of all channels together; a sample's
     /// duration counts each instant once.
-    pub fn to_sample(self, data: &[u8], frame_length: u32) -> (Vec<u8>, u32) {
+    pub(crate) fn to_sample(self, data: &[u8], frame_length: u32) -> (Vec<u8>, u32) {
         match self {
             AudioFormat::Coded => (data.to_vec(), frame_length),
             AudioFormat::L16 { channels } => (data.to_vec(), frame_length / channels.max(1)),

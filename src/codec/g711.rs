@@ -9,7 +9,7 @@
 //! tables come from); the tests compare against values those decoders produce.
 
 /// µ-law code → 16-bit linear sample.
-pub fn ulaw_to_linear(code: u8) -> i16 {
+pub(crate) fn ulaw_to_linear(code: u8) -> i16 {
     const BIAS: i32 = 0x84;
     let u = !code;
     let magnitude = ((i32::from(u & 0x0F) << 3) + BIAS) << ((u & 0x70) >> 4);
@@ -22,7 +22,7 @@ pub fn ulaw_to_linear(code: u8) -> i16 {
 }
 
 /// A-law code → 16-bit linear sample.
-pub fn alaw_to_linear(code: u8) -> i16 {
+pub(crate) fn alaw_to_linear(code: u8) -> i16 {
     let a = code ^ 0x55;
     let mut magnitude = i32::from(a & 0x0F) << 4;
     match (a & 0x70) >> 4 {
@@ -35,13 +35,13 @@ pub fn alaw_to_linear(code: u8) -> i16 {
 
 /// Which G.711 law a stream uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Law {
+pub(crate) enum Law {
     Mu,
     A,
 }
 
 /// Expands G.711 codes to big-endian 16-bit samples, appended to `out`.
-pub fn expand_be(law: Law, codes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn expand_be(law: Law, codes: &[u8], out: &mut Vec<u8>) {
     out.reserve(codes.len() * 2);
     let f = match law {
         Law::Mu => ulaw_to_linear,

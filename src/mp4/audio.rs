@@ -42,7 +42,7 @@ pub(crate) struct AudioTrack {
 }
 
 impl AudioTrack {
-    pub fn new(config: &AudioConfig) -> AudioTrack {
+    pub(super) fn new(config: &AudioConfig) -> AudioTrack {
         AudioTrack {
             clock_rate: config.clock_rate,
             sample_entry: config.sample_entry.clone(),
@@ -56,7 +56,7 @@ impl AudioTrack {
 
     /// Holds a frame that arrived before the video started (at most
     /// [`MAX_AUDIO_BEFORE_VIDEO`] of them).
-    pub fn wait(&mut self, frame: AudioInput, stats: &mut Stats) {
+    pub(super) fn wait(&mut self, frame: AudioInput, stats: &mut Stats) {
         self.waiting.push_back(frame);
         let max = duration_ticks(MAX_AUDIO_BEFORE_VIDEO, self.clock_rate) as i64;
         while let (Some(first), Some(last)) = (self.waiting.front(), self.waiting.back()) {
@@ -70,7 +70,7 @@ impl AudioTrack {
 
     /// Starts the track at the instant the video started (`video_pts` at `video_rate`), and
     /// returns the frames that waited for it. Both timestamps count from `RTP-Info`'s NPT 0.
-    pub fn start_at(&mut self, video_pts: i64, video_rate: u32) -> VecDeque<AudioInput> {
+    pub(super) fn start_at(&mut self, video_pts: i64, video_rate: u32) -> VecDeque<AudioInput> {
         let ticks = i128::from(video_pts) * i128::from(self.clock_rate);
         self.base_pts = Some((ticks / i128::from(video_rate.max(1))) as i64);
         std::mem::take(&mut self.waiting)
@@ -78,7 +78,7 @@ impl AudioTrack {
 
     /// Takes a frame once the recording has started; returns the sample before it, whose
     /// duration this frame settles.
-    pub fn push(&mut self, frame: AudioInput, stats: &mut Stats) -> Option<AudioSample> {
+    pub(super) fn push(&mut self, frame: AudioInput, stats: &mut Stats) -> Option<AudioSample> {
         let base = *self.base_pts.get_or_insert(frame.pts); // audio-only: starts here
         if frame.data.is_empty() || frame.samples == 0 {
             stats.dropped_empty += 1;
@@ -140,12 +140,12 @@ impl AudioTrack {
     }
 
     /// The last sample, lasting as long as it plays.
-    pub fn flush(&mut self) -> Option<AudioSample> {
+    pub(super) fn flush(&mut self) -> Option<AudioSample> {
         self.pending.take()
     }
 
     /// Drops the frames an abandoned session left waiting.
-    pub fn forget_waiting(&mut self) {
+    pub(super) fn forget_waiting(&mut self) {
         self.waiting.clear();
     }
 }

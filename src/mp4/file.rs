@@ -14,6 +14,12 @@ use super::{Error, Sink, Stats};
 /// Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01.
 const MP4_UNIX_OFFSET_SECS: u64 = 2_082_844_800;
 
+/// A sample whose duration is known, ready for the file.
+pub(super) enum Ready {
+    Video(VideoSample),
+    Audio(AudioSample),
+}
+
 pub(crate) struct FileState {
     /// A fragment closes once it holds this much media.
     fragment_duration: Duration,
@@ -30,7 +36,7 @@ pub(crate) struct FileState {
 }
 
 impl FileState {
-    pub fn new(fragment_duration: Duration, creation_time: jiff::Timestamp) -> FileState {
+    pub(super) fn new(fragment_duration: Duration, creation_time: jiff::Timestamp) -> FileState {
         let unix_secs = u64::try_from(creation_time.as_second()).unwrap_or(0);
         FileState {
             fragment_duration,
@@ -44,57 +50,57 @@ impl FileState {
     }
 
     /// Whether anything has been written to the sink.
-    pub fn has_output(&self) -> bool {
+    pub(super) fn has_output(&self) -> bool {
         self.described.is_some()
     }
 
-    /// Adds a video sample, first closing the fragment when it is long enough, when the sample
-    /// uses another sample description, or when it follows a gap.
-    pub fn add_video(
+    /// Adds a sample, first closing the open fragment if it must be.
+    pub(super) fn add(
         &mut self,
-        sample: VideoSample,
+        sample: Ready,
         tracks: &Tracks,
         sink: &mut dyn Sink,
         stats: &mut Stats,
     ) -> Result<(), Error> {
-        let Some(video) = &tracks.video else {
-            return Ok(());
-        };
-        let frag = &self.video;
-        let limit = duration_ticks(self.fragment_duration, video.clock_rate);
-        if !frag.is_empty()
-            && (frag.span(sample.dts) >= limit
-                || frag.sample_description_index != sample.sample_description_index
-                || sample.after_gap)
-        {
+        if self.cuts_before(&sample, tracks) {
             self.write_fragment(tracks, sink, stats)?;
         }
-        stats.sender_reports += self.video.push_video(sample, video, tracks.timing);
-        stats.video_frames += 1;
+        match (sample, &tracks.video) {
+            (Ready::Video(s), Some(video)) => {
+                stats.sender_reports += self.video.push_video(s, video, tracks.timing);
+                stats.video_frames += 1;
+            }
+            (Ready::Video(_), None) => {}
+            (Ready::Audio(s), _) => {
+                self.audio.push_audio(s);
+                stats.audio_frames += 1;
+            }
+        }
         Ok(())
     }
 
-    /// Adds an audio sample. With video, fragments close on the video's clock; the audio's
-    /// own limit (twice as long) only bounds a fragment when video stops arriving.
-    pub fn add_audio(
-        &mut self,
-        sample: AudioSample,
-        tracks: &Tracks,
-        sink: &mut dyn Sink,
-        stats: &mut Stats,
-    ) -> Result<(), Error> {
-        let Some(audio) = &tracks.audio else {
-            return Ok(());
-        };
-        let factor = if tracks.video.is_some() { 2 } else { 1 };
-        let limit = duration_ticks(self.fragment_duration, audio.clock_rate) * factor;
-        let frag = &self.audio;
-        if !frag.is_empty() && (frag.span(sample.t) >= limit || sample.after_gap) {
-            self.write_fragment(tracks, sink, stats)?;
+    /// Whether the open fragment closes before `sample`: a video sample closes it when it is
+    /// long enough, when the sample uses another sample description, or after a gap. With
+    /// video, fragments close on the video's clock; the audio's own limit (twice as long) only
+    /// bounds a fragment when video stops arriving.
+    fn cuts_before(&self, sample: &Ready, tracks: &Tracks) -> bool {
+        let limit = |clock_rate| duration_ticks(self.fragment_duration, clock_rate);
+        match (sample, &tracks.video, &tracks.audio) {
+            (Ready::Video(s), Some(video), _) => {
+                let frag = &self.video;
+                !frag.is_empty()
+                    && (frag.span(s.dts) >= limit(video.clock_rate)
+                        || frag.sample_description_index != s.sample_description_index
+                        || s.after_gap)
+            }
+            (Ready::Audio(s), video, Some(audio)) => {
+                let factor = if video.is_some() { 2 } else { 1 };
+                let frag = &self.audio;
+                !frag.is_empty()
+                    && (frag.span(s.t) >= limit(audio.clock_rate) * factor || s.after_gap)
+            }
+            _ => false,
         }
-        self.audio.push_audio(sample);
-        stats.audio_frames += 1;
-        Ok(())
     }
 
     /// Writes the open fragment, after the header if it does not yet describe every sample
@@ -118,7 +124,7 @@ impl FileState {
     }
 
     /// Writes what is left as a last fragment, and the header with the durations.
-    pub fn finish(
+    pub(super) fn finish(
         &mut self,
         tracks: &Tracks,
         sink: &mut dyn Sink,

@@ -31,26 +31,24 @@ pub(crate) struct TrackFragment {
 }
 
 impl TrackFragment {
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Media time from the first sample to `next_dts`.
-    pub fn span(&self, next_dts: u64) -> u64 {
+    pub(super) fn span(&self, next_dts: u64) -> u64 {
         next_dts.saturating_sub(self.base_dts)
-    }
-
-    fn start_at(&mut self, dts: u64, sample_description_index: u32) {
-        if self.entries.is_empty() {
-            self.base_dts = dts;
-            self.sample_description_index = sample_description_index;
-        }
     }
 
     /// Appends a video sample: its sender reports and frame timing as SEI (when `timing`), the
     /// parameter sets of a keyframe once the stream has changed them, then the frame. Returns
     /// how many sender reports were written.
-    pub fn push_video(&mut self, sample: VideoSample, track: &VideoTrack, timing: bool) -> u64 {
+    pub(super) fn push_video(
+        &mut self,
+        sample: VideoSample,
+        track: &VideoTrack,
+        timing: bool,
+    ) -> u64 {
         self.start_at(sample.dts, sample.sample_description_index);
         let start = self.data.len();
         let mut reports = 0;
@@ -90,7 +88,7 @@ impl TrackFragment {
     }
 
     /// Appends an audio sample (every one is a sync sample: `tfhd`'s default flags say so).
-    pub fn push_audio(&mut self, sample: AudioSample) {
+    pub(super) fn push_audio(&mut self, sample: AudioSample) {
         self.start_at(sample.t, 1);
         self.data.extend_from_slice(&sample.data);
         self.entries.push(mp4_atom::TrunEntry {
@@ -100,6 +98,14 @@ impl TrackFragment {
             cts: None,
         });
         self.end = self.end.max(sample.t + u64::from(sample.duration));
+    }
+
+    /// The first sample of a fragment sets its decode time and sample description.
+    fn start_at(&mut self, dts: u64, sample_description_index: u32) {
+        if self.entries.is_empty() {
+            self.base_dts = dts;
+            self.sample_description_index = sample_description_index;
+        }
     }
 }
 

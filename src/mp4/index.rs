@@ -10,7 +10,7 @@ use super::read::{Data, Fragments};
 /// Reading back (rather than remembering every fragment while recording) keeps the recorder's
 /// memory flat however long it runs. Video gets one entry per sync sample; audio, whose every
 /// sample is a sync sample, one per fragment.
-pub fn build_mfra(file: &Data) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn build_mfra(file: &Data) -> anyhow::Result<Vec<u8>> {
     let mut frags = Fragments::new(file)?;
     let mut tfras: Vec<mp4_atom::Tfra> = frags
         .tracks

@@ -27,11 +27,11 @@
 //!
 //! # Structure
 //!
-//! Track state outlives a file: [`video`] (keyframe gate, reorder window, decode times) and
-//! [`audio`] (waiting for video, overlap) on their [`timeline`]s. File state starts afresh with
-//! each file: [`file`] (header region, cut rules), [`fragment`] (`moof` + `mdat`), [`header`]
-//! (`ftyp` + `moov`). The [`muxer`] passes samples from the first to the second. [`read`] reads
-//! recordings back; [`index`] builds the `mfra` of a finished one.
+//! Track state outlives a file: `video.rs` (keyframe gate, reorder window, decode times) and
+//! `audio.rs` (waiting for video, overlap), each on its timeline (`timeline.rs`). File state
+//! starts afresh with each file: `file.rs` (header region, cut rules), `fragment.rs` (`moof` +
+//! `mdat`), `header.rs` (`ftyp` + `moov`). `muxer.rs` passes samples from the first to the
+//! second. [`read`] reads recordings back; `index.rs` builds the `mfra` of a finished one.
 //!
 //! # Timing
 //!
@@ -42,7 +42,7 @@
 //!
 //! RTP timestamps are presentation times. With B-frames they are not monotonic in decode order,
 //! so decode times are derived: the *i*-th frame in decode order is decoded at the *i*-th
-//! smallest presentation time, found within a look-ahead of [`REORDER_LOOKAHEAD`] frames, and
+//! smallest presentation time, found within a look-ahead of `REORDER_LOOKAHEAD` frames, and
 //! each sample's composition offset (`trun` version 1, signed) is `pts - dts`. Without B-frames
 //! this gives `dts == pts` exactly. A stream reordering more deeply than the look-ahead still
 //! gives a valid file (decode times are kept strictly increasing) with every frame presented at
@@ -71,19 +71,19 @@ pub(crate) use muxer::Muxer;
 ///
 /// Room for dozens of parameter-set changes; a stream needing more ends the recording cleanly
 /// with an error rather than writing an undecodable file.
-pub const HEADER_SIZE: usize = 32 * 1024;
+pub(crate) const HEADER_SIZE: usize = 32 * 1024;
 
 /// How many frames the decode-time derivation looks ahead (see the module docs).
 ///
 /// Four covers the reordering real encoders use (x264's B-pyramid needs two, cameras with
 /// B-frames one or two); it delays each frame by that many frames before it enters a fragment.
-pub const REORDER_LOOKAHEAD: usize = 4;
+pub(crate) const REORDER_LOOKAHEAD: usize = 4;
 
 const VIDEO_TRACK_ID: u32 = 1;
 const AUDIO_TRACK_ID: u32 = 2;
 
 /// What the recording contains, known before the first sample.
-pub struct Config {
+pub(crate) struct Config {
     pub video: Option<VideoConfig>,
     pub audio: Option<AudioConfig>,
     /// A fragment closes once it holds this much media.
@@ -94,20 +94,20 @@ pub struct Config {
     pub creation_time: jiff::Timestamp,
 }
 
-pub struct VideoConfig {
+pub(crate) struct VideoConfig {
     pub codec: VideoCodec,
     /// RTP clock rate, also the track's timescale.
     pub clock_rate: u32,
 }
 
 #[derive(Clone)]
-pub struct AudioConfig {
+pub(crate) struct AudioConfig {
     pub clock_rate: u32,
     pub sample_entry: mp4_atom::Codec,
 }
 
 /// A video frame as received, in decode order.
-pub struct VideoInput {
+pub(crate) struct VideoInput {
     /// Presentation time: the extended RTP timestamp since the stream's start (retina's
     /// `Timestamp::elapsed`), in `clock_rate` units.
     pub pts: i64,
@@ -123,7 +123,7 @@ pub struct VideoInput {
 }
 
 /// An audio frame as received.
-pub struct AudioInput {
+pub(crate) struct AudioInput {
     /// As [`VideoInput::pts`], in the audio clock rate.
     pub pts: i64,
     /// How long the frame plays, in the audio clock rate (AAC: 1024; PCM: samples per channel).
@@ -132,7 +132,7 @@ pub struct AudioInput {
 }
 
 /// Where the muxer's bytes go: implemented by the output file.
-pub trait Sink {
+pub(crate) trait Sink {
     /// (Re)writes the header region at the start of the file. Always [`HEADER_SIZE`] bytes.
     fn write_header(&mut self, header: &[u8]) -> std::io::Result<()>;
     /// Appends one fragment (or the final index), given as consecutive parts, in one write.
@@ -142,10 +142,15 @@ pub trait Sink {
 /// Counts reported at the end of a recording.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Stats {
+    /// Video samples written.
     pub video_frames: u64,
+    /// Audio samples written.
     pub audio_frames: u64,
+    /// Fragments (`moof` + `mdat`) written.
     pub fragments: u64,
+    /// Video sender reports written as `o8B` timing messages.
     pub sender_reports: u64,
+    /// Video sample descriptions: one per distinct set of parameters.
     pub sample_descriptions: u64,
     /// Video frames before the first keyframe, which cannot be decoded.
     pub dropped_before_keyframe: u64,
@@ -167,7 +172,7 @@ pub struct Stats {
 }
 
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     Io(std::io::Error),
     Mp4(mp4_atom::Error),
     /// The header region cannot hold all sample descriptions.

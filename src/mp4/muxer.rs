@@ -3,7 +3,7 @@
 //! track.
 
 use super::audio::AudioTrack;
-use super::file::FileState;
+use super::file::{FileState, Ready};
 use super::video::VideoTrack;
 use super::{AudioInput, Config, Error, Sink, Stats, VideoInput};
 
@@ -23,7 +23,7 @@ pub(crate) struct Muxer {
 }
 
 impl Muxer {
-    pub fn new(config: Config) -> Muxer {
+    pub(crate) fn new(config: Config) -> Muxer {
         Muxer {
             tracks: Tracks {
                 video: config.video.as_ref().map(VideoTrack::new),
@@ -36,13 +36,13 @@ impl Muxer {
     }
 
     /// Whether any sample has been written to the sink.
-    pub fn has_output(&self) -> bool {
+    pub(crate) fn has_output(&self) -> bool {
         self.file.has_output()
     }
 
     /// Drops what an abandoned session left waiting, if recording has not started: its
     /// timestamps belong to another timeline.
-    pub fn restart_before_start(&mut self) {
+    pub(crate) fn restart_before_start(&mut self) {
         if let Some(video) = self.tracks.video.as_mut()
             && video.restart_before_start()
             && let Some(audio) = self.tracks.audio.as_mut()
@@ -52,7 +52,11 @@ impl Muxer {
     }
 
     /// Takes a video frame, in decode order.
-    pub fn push_video(&mut self, frame: VideoInput, sink: &mut dyn Sink) -> Result<(), Error> {
+    pub(crate) fn push_video(
+        &mut self,
+        frame: VideoInput,
+        sink: &mut dyn Sink,
+    ) -> Result<(), Error> {
         let Some(video) = self.tracks.video.as_mut() else {
             return Ok(());
         };
@@ -64,7 +68,11 @@ impl Muxer {
     }
 
     /// Takes an audio frame.
-    pub fn push_audio(&mut self, frame: AudioInput, sink: &mut dyn Sink) -> Result<(), Error> {
+    pub(crate) fn push_audio(
+        &mut self,
+        frame: AudioInput,
+        sink: &mut dyn Sink,
+    ) -> Result<(), Error> {
         let video_started = self.tracks.video.as_ref().is_none_or(VideoTrack::started);
         let Some(audio) = self.tracks.audio.as_mut() else {
             return Ok(());
@@ -79,14 +87,14 @@ impl Muxer {
     /// Writes everything still held as a last fragment and the final header.
     ///
     /// Returns the stats; [`Muxer::has_output`] tells whether anything was recorded.
-    pub fn finish(&mut self, sink: &mut dyn Sink) -> Result<Stats, Error> {
+    pub(crate) fn finish(&mut self, sink: &mut dyn Sink) -> Result<Stats, Error> {
         if let Some(video) = self.tracks.video.as_mut() {
             video.flush();
         }
         self.write_ready_video(sink)?;
         if let Some(last) = self.tracks.audio.as_mut().and_then(AudioTrack::flush) {
             self.file
-                .add_audio(last, &self.tracks, sink, &mut self.stats)?;
+                .add(Ready::Audio(last), &self.tracks, sink, &mut self.stats)?;
         }
         self.file.finish(&self.tracks, sink, &mut self.stats)?;
         Ok(self.stats.clone())
@@ -108,9 +116,10 @@ impl Muxer {
             return Ok(());
         };
         match audio.push(frame, &mut self.stats) {
-            Some(sample) => self
-                .file
-                .add_audio(sample, &self.tracks, sink, &mut self.stats),
+            Some(sample) => {
+                self.file
+                    .add(Ready::Audio(sample), &self.tracks, sink, &mut self.stats)
+            }
             None => Ok(()),
         }
     }
@@ -118,7 +127,7 @@ impl Muxer {
     fn write_ready_video(&mut self, sink: &mut dyn Sink) -> Result<(), Error> {
         while let Some(sample) = self.tracks.video.as_mut().and_then(|v| v.ready.pop_front()) {
             self.file
-                .add_video(sample, &self.tracks, sink, &mut self.stats)?;
+                .add(Ready::Video(sample), &self.tracks, sink, &mut self.stats)?;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 //! the `.partial` of a killed recording: reading stops at the first incomplete box, so what is
 //! returned is exactly what a player can use.
 //!
-//! [`Fragments`] streams one fragment at a time (constant memory, used to build the `mfra`
+//! `Fragments` streams one fragment at a time (constant memory, used to build the `mfra`
 //! index of long recordings); [`Recording::open`] collects everything (tests, small files), and
 //! [`Recording::from_bytes`] does the same for a file held in memory (the camera's clips).
 
@@ -20,20 +20,26 @@ use crate::timing::sei::{self, FrameTiming, SenderReport, TimingMessage};
 /// One sample, with its position in the file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sample {
+    /// The track it belongs to.
     pub track_id: u32,
     /// Decode time, in the track's timescale.
     pub dts: u64,
     /// Presentation time minus decode time.
     pub cts_offset: i64,
+    /// In the track's timescale.
     pub duration: u32,
+    /// Bytes.
     pub size: u32,
+    /// A sync sample (a keyframe; every audio sample).
     pub is_sync: bool,
     /// Absolute file offset of the sample's data.
     pub offset: u64,
+    /// 1-based index into the track's sample entries.
     pub sample_description_index: u32,
 }
 
 impl Sample {
+    /// Presentation time, in the track's timescale (before any edit list).
     pub fn pts(&self) -> i64 {
         (self.dts as i64).saturating_add(self.cts_offset)
     }
@@ -41,9 +47,8 @@ impl Sample {
 
 /// One `moof` and what it describes.
 #[derive(Debug)]
-pub struct Fragment {
+pub(crate) struct Fragment {
     pub moof_offset: u64,
-    pub sequence_number: u32,
     /// Samples in file order, each traf's in decode order; `(traf_number, trun_number,
     /// sample_number)` (1-based, as `tfra` counts) alongside.
     pub samples: Vec<(Sample, (u32, u32, u32))>,
@@ -52,10 +57,15 @@ pub struct Fragment {
 /// A track as the `moov` describes it.
 #[derive(Clone, Debug)]
 pub struct Track {
+    /// `tkhd` track ID.
     pub track_id: u32,
+    /// `hdlr` handler type: `vide`, `soun`, ...
     pub handler: mp4_atom::FourCC,
+    /// Ticks per second of its times.
     pub timescale: u32,
+    /// Its sample descriptions (`stsd`).
     pub sample_entries: Vec<mp4_atom::Codec>,
+    /// `mdhd` creation time, seconds since 1904.
     pub creation_time: u64,
     /// mdhd duration: zero until a clean stop writes it.
     pub duration: u64,
@@ -67,9 +77,11 @@ pub struct Track {
 }
 
 impl Track {
+    /// A video track.
     pub fn is_video(&self) -> bool {
         self.handler == mp4_atom::FourCC::new(b"vide")
     }
+    /// An audio track.
     pub fn is_audio(&self) -> bool {
         self.handler == mp4_atom::FourCC::new(b"soun")
     }
@@ -84,7 +96,7 @@ impl Track {
 }
 
 /// Where a recording's bytes are: a file, or memory.
-pub enum Data {
+pub(crate) enum Data {
     File(File),
     Bytes(std::borrow::Cow<'static, [u8]>),
 }
@@ -126,7 +138,7 @@ impl Data {
 }
 
 /// Streams the fragments of a recording after reading its `moov`.
-pub struct Fragments<'f> {
+pub(crate) struct Fragments<'f> {
     file: &'f Data,
     pos: u64,
     len: u64,
@@ -138,7 +150,7 @@ pub struct Fragments<'f> {
 }
 
 impl<'f> Fragments<'f> {
-    pub fn new(file: &'f Data) -> anyhow::Result<Self> {
+    pub(crate) fn new(file: &'f Data) -> anyhow::Result<Self> {
         let len = file.len()?;
         let mut this = Fragments {
             file,
@@ -236,7 +248,7 @@ impl<'f> Fragments<'f> {
     }
 
     /// The next complete fragment.
-    pub fn next_fragment(&mut self) -> anyhow::Result<Option<Fragment>> {
+    pub(crate) fn next_fragment(&mut self) -> anyhow::Result<Option<Fragment>> {
         while let Some((kind, moof_offset, body_start, body_len)) = self.next_box()? {
             if kind == mp4_atom::Mfra::KIND {
                 let body = self.read_body(body_start, body_len)?;
@@ -332,7 +344,6 @@ impl<'f> Fragments<'f> {
         }
         Ok(Fragment {
             moof_offset,
-            sequence_number: moof.mfhd.sequence_number,
             samples,
         })
     }
@@ -341,10 +352,15 @@ impl<'f> Fragments<'f> {
 /// A whole recording, read into memory (sample tables only, not sample data).
 #[derive(Debug)]
 pub struct Recording {
+    /// Its tracks, as the `moov` describes them.
     pub tracks: Vec<Track>,
+    /// Every sample of every whole fragment, in file order.
     pub samples: Vec<Sample>,
+    /// How many whole fragments it has.
     pub fragments: usize,
+    /// The movie header.
     pub mvhd: mp4_atom::Mvhd,
+    /// The random-access index, which a finished recording ends with.
     pub mfra: Option<mp4_atom::Mfra>,
     /// The file ends in an incomplete box (as a killed recording's `.partial` may).
     pub truncated: bool,
@@ -352,6 +368,7 @@ pub struct Recording {
 }
 
 impl Recording {
+    /// Reads a recording (or the `.partial` of one) up to its last whole fragment.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         Self::read(Data::File(file))
@@ -383,10 +400,12 @@ impl Recording {
         })
     }
 
+    /// The first video track.
     pub fn video_track(&self) -> Option<&Track> {
         self.tracks.iter().find(|t| t.is_video())
     }
 
+    /// The first audio track.
     pub fn audio_track(&self) -> Option<&Track> {
         self.tracks.iter().find(|t| t.is_audio())
     }
@@ -405,6 +424,7 @@ impl Recording {
             / f64::from(track.timescale.max(1))
     }
 
+    /// A sample's bytes.
     pub fn read_sample(&self, sample: &Sample) -> anyhow::Result<Vec<u8>> {
         let mut data = vec![0; sample.size as usize];
         self.file.read_exact_at(&mut data, sample.offset)?;
@@ -435,7 +455,9 @@ impl Recording {
 /// A video sample and the timing messages that open it, in the order they are stored.
 #[derive(Clone, Debug)]
 pub struct TimedSample {
+    /// The video sample.
     pub sample: Sample,
+    /// Its timing messages, `o8B`s before the `89H`.
     pub messages: Vec<TimingMessage>,
 }
 

@@ -41,7 +41,7 @@ pub(crate) struct Timeline {
 }
 
 impl Timeline {
-    pub fn new(kind: &'static str, clock_rate: u32) -> Timeline {
+    pub(super) fn new(kind: &'static str, clock_rate: u32) -> Timeline {
         Timeline {
             kind,
             clock_rate,
@@ -50,18 +50,18 @@ impl Timeline {
     }
 
     /// Ticks of this timeline in `d`.
-    pub fn ticks(&self, d: Duration) -> i64 {
+    pub(super) fn ticks(&self, d: Duration) -> i64 {
         duration_ticks(d, self.clock_rate) as i64
     }
 
     /// `pts` on this timeline: relative to `base` (the recording's first), plus the offset.
     /// Saturating: timestamps are the camera's, and a hostile one must not panic the muxer.
-    pub fn place(&self, pts: i64, base: i64) -> i64 {
+    pub(super) fn place(&self, pts: i64, base: i64) -> i64 {
         pts.saturating_sub(base).saturating_add(self.offset)
     }
 
     /// Whether `t` jumps away from `reference`, the track's latest time.
-    pub fn step(&self, t: i64, reference: i64) -> Step {
+    pub(super) fn step(&self, t: i64, reference: i64) -> Step {
         if t > reference.saturating_add(self.ticks(MAX_FORWARD_JUMP)) {
             Step::JumpForward
         } else if t < reference.saturating_sub(self.ticks(MAX_BACKWARD_STEP)) {
@@ -74,7 +74,7 @@ impl Timeline {
     /// Handles a jump of `t` away from `reference`: logs and counts it; after a backward jump
     /// the timeline continues at `continue_at`. Returns where `t` goes, and whether it comes
     /// after a gap (a forward jump, kept in the file).
-    pub fn jump(
+    pub(super) fn jump(
         &mut self,
         step: Step,
         t: i64,

@@ -71,7 +71,7 @@ pub(crate) struct VideoTrack {
 }
 
 impl VideoTrack {
-    pub fn new(config: &VideoConfig) -> VideoTrack {
+    pub(super) fn new(config: &VideoConfig) -> VideoTrack {
         VideoTrack {
             codec: config.codec,
             clock_rate: config.clock_rate,
@@ -93,13 +93,13 @@ impl VideoTrack {
     }
 
     /// Whether the recording has started (a keyframe was taken).
-    pub fn started(&self) -> bool {
+    pub(super) fn started(&self) -> bool {
         self.base_pts.is_some()
     }
 
     /// Takes a frame in decode order. Returns its presentation time when it starts the
     /// recording, the instant the other tracks start at.
-    pub fn push(&mut self, mut frame: VideoInput, stats: &mut Stats) -> Option<i64> {
+    pub(super) fn push(&mut self, mut frame: VideoInput, stats: &mut Stats) -> Option<i64> {
         if let Some(entry) = frame.sample_entry.take() {
             self.describe(*entry, stats);
         }
@@ -259,7 +259,7 @@ impl VideoTrack {
     }
 
     /// Makes every frame held ready: the last one lasts as long as the one before it.
-    pub fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         while !self.window.is_empty() {
             self.emit();
         }
@@ -279,7 +279,7 @@ impl VideoTrack {
 
     /// Forgets what an abandoned session left, if recording has not started: its timestamps
     /// belong to another timeline. Returns whether it did.
-    pub fn restart_before_start(&mut self) -> bool {
+    pub(super) fn restart_before_start(&mut self) -> bool {
         if self.started() {
             return false;
         }

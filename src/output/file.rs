@@ -42,7 +42,7 @@ pub(crate) struct PartialFile {
 
 impl PartialFile {
     /// Creates `OUT.partial`, never replacing anything.
-    pub fn create(out: &Path) -> anyhow::Result<PartialFile> {
+    pub(super) fn create(out: &Path) -> anyhow::Result<PartialFile> {
         let partial = partial_path(out);
         refuse_existing(out)?;
         let file = File::options()
@@ -73,16 +73,16 @@ impl PartialFile {
     }
 
     /// Where the muxer writes.
-    pub fn sink(&mut self) -> &mut FileSink {
+    pub(super) fn sink(&mut self) -> &mut FileSink {
         &mut self.sink
     }
 
-    pub fn partial(&self) -> &Path {
+    pub(super) fn partial(&self) -> &Path {
         &self.partial
     }
 
     /// Says where what was written so far is, for errors.
-    pub fn kept(&self) -> String {
+    pub(super) fn kept(&self) -> String {
         format!(
             "the fragments written so far are in {}",
             self.partial.display()
@@ -90,14 +90,14 @@ impl PartialFile {
     }
 
     /// Removes a file that holds no recording.
-    pub fn discard(self) {
+    pub(super) fn discard(self) {
         let partial = self.partial;
         drop(self.sink);
         let _ = std::fs::remove_file(partial);
     }
 
     /// Appends the `mfra` index, syncs, and renames `OUT.partial` to `OUT`; returns `OUT`.
-    pub fn finish(mut self) -> anyhow::Result<PathBuf> {
+    pub(super) fn finish(mut self) -> anyhow::Result<PathBuf> {
         let partial = self.partial.display();
         let data = mp4::read::Data::File(self.sink.file.try_clone()?);
         match mp4::build_mfra(&data) {

@@ -1,7 +1,7 @@
 //! The output: where a recording's bytes go and what the files are called.
 //!
-//! The [writer](writer) thread owns the [file](file) being written (`OUT.partial` until it is
-//! finished, then `OUT`); [naming] makes default names.
+//! The writer thread (`writer.rs`) owns the file being written (`file.rs`: `OUT.partial` until
+//! it is finished, then `OUT`); `naming.rs` makes default names.
 
 mod file;
 pub(crate) mod naming;

@@ -23,6 +23,7 @@ pub(crate) enum Message {
 pub struct Outcome {
     /// The finished file.
     pub path: PathBuf,
+    /// What went into it.
     pub stats: Stats,
 }
 
@@ -47,7 +48,7 @@ impl Writer {
     ///
     /// `queue` bounds the frames waiting to be written; when it overflows, recording stops
     /// with an error rather than dropping frames silently.
-    pub fn start(
+    pub(crate) fn start(
         out: &std::path::Path,
         config: mp4::Config,
         queue: usize,
@@ -70,7 +71,7 @@ impl Writer {
     }
 
     /// Queues a frame without waiting.
-    pub fn send(&self, msg: Message) -> Result<(), SendError> {
+    pub(crate) fn send(&self, msg: Message) -> Result<(), SendError> {
         let Some(tx) = &self.tx else {
             return Err(SendError::WriterGone);
         };
@@ -83,7 +84,7 @@ impl Writer {
     }
 
     /// Resolves when the writer thread has stopped on its own, i.e. failed.
-    pub async fn failed(&mut self) {
+    pub(crate) async fn failed(&mut self) {
         match &self.tx {
             Some(tx) => tx.closed().await,
             None => std::future::pending().await,
@@ -91,7 +92,7 @@ impl Writer {
     }
 
     /// Ends the queue and waits for the writer to finish the file.
-    pub async fn finish(mut self) -> anyhow::Result<Outcome> {
+    pub(crate) async fn finish(mut self) -> anyhow::Result<Outcome> {
         drop(self.tx.take());
         match self.done.take() {
             Some(done) => done.await.unwrap_or_else(|_| {

@@ -29,7 +29,7 @@ pub(crate) struct FrameMapper {
 }
 
 impl FrameMapper {
-    pub fn new(selection: &Selection, allow_loss: bool) -> FrameMapper {
+    pub(super) fn new(selection: &Selection, allow_loss: bool) -> FrameMapper {
         FrameMapper {
             video_stream: selection.video.map(|v| v.0),
             audio_format: selection.audio.as_ref().map_or(AudioFormat::Coded, |a| a.2),
@@ -44,7 +44,7 @@ impl FrameMapper {
     }
 
     /// Forgets what belonged to an abandoned session.
-    pub fn restart(&mut self) {
+    pub(super) fn restart(&mut self) {
         self.need_sample_entry = true;
         self.pending_reports.clear();
         self.last_video_ts = None;
@@ -52,7 +52,11 @@ impl FrameMapper {
     }
 
     /// The message for the writer that `item` makes, if any.
-    pub fn map(&mut self, item: CodecItem, session: &Demuxed) -> anyhow::Result<Option<Message>> {
+    pub(super) fn map(
+        &mut self,
+        item: CodecItem,
+        session: &Demuxed,
+    ) -> anyhow::Result<Option<Message>> {
         match item {
             CodecItem::VideoFrame(f) => self.video(f, session).map(Some),
             CodecItem::AudioFrame(f) => self.audio(&f).map(Some),

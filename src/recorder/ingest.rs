@@ -36,7 +36,7 @@ pub(crate) struct Ingest<'a> {
 
 impl Ingest<'_> {
     /// Moves `session`'s items to the writer until something ends it.
-    pub async fn run(&mut self, session: &mut Demuxed) -> End {
+    pub(super) async fn run(&mut self, session: &mut Demuxed) -> End {
         let stall = tokio::time::sleep(self.stall_timeout);
         tokio::pin!(stall);
         let mut last_item = Instant::now();
@@ -94,7 +94,7 @@ impl Ingest<'_> {
     }
 
     /// Tells the writer that the session was replaced before recording started.
-    pub fn restart(&mut self) -> Result<(), SendError> {
+    pub(super) fn restart(&mut self) -> Result<(), SendError> {
         self.mapper.restart();
         self.writer.send(Message::Restart)
     }

@@ -1,8 +1,8 @@
 //! The recorder: one camera, from a [`RecorderConfig`] to a finished file.
 //!
-//! [`record`] names the output and waits for the start time; the [supervisor](supervisor)
-//! owns the recording across RTSP sessions; each session's [ingest](ingest) moves retina's
-//! items, turned into muxer inputs by the [frame mapper](frames), to the writer thread.
+//! [`record`] names the output and waits for the start time; the supervisor (`supervisor.rs`)
+//! owns the recording across RTSP sessions; each session's ingest (`ingest.rs`) moves retina's
+//! items, turned into muxer inputs by the frame mapper (`frames.rs`), to the writer thread.
 
 mod frames;
 mod ingest;

@@ -20,7 +20,7 @@ pub(crate) struct Selection {
 
 impl Selection {
     /// SDP indices of the chosen streams, video first.
-    pub fn indices(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn indices(&self) -> impl Iterator<Item = usize> + '_ {
         let video = self.video.iter().map(|v| v.0);
         video.chain(self.audio.iter().map(|a| a.0))
     }

@@ -157,16 +157,22 @@ impl std::io::Write for JsonBuf {
 /// A timing message read back from a recording.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TimingMessage {
+    /// `89H`: one video frame's timing.
     Frame(FrameTiming),
+    /// `o8B`: a video sender report.
     SenderReport(SenderReport),
 }
 
 /// Why an SEI NAL unit could not be read as timing data.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ParseError {
+    /// It ends before its own sizes say.
     Truncated,
+    /// An SEI message of another payload type.
     NotUserDataUnregistered,
+    /// User data of someone else (an encoder's settings, say).
     UnknownUuid,
+    /// Ours, but the JSON is not what the format says.
     BadJson(String),
     /// The sample holding the SEI is not a sequence of length-prefixed NAL units.
     MalformedSample(h26x::NalError),
