@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::audio::AudioSample;
 use super::fragment::{self, TrackFragment};
 use super::header::{self, Times};
-use super::muxer::Tracks;
 use super::timeline::duration_ticks;
+use super::tracks::Tracks;
 use super::video::VideoSample;
 use super::{Error, Sink, Stats};
 

@@ -4,7 +4,7 @@
 
 use mp4_atom::Encode as _;
 
-use super::muxer::Tracks;
+use super::tracks::Tracks;
 use super::{AUDIO_TRACK_ID, Error, HEADER_SIZE, VIDEO_TRACK_ID, entry};
 
 /// Movie timescale (mvhd, tkhd, mehd durations): milliseconds.

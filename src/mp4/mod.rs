@@ -27,7 +27,7 @@
 //!
 //! # Structure
 //!
-//! Track state outlives a file: `video.rs` (keyframe gate, reorder window, decode times) and
+//! Track state (`tracks.rs`) outlives a file: `video.rs` (keyframe gate, reorder window, decode times) and
 //! `audio.rs` (waiting for video, overlap), each on its timeline (`timeline.rs`). File state
 //! starts afresh with each file: `file.rs` (header region, cut rules), `fragment.rs` (`moof` +
 //! `mdat`), `header.rs` (`ftyp` + `moov`). `muxer.rs` passes samples from the first to the
@@ -62,6 +62,7 @@ mod index;
 mod muxer;
 pub mod read;
 mod timeline;
+mod tracks;
 mod video;
 
 pub(crate) use index::build_mfra;

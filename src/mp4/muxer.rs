@@ -4,16 +4,9 @@
 
 use super::audio::AudioTrack;
 use super::file::{FileState, Ready};
+use super::tracks::Tracks;
 use super::video::VideoTrack;
 use super::{AudioInput, Config, Error, Sink, Stats, VideoInput};
-
-/// The recording's tracks: what outlives a file.
-pub(crate) struct Tracks {
-    pub video: Option<VideoTrack>,
-    pub audio: Option<AudioTrack>,
-    /// Write the timing SEI on every video frame.
-    pub timing: bool,
-}
 
 /// Turns received frames into an initialization header and fragments.
 pub(crate) struct Muxer {
