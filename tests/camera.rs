@@ -1,12 +1,13 @@
 //! `retina-record camera` and `retina-record demo`, run as a user would: the shipped camera
 //! must be readable by ffprobe, GStreamer's rtspsrc and retina-record itself, over TCP and UDP.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
 use retina_record::mp4::read::Recording;
+
+use crate::support::rig::recorder_command;
+use crate::support::{self, tools};
 
 /// `retina-record camera` on a free loopback port; its URL from the first line of stdout.
 struct CameraProcess {
@@ -20,12 +21,9 @@ impl CameraProcess {
     }
 
     async fn start_with(extra: &[&str]) -> CameraProcess {
-        let mut cmd = tokio::process::Command::new(support::recorder_bin());
-        cmd.args(["camera", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env_remove("RUST_BACKTRACE")
-            .stderr(Stdio::null());
-        let (child, url) = support::spawn_announcing(cmd, "retina-record camera").await;
+        let mut cmd = recorder_command(&["camera", "--listen", "127.0.0.1:0"]);
+        cmd.args(extra).stderr(Stdio::null());
+        let (child, url) = support::rig::spawn_announcing(cmd, "retina-record camera").await;
         assert!(
             url.starts_with("rtsp://127.0.0.1:") && url.ends_with("/demo"),
             "{url}"
@@ -35,9 +33,7 @@ impl CameraProcess {
 
     /// Ctrl-C stops it cleanly.
     async fn stop(mut self) {
-        let pid = self.child.id().expect("running") as i32;
-        // SAFETY: kill(2) on our own child.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+        support::rig::signal(&self.child, libc::SIGINT);
         let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
             .expect("camera stopped")
@@ -46,99 +42,34 @@ impl CameraProcess {
     }
 }
 
-async fn run_tool(program: &str, args: &[&str]) -> std::process::Output {
-    let out = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new(program)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{program} {args:?} took over 30 s"))
-    .expect("run");
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// ffprobe's `codec_name[,width,height]` line for each stream at `url`.
-async fn ffprobe_streams(url: &str, transport: &str) -> Vec<String> {
-    let out = run_tool(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-rtsp_transport",
-            transport,
-            "-show_entries",
-            "stream=codec_name,width,height",
-            "-of",
-            "csv=p=0",
-            url,
-        ],
-    )
-    .await;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().map(|l| l.trim().to_owned()).collect()
-}
-
-/// GStreamer's rtspsrc depacketizes and decodes 50 frames of `video` (h264, h265), then EOS:
-/// exit 0 only if frames arrived and decoded.
-async fn gstreamer_decodes(url: &str, transport: &str, video: &str) {
-    let location = format!("location={url}");
-    let protocols = format!("protocols={transport}");
-    let depay = format!("rtp{video}depay");
-    let parse = format!("{video}parse");
-    let dec = format!("avdec_{video}");
-    run_tool(
-        "gst-launch-1.0",
-        &[
-            "-q",
-            "rtspsrc",
-            &location,
-            &protocols,
-            "!",
-            &depay,
-            "!",
-            &parse,
-            "!",
-            &dec,
-            "!",
-            "fakesink",
-            "num-buffers=50",
-        ],
-    )
-    .await;
+/// Runs `check(url, transport)` on `retina-record camera` over TCP, then UDP, if `tool` is
+/// installed.
+async fn over_tcp_and_udp(tool: &str, check: impl AsyncFn(&str, &str)) {
+    if !support::have_tool(tool) {
+        return;
+    }
+    let cam = CameraProcess::start().await;
+    for transport in ["tcp", "udp"] {
+        check(&cam.url, transport).await;
+    }
+    cam.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffprobe_reads_the_camera_over_tcp_and_udp() {
-    if !support::have_tool("ffprobe") {
-        return;
-    }
-    let cam = CameraProcess::start().await;
-    for transport in ["tcp", "udp"] {
-        let streams = ffprobe_streams(&cam.url, transport).await;
+    over_tcp_and_udp("ffprobe", async |url, transport| {
+        let streams = tools::ffprobe_streams(url, transport).await;
         assert_eq!(streams, ["h264,320,240", "aac"], "{transport}");
-    }
-    cam.stop().await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gstreamer_rtspsrc_decodes_the_camera_over_tcp_and_udp() {
-    if !support::have_tool("gst-launch-1.0") {
-        return;
-    }
-    let cam = CameraProcess::start().await;
-    for transport in ["tcp", "udp"] {
-        gstreamer_decodes(&cam.url, transport, "h264").await;
-    }
-    cam.stop().await;
+    over_tcp_and_udp("gst-launch-1.0", async |url, transport| {
+        tools::gstreamer_decodes(url, transport, "h264").await;
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,20 +98,12 @@ async fn retina_record_records_the_camera_over_tcp_and_udp_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_records_ten_seconds_with_timing_on_every_frame() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = tokio::process::Command::new(support::recorder_bin())
-        .args(["demo", "demo.mp4"])
+    let out = recorder_command(&["demo", "demo.mp4"])
         .current_dir(dir.path())
-        .env_remove("RUST_BACKTRACE")
-        .stdin(Stdio::null())
         .output()
         .await
         .expect("demo");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = tools::stdout_of_success(&out, "retina-record demo");
     assert!(stdout.contains("Wrote demo.mp4: 10.0 s"), "{stdout}");
     assert!(
         stdout.contains("ffprobe"),
@@ -225,9 +148,9 @@ async fn third_parties_read_every_codec_the_camera_serves() {
         ("h264", "l16", ["h264,320,240", "pcm_s16be"]),
     ] {
         let cam = CameraProcess::start_with(&["--video", video, "--audio", audio]).await;
-        let streams = ffprobe_streams(&cam.url, "tcp").await;
+        let streams = tools::ffprobe_streams(&cam.url, "tcp").await;
         assert_eq!(streams, ffprobe_says, "{video}+{audio}");
-        gstreamer_decodes(&cam.url, "tcp", video).await;
+        tools::gstreamer_decodes(&cam.url, "tcp", video).await;
         cam.stop().await;
     }
 }
@@ -235,16 +158,13 @@ async fn third_parties_read_every_codec_the_camera_serves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camera_refuses_clips_it_does_not_have() {
     for (flag, value) in [("--video", "vp8"), ("--audio", "opus")] {
-        let out = tokio::process::Command::new(support::recorder_bin())
-            .args(["camera", "--listen", "127.0.0.1:0", flag, value])
-            .env_remove("RUST_BACKTRACE")
-            .stdin(Stdio::null())
+        let out = recorder_command(&["camera", "--listen", "127.0.0.1:0", flag, value])
             .output()
             .await
             .expect("camera");
         assert_eq!(out.status.code(), Some(2));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let error = support::only_error(&stderr);
+        let error = support::rig::only_error(&stderr);
         assert!(
             error.contains(&format!("invalid value '{value}'")),
             "{error}"
@@ -285,6 +205,6 @@ async fn camera_drops_a_junk_client_and_keeps_serving() {
     // A real client still gets served.
     let dir = tempfile::tempdir().expect("tempdir");
     let run = support::record(dir.path(), &["--url", &cam.url, "--duration", "1", "r.mp4"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
+    run.assert_success();
     cam.stop().await;
 }

@@ -5,13 +5,16 @@
 //! the timing SEI on every frame (read by us and by ffprobe), and play in GStreamer.
 //! Each test's name says the server, transport and codecs it covers.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use retina_record::camera::Camera;
 use retina_record::mp4::read::Recording;
+
+use crate::support::check::check_recording;
+use crate::support::rig::{Finished, Recorder, config, record, spawn_announcing};
+use crate::support::tools::{have_tool, installed, stdout_of_success};
 
 const GST_SERVER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -91,7 +94,7 @@ impl GstServer {
             cmd.args(["--auth", method, user, password]);
         }
         cmd.stderr(Stdio::inherit());
-        let (child, port) = support::spawn_announcing(cmd, "gst-rtsp-server").await;
+        let (child, port) = spawn_announcing(cmd, "gst-rtsp-server").await;
         GstServer {
             _child: child,
             url: format!("rtsp://127.0.0.1:{port}/stream"),
@@ -108,86 +111,27 @@ fn have_interop_tools() -> bool {
         ])
         .status()
         .is_ok_and(|s| s.success());
-    if !python_gi {
-        assert!(
-            std::env::var_os(support::REQUIRE_TOOLS_ENV).is_none(),
-            "python3-gi with gir1.2-gst-rtsp-server-1.0 is required but missing"
-        );
-        eprintln!("SKIPPED: gst-rtsp-server's Python bindings are not installed");
-        return false;
-    }
-    ["ffmpeg", "ffprobe", "gst-launch-1.0", "gst-discoverer-1.0"]
-        .iter()
-        .all(|t| support::have_tool(t))
+    installed(python_gi, "python3-gi with gir1.2-gst-rtsp-server-1.0")
+        && ["ffmpeg", "ffprobe", "gst-launch-1.0", "gst-discoverer-1.0"]
+            .iter()
+            .all(|t| have_tool(t))
 }
 
-/// Everything a recording from a third-party server must satisfy.
-fn check_recording(path: &Path, min_frames: usize, expect_audio: bool) {
-    let rec = Recording::open(path).expect("read recording");
-    let timing = rec.video_timing().expect("timing");
-    assert!(timing.len() >= min_frames, "{} video frames", timing.len());
-    for t in &timing {
-        let frames = t.frames().count();
-        assert_eq!(frames, 1, "sample at dts {} has {frames} 89H", t.sample.dts);
-    }
-    assert_eq!(rec.audio_track().is_some(), expect_audio, "audio track");
-    if rec.audio_track().is_some() {
-        let audio = support::ffmpeg_audio(path).expect("ffmpeg is required here");
-        let video = rec.track_duration_secs(rec.video_track().expect("video"));
-        assert!(
-            (audio.decoded_secs - video).abs() < 0.2,
-            "ffmpeg decodes {} s of audio; the video lasts {video} s",
-            audio.decoded_secs
-        );
-    }
-    let decoded = support::ffmpeg_decoded_video_frames(path).expect("ffmpeg is required here");
-    assert_eq!(decoded as usize, timing.len(), "ffmpeg decodes every frame");
-    let probed = support::ffprobe_video_frames(path).expect("ffprobe");
-    assert_eq!(probed.len(), timing.len());
-    assert!(
-        probed.iter().all(|f| f.has_unregistered_sei),
-        "ffprobe sees the SEI on every frame"
-    );
-    gstreamer_plays(path);
-}
-
-/// gst-discoverer-1.0 reads it, and qtdemux ! decodebin decodes it to the end without error.
-fn gstreamer_plays(path: &Path) {
-    let out = std::process::Command::new("gst-discoverer-1.0")
-        .arg(path)
-        .output()
-        .expect("discoverer");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("Done discovering"),
-        "gst-discoverer: {text}"
-    );
-    assert!(
-        !text.contains("An error was encountered"),
-        "gst-discoverer: {text}"
-    );
-    let location = format!("location={}", path.display());
-    let out = std::process::Command::new("gst-launch-1.0")
-        .args([
-            "-q",
-            "filesrc",
-            &location,
-            "!",
-            "qtdemux",
-            "!",
-            "decodebin",
-            "!",
-            "fakesink",
-        ])
-        .output()
-        .expect("gst-launch");
-    assert!(
-        out.status.success(),
-        "GStreamer qtdemux ! decodebin failed on {}: {}{}",
-        path.display(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Records 4 s from `url` over `transport` into `dir`/rec.mp4.
+async fn record_4s(dir: &Path, url: &str, transport: &str) -> Finished {
+    record(
+        dir,
+        &[
+            "--url",
+            url,
+            "--transport",
+            transport,
+            "--duration",
+            "4",
+            "rec.mp4",
+        ],
+    )
+    .await
 }
 
 async fn gst_case(codecs: &str, transport: &str, expect_audio: bool) {
@@ -197,67 +141,23 @@ async fn gst_case(codecs: &str, transport: &str, expect_audio: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let clip = make_clip(dir.path(), codecs);
     let server = GstServer::start(&clip, codecs, None).await;
-    let run = support::record(
-        dir.path(),
-        &[
-            "--url",
-            &server.url,
-            "--transport",
-            transport,
-            "--duration",
-            "4",
-            "rec.mp4",
-        ],
-    )
-    .await;
-    assert!(run.status.success(), "{}", run.stderr);
+    record_4s(dir.path(), &server.url, transport)
+        .await
+        .assert_success();
     check_recording(&dir.path().join("rec.mp4"), 90, expect_audio);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_tcp_h264_aac() {
-    gst_case("h264-aac", "tcp", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_udp_h264_aac() {
-    gst_case("h264-aac", "udp", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_tcp_h264_bframes() {
-    gst_case("h264", "tcp", false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_udp_h264_bframes() {
-    gst_case("h264", "udp", false).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_tcp_h265_aac() {
-    gst_case("h265-aac", "tcp", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_udp_h265_aac() {
-    gst_case("h265-aac", "udp", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_tcp_h264_pcmu() {
-    gst_case("h264-pcmu", "tcp", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_udp_h264_pcmu() {
-    gst_case("h264-pcmu", "udp", true).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_tcp_h264_pcma() {
-    gst_case("h264-pcma", "tcp", true).await;
-}
+cases!(gst_case {
+    gst_rtsp_server_tcp_h264_aac: ("h264-aac", "tcp", true),
+    gst_rtsp_server_udp_h264_aac: ("h264-aac", "udp", true),
+    gst_rtsp_server_tcp_h264_bframes: ("h264", "tcp", false),
+    gst_rtsp_server_udp_h264_bframes: ("h264", "udp", false),
+    gst_rtsp_server_tcp_h265_aac: ("h265-aac", "tcp", true),
+    gst_rtsp_server_udp_h265_aac: ("h265-aac", "udp", true),
+    gst_rtsp_server_tcp_h264_pcmu: ("h264-pcmu", "tcp", true),
+    gst_rtsp_server_udp_h264_pcmu: ("h264-pcmu", "udp", true),
+    gst_rtsp_server_tcp_h264_pcma: ("h264-pcma", "tcp", true),
+});
 
 /// Two audio streams (AAC, then PCMU): the default takes the first and says so; the flags pick
 /// by SDP index, and a wrong index is a usage error naming what the camera offers.
@@ -270,66 +170,26 @@ async fn stream_choice_by_sdp_index() {
     let codecs = "h264-aac+pcmu";
     let clip = make_clip(dir.path(), codecs);
     let server = GstServer::start(&clip, codecs, None).await;
-    let entry_of = |name: &str| {
+    // Records 2 s into `name` with `extra` flags: the run, and the name of the audio track's
+    // sample entry (its variant name: Mp4a, Twos, ...).
+    let record_2s = async |extra: &[&str], name: &str| {
+        let args = [&["--url", &server.url, "--duration", "2"], extra, &[name]].concat();
+        let run = record(dir.path(), &args).await;
+        run.assert_success();
         let rec = Recording::open(&dir.path().join(name)).expect("read recording");
         let audio = rec.audio_track().expect("audio track");
-        // The entry's variant name: Mp4a, Twos, ...
         let entry = format!("{:?}", audio.sample_entries.first().expect("sample entry"));
-        entry.split('(').next().unwrap_or_default().to_owned()
+        (run, entry.split('(').next().unwrap_or_default().to_owned())
     };
 
-    let default = support::record(
-        dir.path(),
-        &["--url", &server.url, "--duration", "2", "default.mp4"],
-    )
-    .await;
-    assert!(default.status.success(), "{}", default.stderr);
-    assert!(
-        entry_of("default.mp4") == "Mp4a",
-        "{}",
-        entry_of("default.mp4")
-    );
-    assert!(
-        default
-            .stderr
-            .contains("recording stream 1 (audio mpeg4-generic/16000)"),
-        "{}",
-        default.stderr
-    );
-    assert!(
-        default
-            .stderr
-            .contains("ignoring stream 2 (audio pcmu/8000): already recording stream 1"),
-        "{}",
-        default.stderr
-    );
+    let (default, entry) = record_2s(&[], "default.mp4").await;
+    assert!(entry == "Mp4a", "{entry}");
+    default.assert_says("recording stream 1 (audio mpeg4-generic/16000)");
+    default.assert_says("ignoring stream 2 (audio pcmu/8000): already recording stream 1");
 
-    let chosen = support::record(
-        dir.path(),
-        &[
-            "--url",
-            &server.url,
-            "--duration",
-            "2",
-            "--audio-stream",
-            "2",
-            "chosen.mp4",
-        ],
-    )
-    .await;
-    assert!(chosen.status.success(), "{}", chosen.stderr);
-    assert!(
-        entry_of("chosen.mp4") == "Twos",
-        "{}",
-        entry_of("chosen.mp4")
-    );
-    assert!(
-        chosen
-            .stderr
-            .contains("ignoring stream 1 (audio mpeg4-generic/16000): stream 2 was chosen"),
-        "{}",
-        chosen.stderr
-    );
+    let (chosen, entry) = record_2s(&["--audio-stream", "2"], "chosen.mp4").await;
+    assert!(entry == "Twos", "{entry}");
+    chosen.assert_says("ignoring stream 1 (audio mpeg4-generic/16000): stream 2 was chosen");
     check_recording(&dir.path().join("chosen.mp4"), 40, true);
 
     for (flag, n, says) in [
@@ -345,9 +205,8 @@ async fn stream_choice_by_sdp_index() {
         ),
     ] {
         let out = format!("bad{flag}.mp4");
-        let run = support::record(dir.path(), &["--url", &server.url, flag, n, &out]).await;
-        assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
-        assert_eq!(support::only_error(&run.stderr), format!("error: {says}"));
+        let run = record(dir.path(), &["--url", &server.url, flag, n, &out]).await;
+        assert_eq!(run.error_exit(2), format!("error: {says}"));
         assert!(!dir.path().join(&out).exists());
     }
 }
@@ -362,7 +221,7 @@ async fn auth_case(method: &str) {
     // Wrong password: one clear line, exit 1, no password echoed, no retry storm.
     let bad = server.url.replace("rtsp://", "rtsp://viewer:wrong-pw@");
     let started = std::time::Instant::now();
-    let run = support::record(dir.path(), &["--url", &bad, "--duration", "2", "bad.mp4"]).await;
+    let run = record(dir.path(), &["--url", &bad, "--duration", "2", "bad.mp4"]).await;
     assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -375,20 +234,16 @@ async fn auth_case(method: &str) {
         "{last}"
     );
     // No credentials at all: says they are needed.
-    let run = support::record(
+    let run = record(
         dir.path(),
         &["--url", &server.url, "--duration", "2", "none.mp4"],
     )
     .await;
     assert_eq!(run.status.code(), Some(1));
-    assert!(
-        run.stderr.contains("requires credentials"),
-        "{}",
-        run.stderr
-    );
+    run.assert_says("requires credentials");
     // Right password, from a file.
     std::fs::write(dir.path().join("pw"), "s3cret-pw\n").expect("write");
-    let run = support::record(
+    let run = record(
         dir.path(),
         &[
             "--url",
@@ -403,20 +258,15 @@ async fn auth_case(method: &str) {
         ],
     )
     .await;
-    assert!(run.status.success(), "{}", run.stderr);
+    run.assert_success();
     assert!(!run.stderr.contains("s3cret-pw"));
     check_recording(&dir.path().join("ok.mp4"), 65, true);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_tcp_basic_auth() {
-    auth_case("basic").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gst_rtsp_server_tcp_digest_auth() {
-    auth_case("digest").await;
-}
+cases!(auth_case {
+    gst_rtsp_server_tcp_basic_auth: ("basic"),
+    gst_rtsp_server_tcp_digest_auth: ("digest"),
+});
 
 /// VLC's RTSP server (`cvlc --sout '#rtp{sdp=rtsp://…}'`), a live broadcast that refuses
 /// interleaved TCP. VLC will not run as root, so as root it runs as `nobody`.
@@ -490,72 +340,47 @@ fn have_vlc() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok();
-    if !ok {
-        assert!(
-            std::env::var_os(support::REQUIRE_TOOLS_ENV).is_none(),
-            "VLC (cvlc) is required but missing"
-        );
-        eprintln!("SKIPPED: VLC is not installed");
-    }
-    ok && have_interop_tools()
+    installed(ok, "VLC (cvlc)") && have_interop_tools()
 }
 
-async fn vlc_case(transport: &str) -> (support::Finished, tempfile::TempDir) {
+/// Records 4 s from VLC over `transport`: the run and its directory. `None` without VLC.
+async fn vlc_case(transport: &str) -> Option<(Finished, tempfile::TempDir)> {
+    if !have_vlc() {
+        return None;
+    }
     let dir = tempfile::tempdir().expect("tempdir");
     // Longer than the recording: VLC ends its RTSP sessions when the input ends.
     let clip = make_clip_secs(dir.path(), "h264-aac", 30);
     let server = VlcServer::start(&clip).await;
-    let run = support::record(
-        dir.path(),
-        &[
-            "--url",
-            &server.url,
-            "--transport",
-            transport,
-            "--duration",
-            "4",
-            "rec.mp4",
-        ],
-    )
-    .await;
-    (run, dir)
+    Some((record_4s(dir.path(), &server.url, transport).await, dir))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vlc_auto_falls_back_to_udp_h264_aac() {
-    if !have_vlc() {
+    let Some((run, dir)) = vlc_case("auto").await else {
         return;
-    }
-    let (run, dir) = vlc_case("auto").await;
-    assert!(run.status.success(), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("refused RTP over TCP (461 Unsupported Transport); using UDP"),
-        "{}",
-        run.stderr
-    );
+    };
+    run.assert_success();
+    run.assert_says("refused RTP over TCP (461 Unsupported Transport); using UDP");
     // VLC's broadcast is joined mid-stream: up to a second before the first keyframe.
     check_recording(&dir.path().join("rec.mp4"), 60, true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vlc_udp_h264_aac() {
-    if !have_vlc() {
+    let Some((run, dir)) = vlc_case("udp").await else {
         return;
-    }
-    let (run, dir) = vlc_case("udp").await;
-    assert!(run.status.success(), "{}", run.stderr);
+    };
+    run.assert_success();
     check_recording(&dir.path().join("rec.mp4"), 60, true);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vlc_tcp_is_refused_with_one_clear_line() {
-    if !have_vlc() {
+    let Some((run, dir)) = vlc_case("tcp").await else {
         return;
-    }
-    let (run, dir) = vlc_case("tcp").await;
-    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
-    let error = run.only_error();
+    };
+    let error = run.error_exit(1);
     assert!(error.contains("461"), "{error}");
     assert!(!dir.path().join("rec.mp4.partial").exists());
 }
@@ -577,14 +402,10 @@ fn have_chromium() -> bool {
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var_os(support::REQUIRE_TOOLS_ENV).is_none(),
-            "Chromium, node and tests/interop/node_modules (npm ci) are required but missing"
-        );
-        eprintln!("SKIPPED: Chromium or playwright-core is not installed");
-    }
-    ok
+    installed(
+        ok,
+        "Chromium, node or tests/interop/node_modules/playwright-core (npm ci)",
+    )
 }
 
 /// Serves `dir`'s files over HTTP/1.0 on loopback (whole files, no ranges: enough to play a
@@ -675,12 +496,7 @@ async fn chromium_plays(dir: &Path, port: u16, file: &str, media_secs: f64) {
     .await
     .expect("chromium finished in time")
     .expect("node");
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "Chromium did not play {file} to the end: {report}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let report = stdout_of_success(&out, &format!("Chromium did not play {file} to the end"));
     let number = |key: &str| -> f64 {
         report
             .split(&format!("\"{key}\":"))
@@ -703,24 +519,20 @@ async fn chromium_plays_finished_and_killed_h264_recordings() {
         return;
     }
     // One camera per recording, so that "4 s sent" means this recording's session.
-    let cam = support::Camera::start(support::config("h264_aac.mp4"))
-        .await
-        .expect("camera");
-    let cam2 = support::Camera::start(support::config("h264_aac.mp4"))
-        .await
-        .expect("camera");
+    let cam = Camera::start(config("h264_aac.mp4")).await.expect("camera");
+    let cam2 = Camera::start(config("h264_aac.mp4")).await.expect("camera");
     let dir = tempfile::tempdir().expect("tempdir");
     let (url, url2) = (cam.url(), cam2.url());
-    let finished = support::Recorder::spawn(
+    let finished = Recorder::spawn(
         dir.path(),
         &["--url", &url, "--duration", "4", "finished.mp4"],
     );
-    let killed = support::Recorder::spawn(dir.path(), &["--url", &url2, "killed.mp4"]);
+    let killed = Recorder::spawn(dir.path(), &["--url", &url2, "killed.mp4"]);
     cam2.wait_sent(4.0).await;
     killed.signal(libc::SIGKILL);
     killed.wait().await;
     let run = finished.wait().await;
-    assert!(run.status.success(), "{}", run.stderr);
+    run.assert_success();
 
     let port = serve_dir(dir.path().to_owned()).await;
     for file in ["finished.mp4", "killed.mp4.partial"] {

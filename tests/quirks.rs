@@ -1,14 +1,19 @@
 //! What real cameras do, driven through the test camera ([`Quirks`]): each test fails without
 //! the recorder's handling of its quirk.
 
-mod support;
-
-use retina_record::camera::CameraConfig;
+use retina_record::camera::Quirks;
 use retina_record::mp4::read::{Recording, Sample, Track};
-use support::{Rig, check_against_camera};
 
-fn h264_aac() -> CameraConfig {
-    support::config("h264_aac.mp4")
+use crate::support::rig::Finished;
+use crate::support::{self, Rig};
+
+/// Records from a camera serving h264_aac.mp4 with `quirks`, passing the recorder `args`.
+async fn record_with(quirks: Quirks, args: &[&str]) -> (Rig, Finished) {
+    let mut config = support::config("h264_aac.mp4");
+    config.quirks = quirks;
+    let rig = Rig::new(config).await;
+    let run = rig.record(args).await;
+    (rig, run)
 }
 
 fn samples(rec: &Recording, track: Option<&Track>) -> Vec<Sample> {
@@ -51,13 +56,13 @@ fn assert_frames_are_the_cameras(rec: &Recording, rig: &Rig) {
 async fn frames_before_parameter_sets_are_left_out() {
     // No parameter sets in the SDP, none with the first keyframe: the recording must begin
     // at the second keyframe, the first that can be described.
-    let mut config = h264_aac();
-    config.quirks.no_sdp_parameters = true;
-    let rig = Rig::new(config).await;
-    let run = rig.record(&["--duration", "4"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
-    let rec = Recording::open(&rig.out).expect("read");
-    let (frames, _) = check_against_camera(&rec, &rig.cam);
+    let quirks = Quirks {
+        no_sdp_parameters: true,
+        ..Quirks::default()
+    };
+    let (rig, run) = record_with(quirks, &["--duration", "4"]).await;
+    run.assert_success();
+    let (rec, frames, _) = rig.checked(&rig.out, "read");
     let first_rtp = rec.video_timing().expect("timing")[0]
         .frames()
         .next()
@@ -74,10 +79,7 @@ async fn frames_before_parameter_sets_are_left_out() {
         "starts at the second keyframe"
     );
     drop(log);
-    assert!(
-        run.stderr
-            .contains("dropped 25 video frame(s) received before the first keyframe")
-    );
+    run.assert_says("dropped 25 video frame(s) received before the first keyframe");
     let decoded = support::ffmpeg_decoded_video_frames(&rig.out).expect("ffmpeg");
     assert_eq!(decoded as usize, frames);
 }
@@ -87,13 +89,13 @@ async fn sender_report_before_any_frame_is_kept() {
     // Joining mid-GOP: the camera's first sender report precedes every RTP packet, and the
     // frames after it up to the next keyframe are not recorded. The report must still be in
     // the file, with the first recorded frame (check_against_camera counts every video SR).
-    let mut config = h264_aac();
-    config.quirks.start_at_frame = 10;
-    let rig = Rig::new(config).await;
-    let run = rig.record(&["--duration", "3"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
-    let rec = Recording::open(&rig.out).expect("read");
-    check_against_camera(&rec, &rig.cam);
+    let quirks = Quirks {
+        start_at_frame: 10,
+        ..Quirks::default()
+    };
+    let (rig, run) = record_with(quirks, &["--duration", "3"]).await;
+    run.assert_success();
+    let (rec, _, _) = rig.checked(&rig.out, "read");
     let timing = rec.video_timing().expect("timing");
     let first_reports = timing[0].sender_reports().count();
     assert!(first_reports >= 1, "the early SR is in the first frame");
@@ -106,15 +108,15 @@ async fn sender_report_before_any_frame_is_kept() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_frames_are_left_out() {
-    let mut config = h264_aac();
-    config.quirks.empty_frames_every = Some(7);
-    let rig = Rig::new(config).await;
-    let run = rig.record(&["--duration", "4"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
-    assert!(run.stderr.contains("empty frame(s)"), "{}", run.stderr);
-    let rec = Recording::open(&rig.out).expect("read");
+    let quirks = Quirks {
+        empty_frames_every: Some(7),
+        ..Quirks::default()
+    };
+    let (rig, run) = record_with(quirks, &["--duration", "4"]).await;
+    run.assert_success();
+    run.assert_says("empty frame(s)");
     // No sample for the filler-only access units: every 89H names a real frame.
-    let (frames, video_secs) = check_against_camera(&rec, &rig.cam);
+    let (rec, frames, video_secs) = rig.checked(&rig.out, "read");
     let decoded = support::ffmpeg_decoded_video_frames(&rig.out).expect("ffmpeg");
     assert_eq!(decoded as usize, frames);
     let audio = samples(&rec, rec.audio_track());
@@ -127,19 +129,18 @@ async fn empty_frames_are_left_out() {
     support::ffmpeg_audio(&rig.out).expect("ffmpeg decodes the audio without error");
 }
 
-fn losing_one_frame() -> CameraConfig {
-    // The frame before the keyframe at 2.0 s, so that no later frame depends on it.
-    let mut config = h264_aac();
-    config.quirks.lose_video_frame_at = Some(1.95);
-    config
+fn losing_one_frame() -> Quirks {
+    Quirks {
+        // The frame before the keyframe at 2.0 s, so that no later frame depends on it.
+        lose_video_frame_at: Some(1.95),
+        ..Quirks::default()
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_packets_stop_the_recording_naming_the_gap() {
-    let rig = Rig::new(losing_one_frame()).await;
-    let run = rig.record(&["--duration", "4"]).await;
-    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
-    let error = run.only_error();
+    let (rig, run) = record_with(losing_one_frame(), &["--duration", "4"]).await;
+    let error = run.error_exit(1);
     assert!(
         error.contains("RTP packet(s) of the video stream between its frames at RTP time")
             && error.contains("(1.920 s into the stream) and")
@@ -147,25 +148,18 @@ async fn lost_packets_stop_the_recording_naming_the_gap() {
             && error.contains("holds the"),
         "{error}"
     );
-    let rec = Recording::open(&rig.out).expect("the recording so far is kept");
-    let (_, secs) = check_against_camera(&rec, &rig.cam);
+    let (_, _, secs) = rig.checked(&rig.out, "the recording so far is kept");
     assert!(secs >= 1.9, "{secs} s kept");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_packets_with_allow_loss_are_counted() {
-    let rig = Rig::new(losing_one_frame()).await;
-    let run = rig.record(&["--duration", "4", "--allow-loss"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("RTP packet(s) were lost during the recording"),
-        "{}",
-        run.stderr
-    );
-    let rec = Recording::open(&rig.out).expect("read");
+    let args = ["--duration", "4", "--allow-loss"];
+    let (rig, run) = record_with(losing_one_frame(), &args).await;
+    run.assert_success();
+    run.assert_says("RTP packet(s) were lost during the recording");
     // Every frame the camera sent (the lost one was not) is there, the one after the gap too.
-    let (frames, secs) = check_against_camera(&rec, &rig.cam);
+    let (_, frames, secs) = rig.checked(&rig.out, "read");
     assert!(secs >= 3.5, "{secs} s");
     let decoded = support::ffmpeg_decoded_video_frames(&rig.out).expect("ffmpeg");
     assert_eq!(decoded as usize, frames);
@@ -173,19 +167,15 @@ async fn lost_packets_with_allow_loss_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamp_jump_forward_keeps_the_gap_in_a_new_fragment() {
-    let mut config = h264_aac();
-    config.quirks.timestamp_jump = Some((2.0, 30.0));
-    let rig = Rig::new(config).await;
-    let run = rig.record(&["--duration", "4"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("video timestamps jumped +30.0"),
-        "{}",
-        run.stderr
-    );
-    let rec = Recording::open(&rig.out).expect("read");
+    let quirks = Quirks {
+        timestamp_jump: Some((2.0, 30.0)),
+        ..Quirks::default()
+    };
+    let (rig, run) = record_with(quirks, &["--duration", "4"]).await;
+    run.assert_success();
+    run.assert_says("video timestamps jumped +30.0");
     // Presentation times are the camera's, gap included.
-    let (frames, _) = check_against_camera(&rec, &rig.cam);
+    let (rec, frames, _) = rig.checked(&rig.out, "read");
     for (track, rate, frame) in [
         (rec.video_track(), 90_000u64, 3600u64),
         (rec.audio_track(), 16_000, 1024),
@@ -212,16 +202,13 @@ async fn timestamp_jump_forward_keeps_the_gap_in_a_new_fragment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamp_jump_backward_continues_the_timeline() {
-    let mut config = h264_aac();
-    config.quirks.timestamp_jump = Some((2.0, -30.0));
-    let rig = Rig::new(config).await;
-    let run = rig.record(&["--duration", "4"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
-    assert!(
-        run.stderr.contains("video timestamps jumped -"),
-        "{}",
-        run.stderr
-    );
+    let quirks = Quirks {
+        timestamp_jump: Some((2.0, -30.0)),
+        ..Quirks::default()
+    };
+    let (rig, run) = record_with(quirks, &["--duration", "4"]).await;
+    run.assert_success();
+    run.assert_says("video timestamps jumped -");
     let rec = Recording::open(&rig.out).expect("read");
     assert_frames_are_the_cameras(&rec, &rig);
     let video = samples(&rec, rec.video_track());
@@ -252,19 +239,14 @@ async fn timestamp_jump_backward_continues_the_timeline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_stepping_back_20ms_is_kept_in_order() {
-    let mut config = h264_aac();
-    config.quirks.audio_step_back = Some((2.0, 0.020));
-    let rig = Rig::new(config).await;
-    let run = rig.record(&["--duration", "4"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("1 small step(s) back in time corrected"),
-        "{}",
-        run.stderr
-    );
-    let rec = Recording::open(&rig.out).expect("read");
-    let (_, video_secs) = check_against_camera(&rec, &rig.cam);
+    let quirks = Quirks {
+        audio_step_back: Some((2.0, 0.020)),
+        ..Quirks::default()
+    };
+    let (rig, run) = record_with(quirks, &["--duration", "4"]).await;
+    run.assert_success();
+    run.assert_says("1 small step(s) back in time corrected");
+    let (rec, _, video_secs) = rig.checked(&rig.out, "read");
     // Each AAC frame keeps its 1024 samples' worth of time: none squeezed by the overlap.
     let audio = samples(&rec, rec.audio_track());
     assert!(

@@ -1,12 +1,11 @@
 //! Records from the camera over real loopback sockets and checks the files with the
 //! project's reader and with ffmpeg/ffprobe.
 
-mod support;
-
 use std::time::Duration;
 
 use retina_record::mp4::read::Recording;
-use support::{Recorder, Rig, check_against_camera, record};
+
+use crate::support::{self, Recorder, Rig, record};
 
 /// 10 s over `transport`: every frame there and decodable, timing on each, SRs as they were.
 async fn ten_seconds(transport: &str) {
@@ -14,13 +13,12 @@ async fn ten_seconds(transport: &str) {
     let run = rig
         .record(&["--duration", "10", "--transport", transport])
         .await;
-    assert!(run.status.success(), "recorder failed: {}", run.stderr);
+    run.assert_success();
     assert!(!rig.partial().exists());
 
-    let rec = Recording::open(&rig.out).expect("read recording");
+    let (rec, frames, secs) = rig.checked(&rig.out, "read recording");
     assert!(!rec.truncated);
     assert!(rec.mfra.is_some(), "finished file has an mfra index");
-    let (frames, secs) = check_against_camera(&rec, &rig.cam);
     assert!((9.0..=10.5).contains(&secs), "{secs} s of video");
     assert!(frames >= 225, "{frames} frames in {secs} s at 25 fps");
 
@@ -53,29 +51,20 @@ async fn ten_seconds(transport: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_10s_every_frame_with_timing() {
-    ten_seconds("tcp").await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn udp_10s_every_frame_with_timing() {
-    ten_seconds("udp").await;
-}
+cases!(ten_seconds {
+    tcp_10s_every_frame_with_timing: ("tcp"),
+    udp_10s_every_frame_with_timing: ("udp"),
+});
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_the_file() {
     let rig = Rig::clip("h264_aac.mp4").await;
-    let rec = rig.spawn(&[]);
-    rig.cam.wait_sent(5.0).await;
-    rec.signal(libc::SIGTERM);
-    let run = rec.wait().await;
+    let run = rig.record_until_sent(5.0, libc::SIGTERM).await;
     assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
     assert!(rig.out.exists(), "finished file");
     assert!(!rig.partial().exists(), "no .partial left");
-    let rec = Recording::open(&rig.out).expect("read");
+    let (rec, frames, secs) = rig.checked(&rig.out, "read");
     assert!(rec.mfra.is_some());
-    let (frames, secs) = check_against_camera(&rec, &rig.cam);
     assert!(secs >= 4.5, "{secs} s recorded before SIGTERM at 5 s");
     if let Some(decoded) = support::ffmpeg_decoded_video_frames(&rig.out) {
         assert_eq!(decoded as usize, frames);
@@ -85,10 +74,7 @@ async fn sigterm_finishes_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_finishes_the_file() {
     let rig = Rig::clip("h264_aac.mp4").await;
-    let rec = rig.spawn(&[]);
-    rig.cam.wait_sent(2.5).await;
-    rec.signal(libc::SIGHUP);
-    let run = rec.wait().await;
+    let run = rig.record_until_sent(2.5, libc::SIGHUP).await;
     assert_eq!(run.status.code(), Some(0), "{}", run.stderr);
     let rec = Recording::open(&rig.out).expect("finished file");
     assert!(rec.mfra.is_some());
@@ -97,16 +83,12 @@ async fn sighup_finishes_the_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_keeps_all_but_the_last_fragment() {
     let rig = Rig::clip("h264_aac.mp4").await;
-    let rec = rig.spawn(&[]);
-    rig.cam.wait_sent(5.0).await;
-    rec.signal(libc::SIGKILL);
-    let run = rec.wait().await;
+    let run = rig.record_until_sent(5.0, libc::SIGKILL).await;
     assert_eq!(run.status.code(), None, "killed by a signal");
     let partial = rig.partial();
     assert!(partial.exists() && !rig.out.exists());
-    let rec = Recording::open(&partial).expect("the .partial of a killed run reads");
+    let (rec, frames, secs) = rig.checked(&partial, "the .partial of a killed run reads");
     assert!(rec.mfra.is_none());
-    let (frames, secs) = check_against_camera(&rec, &rig.cam);
     assert!(secs >= 4.0, "only {secs} s survived SIGKILL at 5 s");
     if let Some(decoded) = support::ffmpeg_decoded_video_frames(&partial) {
         assert_eq!(
@@ -142,57 +124,20 @@ async fn second_sigint_quits_at_once_keeping_fragments() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b_frames_are_recorded_in_presentation_order() {
     let rig = Rig::clip("h264_bframes.mp4").await;
-    let run = rig.record(&["--duration", "6"]).await;
-    assert!(run.status.success(), "{}", run.stderr);
-    let rec = Recording::open(&rig.out).expect("read");
+    rig.record(&["--duration", "6"]).await.assert_success();
     // Checks each frame's presentation time against the camera's.
-    let (frames, _) = check_against_camera(&rec, &rig.cam);
-    let samples: Vec<_> = rec.track_samples(1).cloned().collect();
-    assert!(
-        samples.iter().any(|s| s.cts_offset != 0),
-        "B-frames need composition offsets"
-    );
-    assert!(
-        samples.windows(2).all(|w| w[0].dts < w[1].dts),
-        "decode times increase"
-    );
-    let mut pts: Vec<i64> = samples.iter().map(|s| s.pts()).collect();
-    pts.sort_unstable();
-    pts.dedup();
-    assert_eq!(
-        pts.len(),
-        samples.len(),
-        "every frame has its own presentation time"
-    );
-
+    let (rec, frames, _) = rig.checked(&rig.out, "read");
+    support::check::check_b_frames_in_presentation_order(&rec, &rig.out);
     if let Some(decoded) = support::ffmpeg_decoded_video_frames(&rig.out) {
         assert_eq!(decoded as usize, frames);
-    }
-    if let Some(probed) = support::ffprobe_video_frames(&rig.out) {
-        let got: Vec<f64> = probed.iter().map(|f| f.pts_time).collect();
-        // The edit list makes the first frame present at 0 (A/V sync in ffmpeg-based players).
-        let start = rec.video_track().expect("video").media_start as i64;
-        assert!(start > 0, "B-frames need a presentation delay");
-        let want: Vec<f64> = pts.iter().map(|&p| (p - start) as f64 / 90_000.0).collect();
-        assert_eq!(got.len(), want.len());
-        for (g, w) in got.iter().zip(&want) {
-            assert!(
-                (g - w).abs() < 0.001,
-                "ffprobe presents {got:?}, expected {want:?}"
-            );
-        }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_b_frame_recording_presents_from_zero() {
     let rig = Rig::clip("h264_bframes.mp4").await;
-    let rec = rig.spawn(&[]);
-    rig.cam.wait_sent(3.0).await;
-    rec.signal(libc::SIGKILL);
-    rec.wait().await;
-    let rec = Recording::open(&rig.partial()).expect("read .partial");
-    let (frames, secs) = check_against_camera(&rec, &rig.cam);
+    rig.record_until_sent(3.0, libc::SIGKILL).await;
+    let (_, frames, secs) = rig.checked(&rig.partial(), "read .partial");
     assert!(secs >= 2.0, "{secs}");
     if let Some(probed) = support::ffprobe_video_frames(&rig.partial()) {
         // The edit list written while recording (duration 0: "to the end") must be honoured.
@@ -207,7 +152,7 @@ async fn killed_b_frame_recording_presents_from_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_sps_mid_stream_becomes_a_new_sample_description() {
-    support::record_parameter_change("h264_aac.mp4", "h264_alt.mp4").await;
+    support::check::record_parameter_change("h264_aac.mp4", "h264_alt.mp4").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,8 +168,7 @@ async fn dropped_connection_keeps_the_recording() {
         last.starts_with("error: ") && last.contains("rec.mp4"),
         "one-line error naming the file: {last}"
     );
-    let rec = Recording::open(&rig.out).expect("finished despite the drop");
-    let (_, secs) = check_against_camera(&rec, &rig.cam);
+    let (_, _, secs) = rig.checked(&rig.out, "finished despite the drop");
     assert!(secs >= 2.5, "{secs}");
 }
 
@@ -238,11 +182,9 @@ async fn stalled_camera_loses_nothing() {
     rig.cam.stall(Duration::from_secs(2));
     rig.cam.wait_sent(6.0).await;
     rec.signal(libc::SIGINT);
-    let run = rec.wait().await;
-    assert!(run.status.success(), "{}", run.stderr);
-    let rec = Recording::open(&rig.out).expect("read");
+    rec.wait().await.assert_success();
     // Every frame from the first to the last, across the stall (checked frame by frame).
-    let (_, secs) = check_against_camera(&rec, &rig.cam);
+    let (_, _, secs) = rig.checked(&rig.out, "read");
     assert!(secs >= 4.0, "{secs}");
 }
 
@@ -253,14 +195,12 @@ async fn silent_camera_ends_the_recording_after_the_stall_timeout() {
     rig.cam.wait_sent(2.0).await;
     rig.cam.stall(Duration::from_secs(30));
     let run = rec.wait().await;
-    assert_eq!(run.status.code(), Some(1), "{}", run.stderr);
-    let error = run.only_error();
+    let error = run.error_exit(1);
     assert!(
         error.contains("sent nothing for 1 s") && error.contains("rec.mp4 holds"),
         "{error}"
     );
-    let rec = Recording::open(&rig.out).expect("finished despite the stall");
-    let (_, secs) = check_against_camera(&rec, &rig.cam);
+    let (_, _, secs) = rig.checked(&rig.out, "finished despite the stall");
     assert!(secs >= 1.5, "{secs}");
 }
 
@@ -300,7 +240,7 @@ async fn wrong_password_is_one_clear_line_without_the_password() {
     )
     .wait()
     .await;
-    assert!(run.status.success(), "{}", run.stderr);
+    run.assert_success();
     assert!(!run.stderr.contains("right-horse"));
     assert!(Recording::open(&rig.out).is_ok());
 }
@@ -312,7 +252,7 @@ async fn existing_output_is_never_overwritten() {
     std::fs::write(&out, b"earlier recording").expect("write");
     let run = record(dir.path(), &["--url", "rtsp://127.0.0.1:9/x", "rec.mp4"]).await;
     assert_eq!(run.status.code(), Some(1));
-    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    run.assert_says("already exists");
     assert_eq!(std::fs::read(&out).expect("read"), b"earlier recording");
 }
 
@@ -341,7 +281,7 @@ async fn usage_errors_exit_2() {
         )
         .await;
         assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
-        assert!(run.stderr.contains("already passed"), "{}", run.stderr);
+        run.assert_says("already passed");
     }
 }
 
@@ -356,8 +296,7 @@ async fn unreachable_camera_is_one_line_exit_1() {
         .port();
     let url = format!("rtsp://127.0.0.1:{port}/x");
     let run = record(dir.path(), &["--url", &url, "o.mp4"]).await;
-    assert_eq!(run.status.code(), Some(1));
-    let error = run.only_error();
+    let error = run.error_exit(1);
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
     assert!(!dir.path().join("o.mp4.partial").exists());
 }
@@ -382,9 +321,8 @@ async fn recorder_runs_from_a_config_built_in_code() {
         .expect("recorded")
         .expect("started");
     assert_eq!(outcome.path, rig.out);
-    let rec = Recording::open(&rig.out).expect("finished file");
+    let (rec, frames, secs) = rig.checked(&rig.out, "finished file");
     assert!(rec.mfra.is_some());
-    let (frames, secs) = check_against_camera(&rec, &rig.cam);
     assert_eq!(outcome.stats.video_frames as usize, frames);
     assert!(secs >= 2.5, "{secs} s");
 }

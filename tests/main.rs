@@ -1,0 +1,24 @@
+//! The integration tests, built as one test binary (one link, one process to list; as ripgrep
+//! does it): `cargo nextest run` names each as `module::test`, e.g.
+//! `record::tcp_10s_every_frame_with_timing`.
+
+/// One test per row, `name: (args),`: an async test `name` (on tokio's multi-threaded runtime,
+/// two workers, as every test here) running `case(args).await`.
+macro_rules! cases {
+    ($case:path { $($name:ident: ($($arg:expr),* $(,)?),)* }) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $case($($arg),*).await;
+            }
+        )*
+    };
+}
+
+mod support;
+
+mod camera;
+mod codecs;
+mod interop;
+mod quirks;
+mod record;
