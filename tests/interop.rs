@@ -467,10 +467,17 @@ fn write_player_page(dir: &Path, file: &str) -> String {
 <script>
   const v = document.getElementById("v");
   let maxTime = 0, advances = 0;
-  const report = (extra) => {{ window.result = Object.assign({{ maxTime, advances, duration: v.duration }}, extra); }};
-  v.addEventListener("timeupdate", () => {{ if (v.currentTime > maxTime) {{ maxTime = v.currentTime; advances++; }} }});
+  const report = (extra) => {{
+    window.result = Object.assign({{ maxTime, advances, duration: v.duration }}, extra);
+  }};
+  v.addEventListener("timeupdate", () => {{
+    if (v.currentTime > maxTime) {{ maxTime = v.currentTime; advances++; }}
+  }});
   v.addEventListener("ended", () => report({{ ended: true, error: null }}));
-  v.addEventListener("error", () => report({{ ended: false, error: v.error ? `${{v.error.code}} ${{v.error.message}}` : "error" }}));
+  v.addEventListener("error", () => report({{
+    ended: false,
+    error: v.error ? `${{v.error.code}} ${{v.error.message}}` : "error",
+  }}));
   v.play().catch((e) => report({{ ended: false, error: `play(): ${{e}}` }}));
 </script>
 "#

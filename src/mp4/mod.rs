@@ -27,11 +27,12 @@
 //!
 //! # Structure
 //!
-//! Track state (`tracks.rs`) outlives a file: `video.rs` (keyframe gate, reorder window, decode times) and
-//! `audio.rs` (waiting for video, overlap), each on its timeline (`timeline.rs`). File state
-//! starts afresh with each file: `file.rs` (header region, cut rules), `fragment.rs` (`moof` +
-//! `mdat`), `header.rs` (`ftyp` + `moov`). `muxer.rs` passes samples from the first to the
-//! second. [`read`] reads recordings back; `index.rs` builds the `mfra` of a finished one.
+//! Track state (`tracks.rs`) outlives a file: `video.rs` (keyframe gate, reorder window,
+//! decode times) and `audio.rs` (waiting for video, overlap), each on its timeline
+//! (`timeline.rs`). File state starts afresh with each file: `file.rs` (header region, cut
+//! rules), `fragment.rs` (`moof` + `mdat`), `header.rs` (`ftyp` + `moov`). `muxer.rs` passes
+//! samples from the first to the second. [`read`] reads recordings back; `index.rs` builds the
+//! `mfra` of a finished one.
 //!
 //! # Timing
 //!
