@@ -9,6 +9,10 @@ use crate::source::Source;
 
 /// Default of [`RecorderConfig::stall_timeout`].
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default of [`RecorderConfig::reconnect_max_delay`].
+pub const DEFAULT_RECONNECT_MAX_DELAY: Duration = Duration::from_secs(10);
+/// Default of [`RecorderConfig::connect_timeout`].
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default of [`RecorderConfig::fragment_duration`].
 pub const DEFAULT_FRAGMENT_DURATION: Duration = Duration::from_secs(1);
 
@@ -24,8 +28,17 @@ pub struct RecorderConfig {
     pub start: Option<jiff::Zoned>,
     /// Stop after this long.
     pub duration: Option<Duration>,
-    /// Stop with an error (keeping the recording) when the camera sends nothing for this long.
+    /// The camera is gone when it sends no frame for this long.
     pub stall_timeout: Duration,
+    /// Reconnect when the connection drops, the stream ends or the camera goes silent; without
+    /// it, each of these ends the recording with an error.
+    pub reconnect: bool,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max_delay: Duration,
+    /// Give up (an error) after this long without a working connection.
+    pub give_up_after: Option<Duration>,
+    /// Longest wait for each step of connecting.
+    pub connect_timeout: Duration,
     /// Close a fragment once it holds this much media: the most a crash can lose.
     pub fragment_duration: Duration,
     /// How RTP travels.
@@ -56,6 +69,10 @@ impl RecorderConfig {
             start: None,
             duration: None,
             stall_timeout: DEFAULT_STALL_TIMEOUT,
+            reconnect: true,
+            reconnect_max_delay: DEFAULT_RECONNECT_MAX_DELAY,
+            give_up_after: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             fragment_duration: DEFAULT_FRAGMENT_DURATION,
             transport: Transport::Auto,
             video: StreamChoice::FirstStorable,

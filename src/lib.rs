@@ -16,4 +16,5 @@ pub mod recorder;
 pub(crate) mod rtsp;
 pub mod source;
 pub mod stop;
+mod throttle;
 pub mod timing;

@@ -3,8 +3,8 @@
 
 mod cli;
 mod cmd;
+mod logging;
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
@@ -14,14 +14,7 @@ use retina_record::stop;
 
 fn main() -> ExitCode {
     let args = Args::parse(); // exits with status 2 on bad usage, 0 for --help/--version
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    logging::init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

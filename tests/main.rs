@@ -22,3 +22,4 @@ mod codecs;
 mod interop;
 mod quirks;
 mod record;
+mod unattended;

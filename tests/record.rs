@@ -156,9 +156,9 @@ async fn new_sps_mid_stream_becomes_a_new_sample_description() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropped_connection_keeps_the_recording() {
+async fn no_reconnect_dropped_connection_ends_keeping_the_recording() {
     let rig = Rig::clip("h264_aac.mp4").await;
-    let rec = rig.spawn(&[]);
+    let rec = rig.spawn(&["--no-reconnect"]);
     rig.cam.wait_sent(3.0).await;
     rig.cam.drop_connections();
     let run = rec.wait().await;
@@ -189,9 +189,9 @@ async fn stalled_camera_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_camera_ends_the_recording_after_the_stall_timeout() {
+async fn no_reconnect_silent_camera_ends_the_recording_after_the_stall_timeout() {
     let rig = Rig::clip("h264_aac.mp4").await;
-    let rec = rig.spawn(&["--stall-timeout", "1s"]);
+    let rec = rig.spawn(&["--stall-timeout", "1s", "--no-reconnect"]);
     rig.cam.wait_sent(2.0).await;
     rig.cam.stall(Duration::from_secs(30));
     let run = rec.wait().await;
@@ -286,7 +286,7 @@ async fn usage_errors_exit_2() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unreachable_camera_is_one_line_exit_1() {
+async fn no_reconnect_unreachable_camera_is_one_line_exit_1() {
     let dir = tempfile::tempdir().expect("tempdir");
     // Bind then drop to get a port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -295,7 +295,7 @@ async fn unreachable_camera_is_one_line_exit_1() {
         .expect("addr")
         .port();
     let url = format!("rtsp://127.0.0.1:{port}/x");
-    let run = record(dir.path(), &["--url", &url, "o.mp4"]).await;
+    let run = record(dir.path(), &["--url", &url, "--no-reconnect", "o.mp4"]).await;
     let error = run.error_exit(1);
     assert!(error.contains(&format!("127.0.0.1:{port}")), "{error}");
     assert!(!dir.path().join("o.mp4.partial").exists());

@@ -12,7 +12,7 @@
 //!   timestamps start close to 2^32 so they wrap a few seconds in, as a long-running camera's do.
 //! * A sender report goes out for each stream once per second of media. Its NTP time comes from a
 //!   clock the caller sets: `ntp_base` is the NTP time of media time 0.
-//! * With `keep_log`, every frame's send time (after its last packet was handed to the socket)
+//! * With `keep_log`, every frame's send time (just before its last packet went to the socket)
 //!   and every SR is logged, for tests to compare with a recording.
 //! * Faults on demand: [`Camera::drop_connections`], [`Camera::stall`]; and the quirks real
 //!   cameras have, set up front with [`Quirks`].
@@ -55,6 +55,10 @@ pub struct CameraConfig {
     pub credentials: Option<(String, String)>,
     /// Keep a [`Log`] of every frame and sender report sent (grows without bound: for tests).
     pub keep_log: bool,
+    /// First RTP timestamp of the video and audio streams in every session.
+    pub rtp_start: [u32; 2],
+    /// SSRC of the video and audio streams.
+    pub ssrcs: [u32; 2],
     /// What real cameras do, on demand.
     pub quirks: Quirks,
 }
@@ -81,6 +85,22 @@ pub struct Quirks {
     /// From this time on, audio timestamps are this many seconds earlier (some servers' audio
     /// steps back ~20 ms).
     pub audio_step_back: Option<(f64, f64)>,
+    /// Start each session in the middle of its first frame, as a live broadcast joined late
+    /// does: its first packets are left out, with no gap in the sequence numbers.
+    pub start_mid_frame: bool,
+    /// The video frame due at this time is sent as fragmentation units without the first one
+    /// (no gap in the sequence numbers): a broken FU-A. It is not logged as sent.
+    pub broken_fu_a_at: Option<f64>,
+    /// From this time on, the video is one frame that never ends: FU-A fragments without an end
+    /// bit, one per frame due, and no audio.
+    pub endless_fu_a_at: Option<f64>,
+    /// From this time on, video packets carry another SSRC (a camera whose encoder restarted
+    /// under the same session). Frames sent after it are not logged.
+    pub ssrc_change_at: Option<f64>,
+    /// At this time, one malformed RTCP packet (a sender report cut short) on each stream.
+    pub malformed_rtcp_at: Option<f64>,
+    /// At this time, one malformed RTP packet (RTP version 1) on the video stream.
+    pub malformed_rtp_at: Option<f64>,
 }
 
 impl Quirks {
@@ -102,6 +122,8 @@ impl CameraConfig {
             audio: true,
             credentials: None,
             keep_log: false,
+            rtp_start: rtp::RTP_START,
+            ssrcs: rtp::SSRCS,
             quirks: Quirks::default(),
         }
     }
@@ -110,6 +132,8 @@ impl CameraConfig {
 /// A frame as the camera sent it.
 #[derive(Clone, Debug)]
 pub struct SentFrame {
+    /// Which session (PLAY) of the camera's, from 0.
+    pub session: usize,
     /// 0 video, 1 audio.
     pub stream: usize,
     /// The 32-bit RTP timestamp on the wire.
@@ -118,16 +142,20 @@ pub struct SentFrame {
     pub pts: i64,
     /// A video keyframe (every audio frame counts as one).
     pub keyframe: bool,
-    /// Wall time after its last packet was handed to the socket, NTP format.
+    /// Wall time just before its last packet was handed to the socket, NTP format: nothing
+    /// can have received the whole frame earlier.
     pub sent_ntp: u64,
 }
 
 /// A sender report as the camera sent it.
 #[derive(Clone, Debug)]
 pub struct SentReport {
+    /// Which session (PLAY) of the camera's, from 0.
+    pub session: usize,
     /// 0 video, 1 audio.
     pub stream: usize,
-    /// Video frames the camera had sent before this report: the index of the next one.
+    /// Video frames the camera had sent in this session before this report: the index of the
+    /// next one among them.
     pub after_video_frames: usize,
     /// The report's NTP timestamp field.
     pub ntp: u64,
@@ -147,8 +175,10 @@ pub struct Log {
 pub(crate) struct Shared {
     pub config: CameraConfig,
     log: Mutex<Log>,
-    /// Media seconds sent by the latest session.
-    pub progress: watch::Sender<f64>,
+    /// The latest session to send, and the media seconds it has sent.
+    pub progress: watch::Sender<(usize, f64)>,
+    /// Sessions (PLAYs) so far, all clients together.
+    pub sessions: std::sync::atomic::AtomicUsize,
     pub drop_all: Notify,
     pub stall_until: Mutex<Option<tokio::time::Instant>>,
 }
@@ -163,12 +193,15 @@ impl Shared {
 pub struct Camera {
     addr: SocketAddr,
     shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
+    /// The accepting task; `None` once stopped.
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Camera {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
         self.shared.drop_all.notify_waiters();
     }
 }
@@ -193,7 +226,8 @@ impl Camera {
         let shared = Arc::new(Shared {
             config,
             log: Mutex::new(Log::default()),
-            progress: watch::channel(0.0).0,
+            progress: watch::channel((0, 0.0)).0,
+            sessions: std::sync::atomic::AtomicUsize::new(0),
             drop_all: Notify::new(),
             stall_until: Mutex::new(None),
         });
@@ -219,7 +253,11 @@ impl Camera {
                 }
             }
         });
-        Ok(Camera { addr, shared, task })
+        Ok(Camera {
+            addr,
+            shared,
+            task: Some(task),
+        })
     }
 
     /// The URL to record: `rtsp://ADDR/demo`.
@@ -235,12 +273,31 @@ impl Camera {
     /// Waits until the current session has sent `secs` of media.
     pub async fn wait_sent(&self, secs: f64) {
         let mut rx = self.shared.progress.subscribe();
-        let _ = rx.wait_for(|&t| t >= secs).await;
+        let _ = rx.wait_for(|&(_, t)| t >= secs).await;
+    }
+
+    /// Waits until session `session` (counted from 0, all clients together) has sent `secs`
+    /// of media, or a later session has begun.
+    pub async fn wait_session_sent(&self, session: usize, secs: f64) {
+        let mut rx = self.shared.progress.subscribe();
+        let _ = rx
+            .wait_for(|&(s, t)| s > session || (s == session && t >= secs))
+            .await;
     }
 
     /// What was sent (empty unless `keep_log`).
     pub fn log(&self) -> MutexGuard<'_, Log> {
         self.shared.log()
+    }
+
+    /// Stops listening and closes every connection, as a camera that reboots does; returns
+    /// once its address is free again. Its log stays.
+    pub async fn stop(&mut self) {
+        self.shared.drop_all.notify_waiters();
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 
     /// Closes every client connection now.

@@ -11,14 +11,16 @@ use tokio::net::UdpSocket;
 use super::clip::{AudioCodec, ClipAudio};
 use crate::codec::VideoCodec;
 
-/// First RTP timestamp of each stream: they wrap a few seconds into the stream (not at the same
-/// second, so that no audio SR can be mistaken for a video one).
+/// First RTP timestamp of each stream, by default: they wrap a few seconds into the stream (not
+/// at the same second, so that no audio SR can be mistaken for a video one).
 pub(crate) const RTP_START: [u32; 2] = [u32::MAX - 2 * 90_000 + 1, u32::MAX - 3 * 16_000 + 1];
+/// Each stream's SSRC, by default.
 pub(crate) const SSRCS: [u32; 2] = [0x5649_4445, 0x4155_4449];
 pub(crate) const FIRST_SEQ: [u16; 2] = [65_000, 30_000];
 /// RTP payload type of the video stream (dynamic).
 const VIDEO_PAYLOAD_TYPE: u8 = 96;
-const MAX_PAYLOAD: usize = 1400;
+/// Longest RTP payload sent, by default.
+pub(crate) const MAX_PAYLOAD: usize = 1400;
 
 /// The write half of a client's RTSP connection, shared by the responses and the media.
 pub(crate) type Writer = Arc<tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>>;
@@ -48,23 +50,33 @@ pub(crate) fn audio_payload_type(audio: &ClipAudio) -> u8 {
 
 /// One stream's sender: where its packets go and its RTP state.
 pub(crate) struct RtpSender {
-    /// 0 video, 1 audio.
-    stream: usize,
     /// `None`: the client did not set this stream up.
     pub dest: Option<Dest>,
+    pub ssrc: u32,
+    /// Leave out this many of the next packets, without using up their sequence numbers: the
+    /// receiver sees no loss, just packets that do not fit (a broken fragmentation unit).
+    pub skip_next: usize,
+    /// Split NAL units longer than this into fragmentation units.
+    pub max_payload: usize,
     seq: u16,
     packets: u32,
     octets: u32,
+    /// When the latest packet with the marker bit (a frame's last) was about to be handed to
+    /// the socket, NTP format: no receiver can have the whole frame earlier.
+    pub last_marked_at: u64,
 }
 
 impl RtpSender {
-    pub(super) fn new(stream: usize, dest: Option<Dest>) -> RtpSender {
+    pub(super) fn new(stream: usize, dest: Option<Dest>, ssrc: u32) -> RtpSender {
         RtpSender {
-            stream,
             dest,
+            ssrc,
+            skip_next: 0,
+            max_payload: MAX_PAYLOAD,
             seq: FIRST_SEQ[stream],
             packets: 0,
             octets: 0,
+            last_marked_at: 0,
         }
     }
 
@@ -82,14 +94,16 @@ impl RtpSender {
         let header_len = codec.header_len();
         for (i, nal) in nals.iter().enumerate() {
             let last_nal = i + 1 == nals.len();
-            let fu = codec.fu_header(nal).filter(|_| nal.len() > MAX_PAYLOAD);
+            let fu = codec
+                .fu_header(nal)
+                .filter(|_| nal.len() > self.max_payload);
             let Some((fu_prefix, nal_type)) = fu else {
                 self.send(writer, VIDEO_PAYLOAD_TYPE, last_nal, rtp, nal, lose)
                     .await?;
                 continue;
             };
             let chunks: Vec<&[u8]> = nal[header_len..]
-                .chunks(MAX_PAYLOAD - header_len - 1)
+                .chunks(self.max_payload.saturating_sub(header_len + 1).max(1))
                 .collect();
             for (j, chunk) in chunks.iter().enumerate() {
                 let start = if j == 0 { 0x80 } else { 0 };
@@ -130,6 +144,18 @@ impl RtpSender {
         self.send(writer, pt, true, rtp, &payload, false).await
     }
 
+    /// One video packet with `payload` as it is.
+    pub(super) async fn send_payload(
+        &mut self,
+        writer: &Writer,
+        marker: bool,
+        ts: u32,
+        payload: &[u8],
+    ) -> anyhow::Result<()> {
+        self.send(writer, VIDEO_PAYLOAD_TYPE, marker, ts, payload, false)
+            .await
+    }
+
     async fn send(
         &mut self,
         writer: &Writer,
@@ -139,22 +165,54 @@ impl RtpSender {
         payload: &[u8],
         lose: bool,
     ) -> anyhow::Result<()> {
+        if self.skip_next > 0 {
+            self.skip_next -= 1;
+            return Ok(());
+        }
         let mut pkt = Vec::with_capacity(12 + payload.len());
         pkt.push(0x80);
         pkt.push(if marker { 0x80 | pt } else { pt });
         pkt.extend_from_slice(&self.seq.to_be_bytes());
         pkt.extend_from_slice(&ts.to_be_bytes());
-        pkt.extend_from_slice(&SSRCS[self.stream].to_be_bytes());
+        pkt.extend_from_slice(&self.ssrc.to_be_bytes());
         pkt.extend_from_slice(payload);
         self.seq = self.seq.wrapping_add(1);
+        if marker {
+            self.last_marked_at = super::ntp_now();
+        }
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(payload.len() as u32);
+        if lose {
+            return Ok(());
+        }
+        self.deliver(writer, &pkt, false).await
+    }
+
+    /// Hands `pkt` to the stream's RTP (or, with `rtcp`, RTCP) channel as it is; also for
+    /// packets broken on purpose.
+    pub(super) async fn deliver(
+        &self,
+        writer: &Writer,
+        pkt: &[u8],
+        rtcp: bool,
+    ) -> anyhow::Result<()> {
         match &self.dest {
-            _ if lose => Ok(()),
             None => Ok(()),
-            Some(Dest::Tcp { channel }) => send_interleaved(writer, *channel, &pkt).await,
-            Some(Dest::Udp { rtp, peer_rtp, .. }) => {
-                rtp.send_to(&pkt, peer_rtp).await?;
+            Some(Dest::Tcp { channel }) => {
+                send_interleaved(writer, channel + u8::from(rtcp), pkt).await
+            }
+            Some(Dest::Udp {
+                rtp,
+                rtcp: rtcp_socket,
+                peer_rtp,
+                peer_rtcp,
+            }) => {
+                let (socket, peer) = if rtcp {
+                    (rtcp_socket, peer_rtcp)
+                } else {
+                    (rtp, peer_rtp)
+                };
+                socket.send_to(pkt, peer).await?;
                 Ok(())
             }
         }
@@ -170,7 +228,7 @@ impl RtpSender {
         let mut sr = Vec::with_capacity(28);
         sr.extend_from_slice(&[0x80, 200, 0, 6]);
         for w in [
-            SSRCS[self.stream],
+            self.ssrc,
             (ntp >> 32) as u32,
             ntp as u32,
             rtp,
@@ -179,16 +237,7 @@ impl RtpSender {
         ] {
             sr.extend_from_slice(&w.to_be_bytes());
         }
-        match &self.dest {
-            None => Ok(()),
-            Some(Dest::Tcp { channel }) => send_interleaved(writer, channel + 1, &sr).await,
-            Some(Dest::Udp {
-                rtcp, peer_rtcp, ..
-            }) => {
-                rtcp.send_to(&sr, peer_rtcp).await?;
-                Ok(())
-            }
-        }
+        self.deliver(writer, &sr, true).await
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use super::Shared;
 use super::clip::AudioCodec;
-use super::rtp::{self, Dest, FIRST_SEQ, RTP_START, SSRCS, Writer};
+use super::rtp::{self, Dest, FIRST_SEQ, Writer};
 use super::schedule::Schedule;
 use crate::codec::VideoCodec;
 
@@ -149,7 +149,7 @@ impl Connection {
         track: usize,
         transport: &str,
     ) -> anyhow::Result<Option<(Dest, String)>> {
-        let ssrc = SSRCS[track];
+        let ssrc = self.shared.config.ssrcs[track];
         if let Some(il) = param(transport, "interleaved") {
             let channel = il
                 .split('-')
@@ -185,7 +185,7 @@ impl Connection {
         let infos: Vec<String> = (0..2)
             .filter(|&i| self.dests[i].is_some())
             .map(|i| {
-                let (seq, rtptime) = (FIRST_SEQ[i], RTP_START[i]);
+                let (seq, rtptime) = (FIRST_SEQ[i], self.shared.config.rtp_start[i]);
                 format!("url={base}/trackID={i};seq={seq};rtptime={rtptime}")
             })
             .collect();

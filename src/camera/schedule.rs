@@ -2,14 +2,15 @@
 //! faster), looping with continuing timestamps, a sender report per stream each second of
 //! media, and the configured quirks applied on the way out.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::clip::{AudioCodec, Clip, ClipAudio, ClipFrame};
-use super::rtp::{Dest, RTP_START, RtpSender, Writer};
-use super::{SentFrame, SentReport, Shared, ntp_now};
+use super::rtp::{self, Dest, RtpSender, Writer};
+use super::{SentFrame, SentReport, Shared};
 
 /// What happens next in a session: a video frame or an audio frame, with its index in the clip.
 enum Event<'a> {
@@ -30,27 +31,46 @@ pub(crate) struct Schedule {
     offset_90k: i64,
     lost_one: bool,
     keyframes_sent: usize,
+    /// Which of the camera's sessions this is.
+    session: usize,
+    video_frames_sent: usize,
+    broke_one: bool,
+    broke_rtcp: bool,
+    broke_rtp: bool,
+    /// Set once the `endless_fu_a_at` quirk has begun its never-ending frame.
+    endless_started: bool,
 }
 
 impl Schedule {
     pub(super) fn new(shared: Arc<Shared>, writer: Writer, dests: [Option<Dest>; 2]) -> Schedule {
         let [video, audio] = dests;
+        let ssrcs = shared.config.ssrcs;
+        let session = shared.sessions.fetch_add(1, Ordering::Relaxed);
         Schedule {
             shared,
             writer,
-            senders: [RtpSender::new(0, video), RtpSender::new(1, audio)],
+            senders: [
+                RtpSender::new(0, video, ssrcs[0]),
+                RtpSender::new(1, audio, ssrcs[1]),
+            ],
             t0: Instant::now(),
             next_report: [0; 2],
             offset_90k: 0,
             lost_one: false,
             keyframes_sent: 0,
+            session,
+            video_frames_sent: 0,
+            broke_one: false,
+            broke_rtcp: false,
+            broke_rtp: false,
+            endless_started: false,
         }
     }
 
     /// Sends until the connection fails (or the task is aborted).
     pub(super) async fn run(mut self) -> anyhow::Result<()> {
         let shared = self.shared.clone();
-        let _ = shared.progress.send(0.0);
+        let _ = shared.progress.send((self.session, 0.0));
         let mut first_loop = true;
         loop {
             for clip in &shared.config.clips {
@@ -65,6 +85,7 @@ impl Schedule {
                     let media = offset_secs + t;
                     self.pace(media).await;
                     self.send_reports(media, clip).await?;
+                    self.send_broken_packets(media).await?;
                     match event {
                         Event::Video(i, f) => self.send_video(i, f, clip, media).await?,
                         Event::Audio(i, a, audio) => {
@@ -72,7 +93,7 @@ impl Schedule {
                             self.send_audio(i, &a.1, audio, secs, media).await?;
                         }
                     }
-                    let _ = shared.progress.send(media);
+                    let _ = shared.progress.send((self.session, media));
                 }
                 self.offset_90k += clip.duration;
             }
@@ -132,7 +153,8 @@ impl Schedule {
 
     /// Each stream's sender reports due by `media`: one per second of media.
     async fn send_reports(&mut self, media: f64, clip: &Clip) -> anyhow::Result<()> {
-        for (stream, rtp_start) in RTP_START.into_iter().enumerate() {
+        let rtp_starts = self.shared.config.rtp_start;
+        for (stream, rtp_start) in rtp_starts.into_iter().enumerate() {
             if self.senders[stream].dest.is_none() {
                 continue;
             }
@@ -151,8 +173,13 @@ impl Schedule {
                     .await?;
                 if self.shared.config.keep_log {
                     let mut log = self.shared.log();
-                    let after_video_frames = log.frames.iter().filter(|f| f.stream == 0).count();
+                    let after_video_frames = log
+                        .frames
+                        .iter()
+                        .filter(|f| f.stream == 0 && f.session == self.session)
+                        .count();
                     log.reports.push(SentReport {
+                        session: self.session,
                         stream,
                         after_video_frames,
                         ntp,
@@ -165,8 +192,8 @@ impl Schedule {
         Ok(())
     }
 
-    /// Frame `i` of `clip`: parameter sets before a keyframe (as cameras send them), maybe lost
-    /// or followed by an empty access unit, as the quirks say.
+    /// Frame `i` of `clip`: parameter sets before a keyframe (as cameras send them), maybe lost,
+    /// broken or followed by an empty access unit, as the quirks say.
     async fn send_video(
         &mut self,
         i: usize,
@@ -177,9 +204,13 @@ impl Schedule {
         if self.senders[0].dest.is_none() {
             return Ok(());
         }
-        let quirks = &self.shared.config.quirks;
+        let shared = self.shared.clone();
+        let quirks = &shared.config.quirks;
         let pts = self.offset_90k + f.pts + (self.jump_at(media) * 90_000.0) as i64;
-        let rtp = RTP_START[0].wrapping_add(pts as u32);
+        let rtp = self.shared.config.rtp_start[0].wrapping_add(pts as u32);
+        if quirks.endless_fu_a_at.is_some_and(|at| media >= at) {
+            return self.send_endless_fragment(clip, f, rtp).await;
+        }
         let mut nals: Vec<&[u8]> = Vec::new();
         if f.keyframe {
             if self.keyframes_sent > 0 || !quirks.no_sdp_parameters {
@@ -190,26 +221,110 @@ impl Schedule {
         nals.extend(f.nals.iter().map(Vec::as_slice));
         let lose = !self.lost_one && quirks.lose_video_frame_at.is_some_and(|at| media >= at);
         self.lost_one |= lose;
-        let empty_after = quirks.empty_at(i);
+        let broken = self.break_frame(media, clip, &nals);
+        let changed_ssrc = quirks.ssrc_change_at.is_some_and(|at| media >= at);
         let sender = &mut self.senders[0];
+        if changed_ssrc {
+            sender.ssrc = self.shared.config.ssrcs[0] ^ 0xFFFF_FFFF;
+        }
         sender
             .send_video(&self.writer, clip.codec, rtp, &nals, lose)
             .await?;
-        if self.shared.config.keep_log && !lose {
+        sender.max_payload = rtp::MAX_PAYLOAD;
+        sender.skip_next = 0;
+        self.video_frames_sent += 1;
+        if self.shared.config.keep_log && !(lose || broken || changed_ssrc) {
             self.shared.log().frames.push(SentFrame {
+                session: self.session,
                 stream: 0,
                 rtp,
                 pts,
                 keyframe: f.keyframe,
-                sent_ntp: ntp_now(),
+                sent_ntp: self.senders[0].last_marked_at,
             });
         }
-        if empty_after {
+        if quirks.empty_at(i) {
             let filler = [clip.codec.filler_nal()];
-            let rtp = rtp.wrapping_add(1);
-            sender
-                .send_video(&self.writer, clip.codec, rtp, &filler, false)
+            self.senders[0]
+                .send_video(
+                    &self.writer,
+                    clip.codec,
+                    rtp.wrapping_add(1),
+                    &filler,
+                    false,
+                )
                 .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the quirks break the next frame, `nals`: it goes out in small fragmentation
+    /// units, its packets up to the first fragment of its last NAL unit left out without a gap
+    /// in the sequence numbers, so that the receiver meets the middle of a fragmented picture.
+    fn break_frame(&mut self, media: f64, clip: &Clip, nals: &[&[u8]]) -> bool {
+        const SMALL: usize = 300;
+        let quirks = &self.shared.config.quirks;
+        let mid_start = quirks.start_mid_frame && self.video_frames_sent == 0;
+        let broken_fu_a = !self.broke_one && quirks.broken_fu_a_at.is_some_and(|at| media >= at);
+        self.broke_one |= broken_fu_a;
+        if !(mid_start || broken_fu_a) {
+            return false;
+        }
+        let header = clip.codec.header_len();
+        let packets = |nal: &&[u8]| match nal.len() {
+            n if n <= SMALL => 1,
+            n => (n - header).div_ceil(SMALL - header - 1),
+        };
+        let before_last = nals
+            .split_last()
+            .map_or(0, |(_, rest)| rest.iter().map(packets).sum());
+        let sender = &mut self.senders[0];
+        sender.max_payload = SMALL;
+        sender.skip_next = before_last + 1;
+        true
+    }
+
+    /// One fragment of a frame that never ends: an FU-A with the start bit on the first, no end
+    /// bit ever, and the same timestamp throughout.
+    async fn send_endless_fragment(
+        &mut self,
+        clip: &Clip,
+        f: &ClipFrame,
+        rtp: u32,
+    ) -> anyhow::Result<()> {
+        let Some(nal) = f.nals.last() else {
+            return Ok(());
+        };
+        let Some((prefix, nal_type)) = clip.codec.fu_header(nal) else {
+            return Ok(());
+        };
+        let start = if self.endless_started { 0 } else { 0x80 };
+        self.endless_started = true;
+        let mut payload = prefix;
+        payload.push(start | nal_type);
+        payload.extend_from_slice(&nal[clip.codec.header_len()..]);
+        payload.truncate(rtp::MAX_PAYLOAD);
+        self.senders[0]
+            .send_payload(&self.writer, false, rtp, &payload)
+            .await
+    }
+
+    /// The malformed packets the quirks ask for at `media`.
+    async fn send_broken_packets(&mut self, media: f64) -> anyhow::Result<()> {
+        let quirks = &self.shared.config.quirks;
+        if !self.broke_rtcp && quirks.malformed_rtcp_at.is_some_and(|at| media >= at) {
+            self.broke_rtcp = true;
+            // A sender report whose length field says more than the packet holds.
+            let sr = [0x80, 200, 0, 6, 0, 0, 0, 1];
+            for sender in &self.senders {
+                sender.deliver(&self.writer, &sr, true).await?;
+            }
+        }
+        if !self.broke_rtp && quirks.malformed_rtp_at.is_some_and(|at| media >= at) {
+            self.broke_rtp = true;
+            // RTP version 1: no RTP receiver takes it.
+            let pkt = [0x40, 96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x65];
+            self.senders[0].deliver(&self.writer, &pkt, false).await?;
         }
         Ok(())
     }
@@ -223,10 +338,11 @@ impl Schedule {
         secs: f64,
         media: f64,
     ) -> anyhow::Result<()> {
-        if self.senders[1].dest.is_none() {
+        let quirks = &self.shared.config.quirks;
+        let endless = quirks.endless_fu_a_at.is_some_and(|at| media >= at);
+        if self.senders[1].dest.is_none() || endless {
             return Ok(());
         }
-        let quirks = &self.shared.config.quirks;
         let rate = f64::from(audio.rate);
         let mut secs = secs + self.jump_at(media);
         if let Some((at, by)) = quirks.audio_step_back
@@ -235,7 +351,7 @@ impl Schedule {
             secs -= by;
         }
         let pts = (secs * rate).round() as i64;
-        let rtp = RTP_START[1].wrapping_add(pts as u32);
+        let rtp = self.shared.config.rtp_start[1].wrapping_add(pts as u32);
         let empty = quirks.empty_at(i) && matches!(audio.codec, AudioCodec::Aac(_));
         let payload = if empty { &[][..] } else { frame };
         self.senders[1]
@@ -243,11 +359,12 @@ impl Schedule {
             .await?;
         if self.shared.config.keep_log {
             self.shared.log().frames.push(SentFrame {
+                session: self.session,
                 stream: 1,
                 rtp,
                 pts,
                 keyframe: true,
-                sent_ntp: ntp_now(),
+                sent_ntp: self.senders[1].last_marked_at,
             });
         }
         Ok(())

@@ -98,10 +98,27 @@ pub(crate) struct Args {
     #[arg(long, default_value = "auto")]
     pub transport: Transport,
 
-    /// Stop with an error (keeping the recording) when the camera sends nothing for this
-    /// long, so that a service manager can restart the recorder.
+    /// Treat the camera as gone when it sends no frame for this long: reconnect (with
+    /// --no-reconnect, stop with an error, keeping the recording).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse::duration)]
     pub stall_timeout: Duration,
+
+    /// Don't reconnect: a dropped connection, an ended stream or a silent camera ends the
+    /// recording (exit 1, file kept), as retina-record 0.2 did.
+    #[arg(long)]
+    pub no_reconnect: bool,
+
+    /// Longest wait between reconnection attempts (the first comes after 1 s, then doubling).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    pub reconnect_max_delay: Duration,
+
+    /// Exit with an error after this long without a working connection (default: never).
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub give_up_after: Option<Duration>,
+
+    /// Longest wait for each step of connecting: TCP connect and DESCRIBE, each SETUP, PLAY.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    pub connect_timeout: Duration,
 
     /// Close a fragment once it holds this much media: the most a crash can lose.
     #[arg(

@@ -36,6 +36,10 @@ pub(crate) fn config(args: &Args) -> Result<RecorderConfig> {
     };
     config.duration = args.duration;
     config.stall_timeout = args.stall_timeout;
+    config.reconnect = !args.no_reconnect;
+    config.reconnect_max_delay = args.reconnect_max_delay;
+    config.give_up_after = args.give_up_after;
+    config.connect_timeout = args.connect_timeout;
     config.fragment_duration = args.fragment_duration;
     config.transport = args.transport;
     config.video = stream_choice(args.no_video, args.video_stream);

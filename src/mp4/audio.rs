@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::timeline::{Step, Timeline, duration_ticks};
+use super::video::{Resume, Start, ntp_ticks};
 use super::{AudioConfig, AudioInput, Stats};
 
 /// At most this much audio is held while waiting for the first video keyframe.
@@ -39,6 +40,12 @@ pub(crate) struct AudioTrack {
     /// How much of the timeline's offset is shifts past overlaps, bounded by
     /// [`MAX_AUDIO_SHIFT`] and taken back at the next hole.
     shift: i64,
+    /// Receive time of the latest frame taken.
+    last_recv: u64,
+    /// Set between sessions: where the next session's audio may start, at the earliest.
+    resume: Option<Resume>,
+    /// The next sample follows an outage: it starts a new fragment.
+    gap_before_next: bool,
 }
 
 impl AudioTrack {
@@ -51,6 +58,9 @@ impl AudioTrack {
             pending: None,
             timeline: Timeline::new("audio", config.clock_rate),
             shift: 0,
+            last_recv: 0,
+            resume: None,
+            gap_before_next: false,
         }
     }
 
@@ -68,24 +78,43 @@ impl AudioTrack {
         }
     }
 
-    /// Starts the track at the instant the video started (`video_pts` at `video_rate`), and
-    /// returns the frames that waited for it. Both timestamps count from `RTP-Info`'s NPT 0.
-    pub(super) fn start_at(&mut self, video_pts: i64, video_rate: u32) -> VecDeque<AudioInput> {
-        let ticks = i128::from(video_pts) * i128::from(self.clock_rate);
-        self.base_pts = Some((ticks / i128::from(video_rate.max(1))) as i64);
+    /// Starts the track (or, after an outage, its next session) at the instant the video did:
+    /// `start` on the video's clock of `video_rate`. Returns the frames that waited for it. Both
+    /// streams' timestamps count from `RTP-Info`'s NPT 0.
+    pub(super) fn start_at(&mut self, start: Start, video_rate: u32) -> VecDeque<AudioInput> {
+        let convert = |ticks: i64| {
+            let t = i128::from(ticks) * i128::from(self.clock_rate);
+            (t / i128::from(video_rate.max(1))) as i64
+        };
+        self.base_pts = Some(convert(start.pts));
+        self.timeline.offset = convert(start.at);
+        if let Some(r) = self.resume.take() {
+            // Never before the audio already written.
+            self.timeline.offset = self.timeline.offset.max(r.end);
+            self.gap_before_next = true;
+        }
         std::mem::take(&mut self.waiting)
     }
 
     /// Takes a frame once the recording has started; returns the sample before it, whose
     /// duration this frame settles.
     pub(super) fn push(&mut self, frame: AudioInput, stats: &mut Stats) -> Option<AudioSample> {
+        if self.base_pts.is_none()
+            && let Some(r) = self.resume.take()
+        {
+            // Audio only, after an outage: as much later as the outage lasted.
+            let gap = ntp_ticks(frame.recv, r.last_recv, self.clock_rate);
+            self.timeline.offset = r.end.saturating_add(gap.max(0));
+            self.gap_before_next = true;
+        }
         let base = *self.base_pts.get_or_insert(frame.pts); // audio-only: starts here
+        self.last_recv = frame.recv;
         if frame.data.is_empty() || frame.samples == 0 {
             stats.dropped_empty += 1;
             return None;
         }
         let mut t = self.timeline.place(frame.pts, base);
-        let mut after_gap = false;
+        let mut after_gap = std::mem::take(&mut self.gap_before_next);
         if let Some(prev) = &self.pending {
             let prev_end = (prev.t as i64).saturating_add(i64::from(prev.duration));
             let step = self.timeline.step(t, prev_end);
@@ -144,8 +173,23 @@ impl AudioTrack {
         self.pending.take()
     }
 
-    /// Drops the frames an abandoned session left waiting.
-    pub(super) fn forget_waiting(&mut self) {
+    /// A new RTSP session begins: frames waiting for the video are forgotten (their timestamps
+    /// belong to another clock); if the track had started, returns its last sample, and its next
+    /// session starts no earlier than where this one ended.
+    pub(super) fn new_session(&mut self) -> Option<AudioSample> {
         self.waiting.clear();
+        let last = self.pending.take();
+        if self.base_pts.take().is_some() {
+            let end = last
+                .as_ref()
+                .map_or(0, |l| (l.t as i64).saturating_add(i64::from(l.duration)));
+            let previous = self.resume.map_or(0, |r| r.end);
+            self.resume = Some(Resume {
+                end: end.max(previous),
+                last_recv: self.last_recv,
+            });
+            self.shift = 0;
+        }
+        last
     }
 }

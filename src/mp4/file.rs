@@ -31,6 +31,8 @@ pub(crate) struct FileState {
     described: Option<usize>,
     video: TrackFragment,
     audio: TrackFragment,
+    /// Whether a video sample has gone into this file.
+    wrote_video: bool,
     /// Scratch buffer for moof + mdat header, reused across fragments.
     head_buf: Vec<u8>,
 }
@@ -45,6 +47,7 @@ impl FileState {
             described: None,
             video: TrackFragment::default(),
             audio: TrackFragment::default(),
+            wrote_video: false,
             head_buf: Vec::new(),
         }
     }
@@ -66,7 +69,12 @@ impl FileState {
             self.write_fragment(tracks, sink, stats)?;
         }
         match (sample, &tracks.video) {
-            (Ready::Video(s), Some(video)) => {
+            (Ready::Video(mut s), Some(video)) => {
+                // The first frame of a file and of a session name the session.
+                if s.starts_session || !self.wrote_video {
+                    s.timing.conn = Some(tracks.conn);
+                }
+                self.wrote_video = true;
                 stats.sender_reports += self.video.push_video(s, video, tracks.timing);
                 stats.video_frames += 1;
             }

@@ -85,6 +85,7 @@ const VIDEO_TRACK_ID: u32 = 1;
 const AUDIO_TRACK_ID: u32 = 2;
 
 /// What the recording contains, known before the first sample.
+#[derive(Clone)]
 pub(crate) struct Config {
     pub video: Option<VideoConfig>,
     pub audio: Option<AudioConfig>,
@@ -96,13 +97,14 @@ pub(crate) struct Config {
     pub creation_time: jiff::Timestamp,
 }
 
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct VideoConfig {
     pub codec: VideoCodec,
     /// RTP clock rate, also the track's timescale.
     pub clock_rate: u32,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct AudioConfig {
     pub clock_rate: u32,
     pub sample_entry: mp4_atom::Codec,
@@ -130,6 +132,9 @@ pub(crate) struct AudioInput {
     pub pts: i64,
     /// How long the frame plays, in the audio clock rate (AAC: 1024; PCM: samples per channel).
     pub samples: u32,
+    /// When its last packet was read (NTP format): places an audio-only recording's next
+    /// session after an outage.
+    pub recv: u64,
     pub data: Vec<u8>,
 }
 

@@ -5,7 +5,7 @@
 use super::audio::AudioTrack;
 use super::file::{FileState, Ready};
 use super::tracks::Tracks;
-use super::video::VideoTrack;
+use super::video::{Start, VideoTrack};
 use super::{AudioInput, Config, Error, Sink, Stats, VideoInput};
 
 /// Turns received frames into an initialization header and fragments.
@@ -22,6 +22,7 @@ impl Muxer {
                 video: config.video.as_ref().map(VideoTrack::new),
                 audio: config.audio.as_ref().map(AudioTrack::new),
                 timing: config.timing,
+                conn: 0,
             },
             file: FileState::new(config.fragment_duration, config.creation_time),
             stats: Stats::default(),
@@ -33,17 +34,21 @@ impl Muxer {
         self.file.has_output()
     }
 
-    /// Drops what an abandoned session left waiting, if recording has not started: its
-    /// timestamps belong to another timeline.
-    pub(crate) fn restart_before_start(&mut self) {
-        if let Some(video) = self.tracks.video.as_mut()
-            && video.restart_before_start()
-            && let Some(audio) = self.tracks.audio.as_mut()
-        {
-            audio.forget_waiting();
+    /// A new RTSP session begins, `conn` naming it (see `docs/timing-sei.md`): what the old
+    /// one left waiting is dropped or written, and the tracks continue after the outage once
+    /// the new session's first keyframe comes.
+    pub(crate) fn new_session(&mut self, conn: u64, sink: &mut dyn Sink) -> Result<(), Error> {
+        if let Some(video) = self.tracks.video.as_mut() {
+            video.new_session();
         }
+        self.write_ready_video(sink)?;
+        if let Some(last) = self.tracks.audio.as_mut().and_then(AudioTrack::new_session) {
+            self.file
+                .add(Ready::Audio(last), &self.tracks, sink, &mut self.stats)?;
+        }
+        self.tracks.conn = conn;
+        Ok(())
     }
-
     /// Takes a video frame, in decode order.
     pub(crate) fn push_video(
         &mut self,
@@ -53,9 +58,9 @@ impl Muxer {
         let Some(video) = self.tracks.video.as_mut() else {
             return Ok(());
         };
-        if let Some(pts) = video.push(frame, &mut self.stats) {
+        if let Some(start) = video.push(frame, &mut self.stats) {
             let clock_rate = video.clock_rate;
-            self.start_audio(pts, clock_rate, sink)?;
+            self.start_audio(start, clock_rate, sink)?;
         }
         self.write_ready_video(sink)
     }
@@ -94,11 +99,16 @@ impl Muxer {
     }
 
     /// Audio starts at the video's first keyframe, with the frames that waited for it.
-    fn start_audio(&mut self, pts: i64, clock_rate: u32, sink: &mut dyn Sink) -> Result<(), Error> {
+    fn start_audio(
+        &mut self,
+        start: Start,
+        clock_rate: u32,
+        sink: &mut dyn Sink,
+    ) -> Result<(), Error> {
         let Some(audio) = self.tracks.audio.as_mut() else {
             return Ok(());
         };
-        for frame in audio.start_at(pts, clock_rate) {
+        for frame in audio.start_at(start, clock_rate) {
             self.accept_audio(frame, sink)?;
         }
         Ok(())

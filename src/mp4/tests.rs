@@ -86,6 +86,7 @@ fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
                         timing: FrameTiming {
                             recv: 1000 + pts as u64,
                             rtp: pts as u32,
+                            conn: None,
                         },
                         sender_reports: if s.is_sync {
                             vec![SenderReport {
@@ -108,6 +109,7 @@ fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
                     AudioInput {
                         pts: s.dts as i64,
                         samples: s.duration,
+                        recv: 0,
                         data,
                     },
                     &mut sink,
@@ -344,10 +346,16 @@ fn muxer_survives_hostile_timestamps_and_frames() {
                 let frame = AudioInput {
                     pts: apts,
                     samples,
+                    recv: rng.next(),
                     data,
                 };
                 muxer.push_audio(frame, &mut sink).expect("push audio");
                 continue;
+            }
+            if rng.below(30) == 0 {
+                // A reconnection: a new session, its own clock.
+                muxer.new_session(i, &mut sink).expect("new session");
+                vpts = rng.next() as i64 >> rng.below(64);
             }
             vpts = vpts.saturating_add(steps[rng.below(steps.len())]);
             let (is_sync, data) = match rng.below(10) {
@@ -360,8 +368,9 @@ fn muxer_survives_hostile_timestamps_and_frames() {
                 is_sync,
                 sample_entry: (i == 0).then(|| Box::new(v.sample_entries[0].clone())),
                 timing: FrameTiming {
-                    recv: i,
+                    recv: rng.next(),
                     rtp: vpts as u32,
+                    conn: None,
                 },
                 sender_reports: Vec::new(),
                 data,

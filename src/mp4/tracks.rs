@@ -9,4 +9,6 @@ pub(crate) struct Tracks {
     pub audio: Option<AudioTrack>,
     /// Write the timing SEI on every video frame.
     pub timing: bool,
+    /// The current RTSP session, as the timing SEI names it.
+    pub conn: u64,
 }

@@ -22,8 +22,10 @@ pub(crate) struct VideoSample {
     pub is_sync: bool,
     /// 1-based index of its sample description.
     pub sample_description_index: u32,
-    /// First sample after a forward timestamp jump: starts a new fragment.
+    /// First sample after a forward timestamp jump or an outage: starts a new fragment.
     pub after_gap: bool,
+    /// First sample of an RTSP session: its timing names the session.
+    pub starts_session: bool,
     pub timing: FrameTiming,
     pub sender_reports: Vec<SenderReport>,
     pub data: Vec<u8>,
@@ -35,6 +37,25 @@ struct Windowed {
     frame: VideoInput,
     sdi: u32,
     after_gap: bool,
+    starts_session: bool,
+}
+
+/// Where a track stood when its session ended, to place the next session's first frame.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Resume {
+    /// End of the last frame on the track's timeline, in ticks.
+    pub end: i64,
+    /// When that frame was received (NTP format).
+    pub last_recv: u64,
+}
+
+/// Where a session's first frame went.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Start {
+    /// Its presentation time as received (retina's extended RTP time).
+    pub pts: i64,
+    /// Where it was placed on the track's timeline, in ticks.
+    pub at: i64,
 }
 
 pub(crate) struct VideoTrack {
@@ -66,6 +87,12 @@ pub(crate) struct VideoTrack {
     max_pts: Option<i64>,
     /// The recording began at an H.265 CRA picture and has seen no IRAP picture since.
     skip_rasl: bool,
+    /// Receive time of the latest frame admitted.
+    last_recv: u64,
+    /// Set between sessions: where the next session's first frame goes.
+    resume: Option<Resume>,
+    /// The next frame admitted starts a session (and, after an outage, follows a gap).
+    session_start: bool,
     /// Samples whose durations are known, in decode order, for the file.
     pub ready: VecDeque<VideoSample>,
 }
@@ -88,6 +115,9 @@ impl VideoTrack {
             timeline: Timeline::new("video", config.clock_rate),
             max_pts: None,
             skip_rasl: false,
+            last_recv: 0,
+            resume: None,
+            session_start: true,
             ready: VecDeque::with_capacity(REORDER_LOOKAHEAD + 2),
         }
     }
@@ -97,9 +127,9 @@ impl VideoTrack {
         self.base_pts.is_some()
     }
 
-    /// Takes a frame in decode order. Returns its presentation time when it starts the
-    /// recording, the instant the other tracks start at.
-    pub(super) fn push(&mut self, mut frame: VideoInput, stats: &mut Stats) -> Option<i64> {
+    /// Takes a frame in decode order. Returns where it went when it starts the recording or a
+    /// session: the instant the other tracks start at.
+    pub(super) fn push(&mut self, mut frame: VideoInput, stats: &mut Stats) -> Option<Start> {
         if let Some(entry) = frame.sample_entry.take() {
             self.describe(*entry, stats);
         }
@@ -109,16 +139,28 @@ impl VideoTrack {
         }
         let started = if self.base_pts.is_none() {
             self.base_pts = Some(frame.pts);
-            if stats.dropped_before_keyframe > 0 {
-                tracing::info!(
-                    "dropped {} video frame(s) received before the first keyframe",
-                    stats.dropped_before_keyframe
-                );
-            }
-            Some(frame.pts)
+            let at = match self.resume.take() {
+                // After an outage: as much later as the outage lasted, by the wall clock.
+                Some(r) => {
+                    let gap = ntp_ticks(frame.timing.recv, r.last_recv, self.clock_rate);
+                    r.end.saturating_add(gap.max(0))
+                }
+                None => {
+                    if stats.dropped_before_keyframe > 0 {
+                        tracing::info!(
+                            "dropped {} video frame(s) received before the first keyframe",
+                            stats.dropped_before_keyframe
+                        );
+                    }
+                    0
+                }
+            };
+            self.timeline.offset = at;
+            Some(Start { pts: frame.pts, at })
         } else {
             None
         };
+        self.last_recv = frame.timing.recv;
         self.enter_window(frame, stats);
         started
     }
@@ -167,7 +209,9 @@ impl VideoTrack {
         let mut pts = self
             .timeline
             .place(frame.pts, self.base_pts.unwrap_or(frame.pts));
-        let mut after_gap = false;
+        let starts_session = std::mem::take(&mut self.session_start);
+        // A session's first frame follows a gap, except the recording's very first.
+        let mut after_gap = starts_session && self.last_dts.is_some();
         if let Some(max) = self.max_pts {
             let step = self.timeline.step(pts, max);
             if step != Step::Steady {
@@ -192,6 +236,7 @@ impl VideoTrack {
             frame,
             sdi: self.current_sdi,
             after_gap,
+            starts_session,
         });
         if self.window.len() > REORDER_LOOKAHEAD {
             self.emit();
@@ -236,6 +281,7 @@ impl VideoTrack {
             is_sync: w.frame.is_sync,
             sample_description_index: w.sdi,
             after_gap: w.after_gap,
+            starts_session: w.starts_session,
             timing: w.frame.timing,
             sender_reports: w.frame.sender_reports,
             data: w.frame.data,
@@ -277,14 +323,33 @@ impl VideoTrack {
         }
     }
 
-    /// Forgets what an abandoned session left, if recording has not started: its timestamps
-    /// belong to another timeline. Returns whether it did.
-    pub(super) fn restart_before_start(&mut self) -> bool {
-        if self.started() {
-            return false;
-        }
+    /// A new RTSP session begins: what the old one left waiting is forgotten (its timestamps
+    /// belong to another clock); if recording had started, every frame held is made ready and
+    /// the next session's first keyframe will continue the timeline after the outage.
+    pub(super) fn new_session(&mut self) {
         self.carried_reports.clear();
         self.current_sdi = 0;
-        true
+        self.skip_rasl = false;
+        self.session_start = true;
+        if !self.started() {
+            return;
+        }
+        self.flush();
+        let end = self
+            .max_pts
+            .unwrap_or(0)
+            .saturating_add(i64::from(self.last_duration));
+        self.resume = Some(Resume {
+            end,
+            last_recv: self.last_recv,
+        });
+        self.base_pts = None;
+        self.max_pts = None;
     }
+}
+
+/// `later - earlier`, two NTP-format times, in ticks of `clock_rate`.
+pub(crate) fn ntp_ticks(later: u64, earlier: u64, clock_rate: u32) -> i64 {
+    let diff = i128::from(later) - i128::from(earlier);
+    ((diff * i128::from(clock_rate)) >> 32) as i64
 }

@@ -14,8 +14,10 @@ use crate::mp4::{self, AudioInput, Muxer, Stats, VideoInput};
 pub(crate) enum Message {
     Video(VideoInput),
     Audio(AudioInput),
-    /// The session was replaced before recording started: drop what the old one left.
-    Restart,
+    /// A new RTSP session of the same recording begins; `conn` names it in the timing data.
+    NewSession {
+        conn: u64,
+    },
 }
 
 /// What a finished recording reports.
@@ -25,6 +27,8 @@ pub struct Outcome {
     pub path: PathBuf,
     /// What went into it.
     pub stats: Stats,
+    /// How many times the recorder reconnected to the camera.
+    pub reconnects: u64,
 }
 
 /// The session's end of the writer: a bounded queue in, a result out.
@@ -117,10 +121,7 @@ fn write_recording(
         let result = match msg {
             Message::Video(f) => muxer.push_video(f, file.sink()),
             Message::Audio(f) => muxer.push_audio(f, file.sink()),
-            Message::Restart => {
-                muxer.restart_before_start();
-                Ok(())
-            }
+            Message::NewSession { conn } => muxer.new_session(conn, file.sink()),
         };
         if let Err(e) = result {
             // Close the queue first so the session notices at once.
@@ -140,5 +141,6 @@ fn write_recording(
     Ok(Outcome {
         path: file.finish()?,
         stats,
+        reconnects: 0,
     })
 }

@@ -10,6 +10,7 @@ use crate::codec::audio::AudioFormat;
 use crate::mp4::{AudioInput, VideoInput, entry};
 use crate::output::Message;
 use crate::rtsp::select::Selection;
+use crate::throttle::{Throttle, more};
 use crate::timing::sei::{self, FrameTiming, SenderReport};
 
 /// The state that turns one recording's retina items into writer messages; it outlives the
@@ -24,8 +25,10 @@ pub(crate) struct FrameMapper {
     pub video_frames: u64,
     last_video_ts: Option<retina::Timestamp>,
     last_audio_ts: Option<retina::Timestamp>,
-    /// RTP packets lost so far (with `--allow-loss`).
+    /// RTP packets lost so far (with `--allow-loss`), after each stream's first frame of a
+    /// session: loss before it is only where the session joined the stream.
     pub lost_packets: u64,
+    loss_warnings: Throttle,
 }
 
 impl FrameMapper {
@@ -40,17 +43,21 @@ impl FrameMapper {
             last_video_ts: None,
             last_audio_ts: None,
             lost_packets: 0,
+            loss_warnings: Throttle::new(),
         }
     }
 
-    /// Forgets what belonged to an abandoned session.
-    pub(super) fn restart(&mut self) {
+    /// A new session of the same recording: its streams, parameters and clocks start afresh.
+    pub(super) fn new_session(&mut self, selection: &Selection) {
+        self.video_stream = selection.video.map(|v| v.0);
+        if let Some(audio) = &selection.audio {
+            self.audio_format = audio.2;
+        }
         self.need_sample_entry = true;
         self.pending_reports.clear();
         self.last_video_ts = None;
         self.last_audio_ts = None;
     }
-
     /// The message for the writer that `item` makes, if any.
     pub(super) fn map(
         &mut self,
@@ -98,6 +105,7 @@ impl FrameMapper {
         let timing = FrameTiming {
             recv: sei::ntp_from_system_time(f.end_ctx().received_wall().into()),
             rtp: f.timestamp().timestamp() as u32,
+            conn: None,
         };
         Ok(Message::Video(VideoInput {
             pts: f.timestamp().elapsed(),
@@ -143,12 +151,14 @@ impl FrameMapper {
         Ok(Message::Audio(AudioInput {
             pts: f.timestamp().elapsed(),
             samples,
+            recv: sei::ntp_from_system_time(f.ctx().received_wall().into()),
             data,
         }))
     }
 
-    /// Counts lost packets; without `--allow-loss`, loss after the first frame is an error
-    /// naming the gap: the frames on either side, as RTP times and seconds into the stream.
+    /// Counts lost packets; without `--allow-loss`, loss after the stream's first frame is an
+    /// error naming the gap: the frames on either side, as RTP times and seconds into the
+    /// stream. Loss before it is only where the session joined the stream.
     fn check_loss(&mut self, loss: u16, kind: &str, ts: retina::Timestamp) -> anyhow::Result<()> {
         let previous = match kind {
             "video" => self.last_video_ts.replace(ts),
@@ -157,19 +167,27 @@ impl FrameMapper {
         if loss == 0 {
             return Ok(());
         }
-        self.lost_packets += u64::from(loss);
-        // Loss before the first frame is just joining mid-stream.
-        match previous {
-            Some(prev) if !self.allow_loss => bail!(
+        let Some(prev) = previous else {
+            tracing::debug!("lost {loss} RTP packet(s) before the {kind} frame at {ts}");
+            return Ok(());
+        };
+        let (from, to) = (prev.timestamp() as u32, ts.timestamp() as u32);
+        if !self.allow_loss {
+            bail!(
                 "lost {loss} RTP packet(s) of the {kind} stream between its frames at RTP time \
-                 {} ({:.3} s into the stream) and {} ({:.3} s); pass --allow-loss to record \
-                 through loss",
-                prev.timestamp() as u32,
+                 {from} ({:.3} s into the stream) and {to} ({:.3} s); pass --allow-loss to \
+                 record through loss",
                 prev.elapsed_secs(),
-                ts.timestamp() as u32,
                 ts.elapsed_secs()
-            ),
-            _ => tracing::debug!("lost {loss} RTP packet(s) before the {kind} frame at {ts}"),
+            );
+        }
+        self.lost_packets += u64::from(loss);
+        if let Some(held_back) = self.loss_warnings.hit() {
+            tracing::warn!(
+                "lost {loss} RTP packet(s) of the {kind} stream between its frames at RTP time \
+                 {from} and {to}; recording through (--allow-loss){}",
+                more(held_back)
+            );
         }
         Ok(())
     }

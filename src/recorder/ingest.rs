@@ -1,14 +1,27 @@
 //! One RTSP session's life: items from retina to the writer, without ever waiting for the disk,
 //! until something ends it — a stop, the deadline, a silent camera, the writer, the stream.
+//!
+//! A bad packet is not the end of a session: retina's depacketizers drop the access unit they
+//! were building and start afresh after an error ("so the caller can try to recover"), so the
+//! ingest logs it (throttled), counts it, and goes on; what it costs is the frames up to the
+//! next access-unit boundary. Only a run of errors with nothing good between them ends the
+//! session.
+
+use std::time::Duration;
 
 use futures::StreamExt as _;
 use retina::client::Demuxed;
+use retina::codec::CodecItem;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::frames::FrameMapper;
-use crate::error::Error;
-use crate::output::{Message, SendError, Writer};
+use crate::error::{Error, one_line};
+use crate::output::{SendError, Writer};
+use crate::throttle::{Throttle, more};
+
+/// This many retina errors in a row, with no good item between them, end the session.
+const MAX_ERRORS_IN_A_ROW: u32 = 50;
 
 /// Why a session's ingest ended.
 pub(crate) enum End {
@@ -16,11 +29,11 @@ pub(crate) enum End {
     Stopped,
     /// The writer stopped on its own; its error comes from finishing it.
     WriterFailed,
-    /// Retina reported an error on the stream (which may be worth a fresh session).
-    Broken(retina::Error),
-    /// The recording cannot go on: the camera went away or went silent, packets were lost, the
-    /// disk fell behind.
-    Failed(Error),
+    /// The session is gone (the connection dropped, the stream ended, the camera went silent,
+    /// or sent nothing but errors): a new one may work.
+    Dropped(Error),
+    /// The recording cannot go on: packets lost without `--allow-loss`, the disk falling behind.
+    Fatal(Error),
 }
 
 /// What one session's ingest works with.
@@ -29,74 +42,132 @@ pub(crate) struct Ingest<'a> {
     pub mapper: &'a mut FrameMapper,
     pub stop: &'a mut watch::Receiver<bool>,
     pub deadline: Option<Instant>,
-    pub stall_timeout: std::time::Duration,
+    pub stall_timeout: Duration,
     /// `host:port`, for messages.
     pub camera: &'a str,
+    /// Bad packets skipped over (the whole recording's).
+    pub bad_packets: &'a mut u64,
+    pub bad_packet_warnings: &'a mut Throttle,
+}
+
+/// What a session brought.
+#[derive(Default)]
+pub(crate) struct Report {
+    /// Audio and video frames.
+    pub frames: u64,
 }
 
 impl Ingest<'_> {
     /// Moves `session`'s items to the writer until something ends it.
-    pub(super) async fn run(&mut self, session: &mut Demuxed) -> End {
+    pub(super) async fn run(&mut self, session: &mut Demuxed) -> (End, Report) {
+        let mut report = Report::default();
         let stall = tokio::time::sleep(self.stall_timeout);
         tokio::pin!(stall);
-        let mut last_item = Instant::now();
-        loop {
+        let mut last_frame = Instant::now();
+        // Items since the last frame: RTCP, and errors (packets that completed nothing).
+        let mut other_items = 0u64;
+        let mut errors_in_a_row = 0;
+        let end = loop {
             tokio::select! {
                 biased;
-                Ok(()) = self.stop.changed() => return End::Stopped,
+                Ok(()) = self.stop.changed() => break End::Stopped,
                 _ = sleep_until(self.deadline) => {
                     tracing::info!("--duration reached");
-                    return End::Stopped;
+                    break End::Stopped;
                 }
                 () = &mut stall => {
-                    // Re-armed lazily: items only note their time, the timer checks it.
-                    let quiet_until = last_item + self.stall_timeout;
+                    // Re-armed lazily: frames only note their time, the timer checks it.
+                    let quiet_until = last_frame + self.stall_timeout;
                     if quiet_until > Instant::now() {
                         stall.as_mut().reset(quiet_until);
                         continue;
                     }
-                    return End::Failed(Error::failure(anyhow::anyhow!(
-                        "camera {} sent nothing for {:.0} s (--stall-timeout)",
-                        self.camera,
-                        self.stall_timeout.as_secs_f64()
-                    )));
+                    break End::Dropped(self.silent(other_items));
                 }
-                _ = self.writer.failed() => return End::WriterFailed,
+                _ = self.writer.failed() => break End::WriterFailed,
                 item = session.next() => match item {
                     None => {
                         let ended = anyhow::anyhow!("camera {} ended the stream", self.camera);
-                        return End::Failed(Error::failure(ended));
+                        break End::Dropped(Error::failure(ended));
                     }
-                    Some(Err(e)) => return End::Broken(e),
+                    Some(Err(e)) => {
+                        errors_in_a_row += 1;
+                        other_items += 1;
+                        if let Some(end) = self.bad_packet(&e, errors_in_a_row) {
+                            break end;
+                        }
+                    }
                     Some(Ok(item)) => {
-                        last_item = Instant::now();
-                        if let Err(e) = self.forward(item, session) {
-                            return End::Failed(e);
+                        errors_in_a_row = 0;
+                        if matches!(item, CodecItem::VideoFrame(_) | CodecItem::AudioFrame(_)) {
+                            last_frame = Instant::now();
+                            other_items = 0;
+                            report.frames += 1;
+                        } else {
+                            other_items += 1;
+                        }
+                        if let Err(end) = self.forward(item, session) {
+                            break end;
                         }
                     }
                 },
             }
-        }
+        };
+        (end, report)
     }
 
-    fn forward(&mut self, item: retina::codec::CodecItem, session: &Demuxed) -> Result<(), Error> {
-        let Some(message) = self.mapper.map(item, session)? else {
-            return Ok(());
+    /// Why the stall timer fired: nothing at all came, or things came but no frame completed.
+    fn silent(&self, other_items: u64) -> Error {
+        let secs = self.stall_timeout.as_secs_f64();
+        let camera = self.camera;
+        Error::failure(if other_items == 0 {
+            anyhow::anyhow!("camera {camera} sent nothing for {secs:.0} s (--stall-timeout)")
+        } else {
+            anyhow::anyhow!(
+                "camera {camera} completed no frame for {secs:.0} s (--stall-timeout), though \
+                 its packets or reports kept arriving"
+            )
+        })
+    }
+
+    /// Skips over a bad packet, or ends the session after a run of them.
+    fn bad_packet(&mut self, e: &retina::Error, errors_in_a_row: u32) -> Option<End> {
+        let what = one_line(&e.to_string());
+        if errors_in_a_row >= MAX_ERRORS_IN_A_ROW {
+            return Some(End::Dropped(Error::failure(anyhow::anyhow!(
+                "camera {}: {errors_in_a_row} errors in a row, the last: {what}",
+                self.camera
+            ))));
+        }
+        *self.bad_packets += 1;
+        if let Some(held_back) = self.bad_packet_warnings.hit() {
+            tracing::warn!(
+                "camera {}: {}; skipping to the next frame{}",
+                self.camera,
+                what.split("; ").next().unwrap_or_default(),
+                more(held_back)
+            );
+        }
+        tracing::debug!("camera {}: {what}", self.camera);
+        None
+    }
+
+    fn forward(&mut self, item: CodecItem, session: &Demuxed) -> Result<(), End> {
+        let message = match self.mapper.map(item, session) {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(End::Fatal(Error::failure(e))),
         };
         match self.writer.send(message) {
             Ok(()) => Ok(()),
-            Err(SendError::QueueFull { capacity }) => Err(Error::failure(anyhow::anyhow!(
-                "the disk is not keeping up: {capacity} frames are waiting to be written"
-            ))),
+            Err(SendError::QueueFull { capacity }) => {
+                Err(End::Fatal(Error::failure(anyhow::anyhow!(
+                    "the disk is not keeping up: {capacity} frames are waiting to be written"
+                ))))
+            }
             // The writer's own error is reported when it is finished.
             Err(SendError::WriterGone) => Ok(()),
         }
-    }
-
-    /// Tells the writer that the session was replaced before recording started.
-    pub(super) fn restart(&mut self) -> Result<(), SendError> {
-        self.mapper.restart();
-        self.writer.send(Message::Restart)
     }
 }
 

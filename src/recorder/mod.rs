@@ -4,6 +4,7 @@
 //! owns the recording across RTSP sessions; each session's ingest (`ingest.rs`) moves retina's
 //! items, turned into muxer inputs by the frame mapper (`frames.rs`), to the writer thread.
 
+mod backoff;
 mod frames;
 mod ingest;
 mod supervisor;
@@ -20,8 +21,8 @@ use crate::source::redacted;
 pub use crate::output::Outcome;
 
 /// Records as `config` says until stopped (a `true` on `stop`), the configured duration, or a
-/// failure, which still finishes the file. `Ok(None)`: stopped before the start time, nothing
-/// recorded.
+/// failure that no reconnection fixes, which still finishes the file. `Ok(None)`: stopped
+/// before anything was recorded.
 pub async fn record(
     config: RecorderConfig,
     mut stop: watch::Receiver<bool>,
@@ -51,7 +52,7 @@ pub async fn record(
         }
     }
     let result = supervisor::supervise(&config, &out, stop).await;
-    result.map(Some).map_err(|e| e.scrub(source.secret()))
+    result.map_err(|e| e.scrub(source.secret()))
 }
 
 /// Logs what a recording wrote and what it had to drop or correct.

@@ -1,9 +1,11 @@
-//! One camera's recording across sessions: connect, ingest until something ends it, decide what
-//! comes next, and finish the file whatever happened.
+//! One camera's recording across RTSP sessions: connect, ingest until something ends the
+//! session, then reconnect with back-off (or, with `--no-reconnect` or an error no retry can
+//! fix, stop), writing every session into the same recording; finish the file whatever
+//! happened.
 //!
-//! Joining a live broadcast (VLC's, say) mid-frame makes retina's depacketizer fail on the
-//! first packets; before any video frame that is worth a fresh session rather than the
-//! recording, so the supervisor opens up to [`MAX_START_ATTEMPTS`] sessions into one file.
+//! An outage is a gap in the recording's timeline as long as it lasted by the wall clock; each
+//! session is named in the timing data (`docs/timing-sei.md`, `conn`), because each has its own
+//! RTP clock.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,79 +13,279 @@ use std::time::Duration;
 
 use retina::client::{Demuxed, SessionGroup};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
+use super::backoff::Backoff;
 use super::frames::FrameMapper;
 use super::ingest::{End, Ingest};
 use super::{Outcome, log_outcome};
 use crate::config::RecorderConfig;
-use crate::error::{Error, Result, one_line};
+use crate::error::{Error, Result};
 use crate::mp4;
-use crate::output::Writer;
-use crate::rtsp::connect::{self, camera_error};
+use crate::output::{Message, Writer};
+use crate::rtsp::connect;
 use crate::rtsp::select::Selection;
+use crate::throttle::{Throttle, more};
+use crate::timing::sei;
 
 /// Frames that may wait for the disk before recording stops with an error: at 30 fps video
 /// plus 50 audio frames/s, about 25 s of slack.
 const WRITER_QUEUE_FRAMES: usize = 2048;
 
-/// Sessions tried before the first video frame.
-const MAX_START_ATTEMPTS: u32 = 5;
+/// Failed attempts in a row that are each logged; after them, one line a minute.
+const LOGGED_ATTEMPTS: u32 = 5;
 
-/// Records `config`'s camera into `out` until stopped, the deadline, or a failure; the file
-/// is finished in every case.
+/// What comes next, after a step.
+enum Next<T> {
+    Go(T),
+    /// A stop signal or the deadline.
+    Stop,
+    /// Try again (if reconnecting).
+    Retry(Error),
+    /// The end: no retry can help.
+    Fatal(Error),
+}
+
+/// The recording of one camera, across sessions.
+struct Supervisor<'a> {
+    config: &'a RecorderConfig,
+    out: &'a Path,
+    camera: String,
+    stop: watch::Receiver<bool>,
+    deadline: Option<Instant>,
+    group: Arc<SessionGroup>,
+    backoff: Backoff,
+    /// Created with the first session that opens: its streams decide the tracks.
+    writer: Option<(Writer, FrameMapper, mp4::Config)>,
+    sessions: u64,
+    /// When the last session that delivered frames ended (or the recorder started).
+    last_working: Instant,
+    failures_in_a_row: u32,
+    retry_warnings: Throttle,
+    bad_packets: u64,
+    bad_packet_warnings: Throttle,
+    /// Why the latest attempt failed, for a deadline that passes during an outage.
+    last_error: Option<Error>,
+}
+
+/// Records `config`'s camera into `out` until stopped, the deadline, or a failure no retry
+/// fixes; the file is finished in every case. `Ok(None)`: stopped before anything was recorded.
 pub(crate) async fn supervise(
     config: &RecorderConfig,
     out: &Path,
-    mut stop: watch::Receiver<bool>,
-) -> Result<Outcome> {
-    let camera = config.source.host_port();
-    let group = Arc::new(SessionGroup::default());
-    let (mut session, selection) = tokio::select! {
-        r = connect::open(config, &group) => r?,
-        Ok(()) = stop.changed() => {
-            let stopped = anyhow::anyhow!("stopped while connecting to camera {camera}");
-            return Err(Error::failure(stopped));
-        }
+    stop: watch::Receiver<bool>,
+) -> Result<Option<Outcome>> {
+    let mut s = Supervisor {
+        config,
+        out,
+        camera: config.source.host_port(),
+        stop,
+        deadline: config.duration.map(|d| Instant::now() + d),
+        group: Arc::new(SessionGroup::default()),
+        backoff: Backoff::new(config.reconnect_max_delay),
+        writer: None,
+        sessions: 0,
+        last_working: Instant::now(),
+        failures_in_a_row: 0,
+        retry_warnings: Throttle::new(),
+        bad_packets: 0,
+        bad_packet_warnings: Throttle::new(),
+        last_error: None,
     };
-    let muxing = mp4_config(config, &selection, &session);
-    let mut writer = Writer::start(out, muxing, WRITER_QUEUE_FRAMES)?;
-    let mut mapper = FrameMapper::new(&selection, config.allow_loss);
-    let mut ingest = Ingest {
-        writer: &mut writer,
-        mapper: &mut mapper,
-        stop: &mut stop,
-        deadline: config.duration.map(|d| tokio::time::Instant::now() + d),
-        stall_timeout: config.stall_timeout,
-        camera: &camera,
-    };
-    let mut attempts = 1;
-    let failure = loop {
-        match ingest.run(&mut session).await {
-            End::Stopped | End::WriterFailed => break None,
-            End::Broken(e) if ingest.mapper.video_frames == 0 && attempts < MAX_START_ATTEMPTS => {
-                attempts += 1;
-                tracing::warn!(
-                    "camera {camera}: stream broke before the first frame ({}); \
-                     reconnecting (attempt {attempts} of {MAX_START_ATTEMPTS})",
-                    one_line(&e.to_string())
-                        .split("; ")
-                        .next()
-                        .unwrap_or_default()
-                );
-                if ingest.restart().is_err() {
-                    break None;
-                }
-                session = match connect::open(config, &group).await {
-                    Ok((s, _)) => s,
-                    Err(e) => break Some(e),
-                };
+    let failure = s.run().await;
+    s.finish(failure).await
+}
+
+impl Supervisor<'_> {
+    /// Sessions until the end; `Some`: the failure that ended the recording.
+    async fn run(&mut self) -> Option<Error> {
+        loop {
+            let why = match self.connect().await {
+                Next::Go((session, selection)) => match self.record(session, selection).await {
+                    Next::Go(()) | Next::Stop => return None,
+                    Next::Retry(e) => e,
+                    Next::Fatal(e) => return Some(e),
+                },
+                Next::Stop => return None,
+                Next::Retry(e) => e,
+                Next::Fatal(e) => return Some(e),
+            };
+            if !self.config.reconnect {
+                return Some(why);
             }
-            End::Broken(e) => break Some(camera_error(&e, &config.source)),
-            End::Failed(e) => break Some(e),
+            if let Some(limit) = self.config.give_up_after
+                && self.last_working.elapsed() >= limit
+            {
+                return Some(Error::failure(anyhow::anyhow!(
+                    "no working connection to camera {} for {:.0} s (--give-up-after); the last \
+                     attempt: {why}",
+                    self.camera,
+                    limit.as_secs_f64()
+                )));
+            }
+            if !self.wait_to_retry(why).await {
+                return None;
+            }
         }
-    };
-    let lost_packets = mapper.lost_packets;
-    finish(writer, session, &group, lost_packets, failure).await
+    }
+
+    /// Opens a session, unless stopped first.
+    async fn connect(&mut self) -> Next<(Demuxed, Selection)> {
+        tokio::select! {
+            biased;
+            Ok(()) = self.stop.changed() => Next::Stop,
+            _ = sleep_until(self.deadline) => {
+                tracing::info!("--duration reached");
+                Next::Stop
+            }
+            opened = connect::open(self.config, &self.group, self.sessions > 0) => match opened {
+                Ok(s) => Next::Go(s),
+                Err(e) if e.permanent => Next::Fatal(e.error),
+                Err(e) => Next::Retry(e.error),
+            },
+        }
+    }
+
+    /// Records one session into the recording until it ends.
+    async fn record(&mut self, mut session: Demuxed, selection: Selection) -> Next<()> {
+        let muxing = mp4_config(self.config, &selection, &session);
+        if let Err(e) = self.start_session(&selection, muxing) {
+            return Next::Fatal(e);
+        }
+        let Some((writer, mapper, _)) = self.writer.as_mut() else {
+            return Next::Stop;
+        };
+        let mut ingest = Ingest {
+            writer,
+            mapper,
+            stop: &mut self.stop,
+            deadline: self.deadline,
+            stall_timeout: self.config.stall_timeout,
+            camera: &self.camera,
+            bad_packets: &mut self.bad_packets,
+            bad_packet_warnings: &mut self.bad_packet_warnings,
+        };
+        let (end, report) = ingest.run(&mut session).await;
+        drop(session); // its TEARDOWN goes out in the background (the session group)
+        if report.frames > 0 {
+            self.backoff.reset();
+            self.failures_in_a_row = 0;
+            self.last_working = Instant::now();
+        }
+        match end {
+            End::Stopped | End::WriterFailed => Next::Stop,
+            End::Dropped(e) => Next::Retry(e),
+            End::Fatal(e) => Next::Fatal(e),
+        }
+    }
+
+    /// The first session creates the writer; later ones must bring the same kinds of streams.
+    fn start_session(&mut self, selection: &Selection, muxing: mp4::Config) -> Result<()> {
+        self.sessions += 1;
+        let conn = sei::ntp_from_system_time(std::time::SystemTime::now());
+        match &mut self.writer {
+            None => {
+                let mapper = FrameMapper::new(selection, self.config.allow_loss);
+                let writer = Writer::start(self.out, muxing.clone(), WRITER_QUEUE_FRAMES)?;
+                self.writer = Some((writer, mapper, muxing));
+            }
+            Some((_, mapper, first)) => {
+                if first.video != muxing.video || first.audio != muxing.audio {
+                    return Err(Error::failure(anyhow::anyhow!(
+                        "camera {}: after reconnecting, it offers other streams than the \
+                         recording has (codec, clock rate or audio format changed)",
+                        self.camera
+                    )));
+                }
+                mapper.new_session(selection);
+                tracing::info!("camera {}: reconnected", self.camera);
+            }
+        }
+        if let Some((writer, _, _)) = &self.writer {
+            // A writer that already failed reports its error when finished.
+            let _ = writer.send(Message::NewSession { conn });
+        }
+        Ok(())
+    }
+
+    /// Logs why, then waits the back-off delay. `false`: stopped (or the deadline passed)
+    /// meanwhile.
+    async fn wait_to_retry(&mut self, why: Error) -> bool {
+        let delay = self.backoff.next_delay();
+        self.failures_in_a_row += 1;
+        let n = self.failures_in_a_row;
+        if n <= LOGGED_ATTEMPTS {
+            tracing::warn!("{why}; reconnecting in {:.1} s", delay.as_secs_f64());
+        } else if let Some(held_back) = self.retry_warnings.hit() {
+            tracing::warn!(
+                "{why}; still reconnecting ({n} attempts in a row, the next in {:.1} s){}",
+                delay.as_secs_f64(),
+                more(held_back)
+            );
+        }
+        self.last_error = Some(why);
+        tokio::select! {
+            biased;
+            Ok(()) = self.stop.changed() => false,
+            _ = sleep_until(self.deadline) => {
+                tracing::info!("--duration reached");
+                false
+            }
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+
+    /// Finishes the file, lets pending TEARDOWNs go out, and reports: a failure names the
+    /// file that holds what was recorded.
+    async fn finish(self, failure: Option<Error>) -> Result<Option<Outcome>> {
+        let finished = match self.writer {
+            Some((writer, mapper, _)) => {
+                if mapper.lost_packets > 0 {
+                    let n = mapper.lost_packets;
+                    tracing::warn!("{n} RTP packet(s) were lost during the recording");
+                }
+                Some(writer.finish().await)
+            }
+            None => None,
+        };
+        // Never hang on a dead camera.
+        if tokio::time::timeout(Duration::from_secs(5), self.group.await_teardown())
+            .await
+            .is_err()
+        {
+            tracing::debug!("TEARDOWN did not complete within 5 s");
+        }
+        if self.bad_packets > 0 {
+            tracing::info!("skipped {} bad packet(s)", self.bad_packets);
+        }
+        let reconnects = self.sessions.saturating_sub(1);
+        let failure = failure.or_else(|| {
+            // The deadline passed in an outage that began before anything was recorded.
+            finished.is_none().then_some(self.last_error).flatten()
+        });
+        match (failure, finished) {
+            (None, None) => Ok(None),
+            (None, Some(result)) => {
+                let mut outcome = result.map_err(Error::failure)?;
+                outcome.reconnects = reconnects;
+                Ok(Some(outcome))
+            }
+            (Some(e), Some(Ok(mut outcome))) => {
+                outcome.reconnects = reconnects;
+                log_outcome(&outcome);
+                Err(Error::failure(anyhow::anyhow!(
+                    "{e}; {} holds the {:.1} s recorded",
+                    outcome.path.display(),
+                    outcome.stats.duration_secs
+                )))
+            }
+            (Some(e), Some(Err(finish_err))) => {
+                tracing::error!("{finish_err:#}");
+                Err(e)
+            }
+            (Some(e), None) => Err(e),
+        }
+    }
 }
 
 /// What the muxer is told before the first frame.
@@ -100,40 +302,9 @@ fn mp4_config(config: &RecorderConfig, selection: &Selection, session: &Demuxed)
     }
 }
 
-/// Finishes the file, lets a pending TEARDOWN go out, and reports: a failure names the file
-/// that holds what was recorded.
-async fn finish(
-    writer: Writer,
-    session: Demuxed,
-    group: &SessionGroup,
-    lost_packets: u64,
-    failure: Option<Error>,
-) -> Result<Outcome> {
-    let finished = writer.finish().await;
-    drop(session);
-    // Never hang on a dead camera.
-    if tokio::time::timeout(Duration::from_secs(5), group.await_teardown())
-        .await
-        .is_err()
-    {
-        tracing::debug!("TEARDOWN did not complete within 5 s");
-    }
-    if lost_packets > 0 {
-        tracing::warn!("{lost_packets} RTP packet(s) were lost during the recording");
-    }
-    match (failure, finished) {
-        (None, result) => result.map_err(Error::failure),
-        (Some(e), Ok(outcome)) => {
-            log_outcome(&outcome);
-            Err(Error::failure(anyhow::anyhow!(
-                "{e}; {} holds the {:.1} s recorded",
-                outcome.path.display(),
-                outcome.stats.duration_secs
-            )))
-        }
-        (Some(e), Err(finish_err)) => {
-            tracing::error!("{finish_err:#}");
-            Err(e)
-        }
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }

@@ -1,6 +1,8 @@
 //! Opening a session: DESCRIBE, SETUP and PLAY (RFC 2326 §10.2, §10.4, §10.5) through retina,
-//! with the transport fallback and the camera's refusals turned into one-line errors.
+//! each step bounded by the connect timeout, with the transport fallback and the camera's
+//! refusals turned into one-line errors that say whether a retry could help.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use retina::client::{
@@ -9,27 +11,45 @@ use retina::client::{
 
 use super::select::{self, Selection};
 use crate::config::{RecorderConfig, Transport};
-use crate::error::{Error, Result, one_line};
+use crate::error::{Error, one_line};
 use crate::source::Source;
 
 /// RTSP status for a transport the server will not use (RFC 2326 §11.3.10).
 const UNSUPPORTED_TRANSPORT: u16 = 461;
 
-/// DESCRIBE, choose the streams, SETUP each, PLAY.
+/// Why a session could not be opened (or went on), and whether trying again could help.
+pub(crate) struct ConnectError {
+    pub error: Error,
+    /// Trying again cannot help: the camera refused us, has no such stream, or offers nothing
+    /// that can be recorded; or the configuration is wrong.
+    pub permanent: bool,
+}
+
+impl ConnectError {
+    fn permanent(error: Error) -> ConnectError {
+        ConnectError {
+            error,
+            permanent: true,
+        }
+    }
+}
+
+/// DESCRIBE, choose the streams (saying which unless `quiet`), SETUP each, PLAY.
 pub(crate) async fn open(
     config: &RecorderConfig,
     group: &Arc<SessionGroup>,
-) -> Result<(Demuxed, Selection)> {
+    quiet: bool,
+) -> Result<(Demuxed, Selection), ConnectError> {
     let source = &config.source;
     let options = SessionOptions::default()
         .creds(source.credentials.clone())
         .session_group(group.clone())
         .user_agent(format!("retina-record/{}", env!("CARGO_PKG_VERSION")))
         .teardown(config.teardown);
-    let mut session = Session::describe(source.url.clone(), options)
-        .await
-        .map_err(|e| camera_error(&e, source))?;
-    let selection = select::select(&session, config.video, config.audio)?;
+    let describe = Session::describe(source.url.clone(), options);
+    let mut session = step(config, "DESCRIBE", describe).await?;
+    let selection = select::select(&session, config.video, config.audio, quiet)
+        .map_err(ConnectError::permanent)?;
     setup_streams(&mut session, &selection, config).await?;
     // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
     // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
@@ -37,13 +57,40 @@ pub(crate) async fn open(
     let play = PlayOptions::default()
         .initial_timestamp(config.initial_timestamp)
         .unknown_rtcp_ssrc(config.unknown_rtcp_ssrc);
+    let session = step(config, "PLAY", session.play(play)).await?;
     let session = session
-        .play(play)
-        .await
-        .map_err(|e| camera_error(&e, source))?
         .demuxed()
-        .map_err(|e| camera_error(&e, source))?;
+        .map_err(|e| camera_error(&e, source, config.transport))?;
     Ok((session, selection))
+}
+
+/// One step of the handshake, bounded by the connect timeout.
+async fn step<T>(
+    config: &RecorderConfig,
+    what: &str,
+    fut: impl Future<Output = Result<T, retina::Error>>,
+) -> Result<T, ConnectError> {
+    timed(config, what, fut)
+        .await?
+        .map_err(|e| camera_error(&e, &config.source, config.transport))
+}
+
+/// `fut`, or a (retryable) error once the connect timeout has passed.
+async fn timed<T>(
+    config: &RecorderConfig,
+    what: &str,
+    fut: impl Future<Output = T>,
+) -> Result<T, ConnectError> {
+    tokio::time::timeout(config.connect_timeout, fut)
+        .await
+        .map_err(|_| ConnectError {
+            error: Error::failure(anyhow::anyhow!(
+                "camera {} did not answer {what} within {:.0} s (--connect-timeout)",
+                config.source.host_port(),
+                config.connect_timeout.as_secs_f64()
+            )),
+            permanent: false,
+        })
 }
 
 /// SETUPs the selected streams. With `auto`, TCP first; a `461 Unsupported Transport` (VLC's
@@ -52,8 +99,7 @@ async fn setup_streams(
     session: &mut Session<Described>,
     selection: &Selection,
     config: &RecorderConfig,
-) -> Result<()> {
-    let source = &config.source;
+) -> Result<(), ConnectError> {
     let options = |udp: bool| {
         let t = if udp {
             retina::client::Transport::Udp(Default::default())
@@ -66,50 +112,77 @@ async fn setup_streams(
     };
     let mut use_udp = config.transport == Transport::Udp;
     for i in selection.indices() {
-        match session.setup(i, options(use_udp)).await {
-            Ok(()) => {}
-            Err(e)
-                if config.transport == Transport::Auto
-                    && !use_udp
-                    && e.status_code() == Some(UNSUPPORTED_TRANSPORT) =>
-            {
-                tracing::info!(
-                    "camera {} refused RTP over TCP (461 Unsupported Transport); using UDP{}",
-                    source.host_port(),
-                    if config.allow_loss {
-                        ""
-                    } else {
-                        " (lost or reordered packets stop the recording without --allow-loss)"
-                    }
-                );
-                use_udp = true;
-                session
-                    .setup(i, options(true))
-                    .await
-                    .map_err(|e| camera_error(&e, source))?;
-            }
-            Err(e) => return Err(camera_error(&e, source)),
+        let fallback = config.transport == Transport::Auto && !use_udp;
+        match timed(config, "SETUP", session.setup(i, options(use_udp))).await? {
+            Ok(()) => continue,
+            Err(e) if fallback && e.status_code() == Some(UNSUPPORTED_TRANSPORT) => {}
+            Err(e) => return Err(camera_error(&e, &config.source, config.transport)),
         }
+        tracing::info!(
+            "camera {} refused RTP over TCP (461 Unsupported Transport); using UDP{}",
+            config.source.host_port(),
+            if config.allow_loss {
+                ""
+            } else {
+                " (lost or reordered packets stop the recording without --allow-loss)"
+            }
+        );
+        use_udp = true;
+        step(config, "SETUP", session.setup(i, options(true))).await?;
     }
     Ok(())
 }
 
-/// One line about a retina error, naming the camera; 401 and 404 explained.
-pub(crate) fn camera_error(e: &retina::Error, source: &Source) -> Error {
+/// One line about a retina error, naming the camera; 401, 404 and 461 explained, and each
+/// marked permanent: no retry makes a camera accept a wrong password or serve a missing path.
+pub(crate) fn camera_error(
+    e: &retina::Error,
+    source: &Source,
+    transport: Transport,
+) -> ConnectError {
     let camera = source.host_port();
-    let message = match e.status_code() {
-        Some(401) if source.credentials.is_some() => {
-            format!("camera {camera} rejected the credentials (401 Unauthorized)")
-        }
-        Some(401) => format!(
-            "camera {camera} requires credentials (401 Unauthorized): pass --username with \
-             --password-file, or set RTSP_USERNAME and RTSP_PASSWORD"
+    let (message, permanent) = match e.status_code() {
+        Some(401) if source.credentials.is_some() => (
+            format!("camera {camera} rejected the credentials (401 Unauthorized)"),
+            true,
         ),
-        Some(404) => format!(
-            "camera {camera} has no stream at {} (404 Not Found)",
-            source.url.path()
+        Some(401) => (
+            format!(
+                "camera {camera} requires credentials (401 Unauthorized): pass --username \
+                 with --password-file, or set RTSP_USERNAME and RTSP_PASSWORD"
+            ),
+            true,
         ),
-        _ => format!("camera {camera}: {}", one_line(&e.to_string())),
+        Some(403) => (
+            format!("camera {camera} refused access (403 Forbidden)"),
+            true,
+        ),
+        Some(404) => (
+            format!(
+                "camera {camera} has no stream at {} (404 Not Found)",
+                source.url.path()
+            ),
+            true,
+        ),
+        Some(UNSUPPORTED_TRANSPORT) => (
+            format!(
+                "camera {camera} refused the transport ({UNSUPPORTED_TRANSPORT} Unsupported \
+                 Transport){}",
+                match transport {
+                    Transport::Tcp => "; try --transport auto or udp",
+                    Transport::Udp => "; try --transport auto or tcp",
+                    Transport::Auto => "",
+                }
+            ),
+            true,
+        ),
+        _ => (
+            format!("camera {camera}: {}", one_line(&e.to_string())),
+            false,
+        ),
     };
-    Error::failure(anyhow::anyhow!(message))
+    ConnectError {
+        error: Error::failure(anyhow::anyhow!(message)),
+        permanent,
+    }
 }

@@ -129,11 +129,13 @@ fn check_indices(offers: &[Offer], video: StreamChoice, audio: StreamChoice) -> 
     Ok(())
 }
 
-/// Chooses among a described session's streams, logging each decision.
+/// Chooses among a described session's streams, logging each decision (at debug level when
+/// `quiet`: a reconnection makes the same choice again).
 pub(crate) fn select(
     session: &Session<Described>,
     video: StreamChoice,
     audio: StreamChoice,
+    quiet: bool,
 ) -> Result<Selection> {
     let offers = session
         .streams()
@@ -153,7 +155,13 @@ pub(crate) fn select(
             },
         })
         .collect();
-    choose(offers, video, audio, &mut |line| tracing::info!("{line}"))
+    choose(offers, video, audio, &mut |line| {
+        if quiet {
+            tracing::debug!("{line}");
+        } else {
+            tracing::info!("{line}");
+        }
+    })
 }
 
 /// How an audio stream is stored, or why it cannot be.

@@ -34,6 +34,10 @@ pub struct FrameTiming {
     pub recv: u64,
     /// The frame's 32-bit RTP timestamp, as the camera sent it.
     pub rtp: u32,
+    /// The RTSP session the frame came in: the NTP-format wall-clock time the recorder
+    /// started it. Written on the first frame of each file and of each session only; `None`
+    /// elsewhere, meaning the session of the frame before.
+    pub conn: Option<u64>,
 }
 
 /// One RTCP sender report of the video stream.
@@ -63,8 +67,15 @@ pub fn ntp_from_system_time(t: std::time::SystemTime) -> u64 {
 /// Appends one length-prefixed `89H` SEI NAL unit (4-byte length, as in the MP4 sample).
 pub fn append_frame_sei(out: &mut Vec<u8>, codec: VideoCodec, t: FrameTiming) {
     let mut json = JsonBuf::new();
-    // `write!` to a fixed array cannot fail for these lengths (at most 41 bytes).
-    let _ = write!(json, r#"{{"recv":{},"rtp":{}}}"#, t.recv, t.rtp);
+    // `write!` to a fixed array cannot fail for these lengths (at most 70 bytes).
+    let _ = match t.conn {
+        None => write!(json, r#"{{"recv":{},"rtp":{}}}"#, t.recv, t.rtp),
+        Some(conn) => write!(
+            json,
+            r#"{{"recv":{},"rtp":{},"conn":{conn}}}"#,
+            t.recv, t.rtp
+        ),
+    };
     append_sei(out, codec, FRAME_UUID, json.as_bytes());
 }
 
@@ -220,6 +231,7 @@ pub fn parse_timing_nal(nal: &[u8], codec: VideoCodec) -> Result<TimingMessage, 
         Ok(TimingMessage::Frame(FrameTiming {
             recv: fields.get_u64("recv")?,
             rtp: fields.get_u32("rtp")?,
+            conn: fields.get_u64("conn").ok(),
         }))
     } else {
         Ok(TimingMessage::SenderReport(SenderReport {
@@ -334,6 +346,7 @@ mod tests {
             FrameTiming {
                 recv: 16824201542114736079,
                 rtp: 3_000_000_000,
+                conn: None,
             },
         );
         let json = br#"{"recv":16824201542114736079,"rtp":3000000000}"#;
@@ -345,6 +358,23 @@ mod tests {
         expected.extend_from_slice(json);
         expected.push(0x80);
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn conn_is_a_third_key_that_reads_back() {
+        let t = FrameTiming {
+            recv: 1,
+            rtp: 2,
+            conn: Some(16824201542114736079),
+        };
+        let mut out = Vec::new();
+        append_frame_sei(&mut out, VideoCodec::H264, t);
+        let json = br#"{"recv":1,"rtp":2,"conn":16824201542114736079}"#;
+        assert_eq!(&out[7 + 16..7 + 16 + json.len()], json);
+        assert_eq!(
+            parse_timing_nal(&out[4..], VideoCodec::H264),
+            Ok(TimingMessage::Frame(t))
+        );
     }
 
     #[test]
@@ -401,7 +431,11 @@ mod tests {
         // "more":[1] splits oddly on ',' but only integer members are kept.
         assert_eq!(
             parse_timing_nal(&out[4..], VideoCodec::H264),
-            Ok(TimingMessage::Frame(FrameTiming { recv: 7, rtp: 9 }))
+            Ok(TimingMessage::Frame(FrameTiming {
+                recv: 7,
+                rtp: 9,
+                conn: None
+            }))
         );
     }
 

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use retina_record::camera::{Camera, SentFrame};
-use retina_record::mp4::read::Recording;
+use retina_record::camera::{Camera, SentFrame, SentReport};
+use retina_record::mp4::read::{Recording, TimedSample};
 use retina_record::timing::sei::TimingMessage;
 
 use super::rig::{Rig, clip, config};
@@ -11,22 +11,86 @@ use super::tools::{
     ffmpeg_audio, ffmpeg_decoded_video_frames, ffprobe_video_frames, gstreamer_plays,
 };
 
-/// Checks a recording against what the camera sent: every video frame between the first and
-/// last recorded ones is there, presented at its own RTP time, with exactly one `89H` holding
-/// its RTP timestamp and a receive time just after the camera sent it; every video sender
-/// report is there as `o8B`, in the first frame after it, and no audio report is.
+/// Checks a recording against what the camera sent, session by session (a recording that
+/// reconnected holds several; the first frame of each names it with `conn`): within each,
+/// every video frame between the first and last recorded ones is there, presented at its own
+/// RTP time, with exactly one `89H` holding its RTP timestamp and a receive time just after the
+/// camera sent it; every video sender report is there as `o8B`, in the first frame after it,
+/// and no audio report is. The recorded sessions are the camera's, in order.
 ///
 /// Returns (video frames, seconds of video).
 pub fn check_against_camera(rec: &Recording, cam: &Camera) -> (usize, f64) {
-    let log = cam.log();
-    let cam_video: Vec<&SentFrame> = log.frames.iter().filter(|f| f.stream == 0).collect();
+    check_against_cameras(rec, &[cam])
+}
+
+/// [`check_against_camera`] for a recording whose sessions came from these cameras, in this
+/// order (one camera restarted on the same address, say).
+pub fn check_against_cameras(rec: &Recording, cams: &[&Camera]) -> (usize, f64) {
+    let logs: Vec<_> = cams.iter().map(|c| c.log()).collect();
+    // Every (camera, session) there was, in order.
+    let order: Vec<(usize, usize)> = logs
+        .iter()
+        .enumerate()
+        .flat_map(|(c, log)| {
+            let last = log.frames.iter().map(|f| f.session).max();
+            last.into_iter()
+                .flat_map(move |last| (0..=last).map(move |s| (c, s)))
+        })
+        .collect();
     let timing = rec.video_timing().expect("video timing");
     assert!(!timing.is_empty(), "no video frames recorded");
+    let mut next = 0;
+    for part in sessions(&timing) {
+        let first_rtp = part[0].frame().expect("one 89H").rtp;
+        let k = (next..order.len())
+            .find(|&k| {
+                let (c, s) = order[k];
+                let sent = |f: &&SentFrame| f.session == s && f.stream == 0 && f.rtp == first_rtp;
+                logs[c].frames.iter().any(|f| sent(&f))
+            })
+            .unwrap_or_else(|| panic!("89H rtp {first_rtp} matches no later camera session"));
+        next = k + 1;
+        let (c, session) = order[k];
+        let frames: Vec<&SentFrame> = logs[c]
+            .frames
+            .iter()
+            .filter(|f| f.session == session && f.stream == 0)
+            .collect();
+        let reports: Vec<&SentReport> = logs[c]
+            .reports
+            .iter()
+            .filter(|r| r.session == session)
+            .collect();
+        check_session(part, &frames, &reports);
+    }
+    let v = rec.video_track().expect("video");
+    (timing.len(), rec.track_duration_secs(v))
+}
 
+/// The recording's samples split where `conn` names a new session.
+pub fn sessions(timing: &[TimedSample]) -> Vec<&[TimedSample]> {
+    let mut parts = Vec::new();
+    let (mut start, mut conn) = (0, None);
+    for (i, t) in timing.iter().enumerate() {
+        let c = t.frame().and_then(|f| f.conn);
+        if c.is_some() && c != conn {
+            if i > start {
+                parts.push(&timing[start..i]);
+            }
+            start = i;
+            conn = c;
+        }
+    }
+    parts.push(&timing[start..]);
+    parts
+}
+
+/// [`check_against_camera`] for one session.
+fn check_session(timing: &[TimedSample], cam_video: &[&SentFrame], reports: &[&SentReport]) {
     let mut recorded_idx = Vec::new();
     let mut all_reports = Vec::new();
     let mut delays = Vec::new();
-    for timed in &timing {
+    for timed in timing {
         let (sample, msgs) = (&timed.sample, &timed.messages);
         let frames: Vec<_> = timed.frames().collect();
         assert_eq!(
@@ -42,11 +106,10 @@ pub fn check_against_camera(rec: &Recording, cam: &Camera) -> (usize, f64) {
             .position(|f| f.rtp == t.rtp)
             .unwrap_or_else(|| panic!("89H rtp {} matches no frame the camera sent", t.rtp));
         let sent = cam_video[idx].sent_ntp;
-        // Received after it was sent (5 ms slack: the camera notes the time after its write
-        // returns, and the reader may already have it), and not absurdly later.
-        let five_ms = (5u64 << 32) / 1000;
+        // Received after it was sent (the camera notes the time just before it hands over the
+        // frame's last packet), and not absurdly later.
         assert!(
-            t.recv + five_ms >= sent && t.recv - sent.min(t.recv) < (5u64 << 32),
+            t.recv >= sent && t.recv - sent < (5u64 << 32),
             "frame rtp {}: recv {} vs sent {} (NTP units)",
             t.rtp,
             t.recv,
@@ -114,8 +177,8 @@ pub fn check_against_camera(rec: &Recording, cam: &Camera) -> (usize, f64) {
     );
 
     // Sender reports: exactly the camera's video SRs sent before the last recorded frame.
-    let video_srs: Vec<_> = log.reports.iter().filter(|r| r.stream == 0).collect();
-    let audio_srs: Vec<_> = log.reports.iter().filter(|r| r.stream == 1).collect();
+    let video_srs: Vec<_> = reports.iter().filter(|r| r.stream == 0).collect();
+    let audio_srs: Vec<_> = reports.iter().filter(|r| r.stream == 1).collect();
     for (_, sr) in &all_reports {
         assert!(
             video_srs.iter().any(|v| v.ntp == sr.ntp && v.rtp == sr.rtp),
@@ -143,8 +206,6 @@ pub fn check_against_camera(rec: &Recording, cam: &Camera) -> (usize, f64) {
         );
         assert!(sr.recv > 0, "o8B recv");
     }
-    let v = rec.video_track().expect("video");
-    (timing.len(), rec.track_duration_secs(v))
 }
 
 /// The camera switches from clip `first` to clip `alt` (same codec, other parameter sets, 352

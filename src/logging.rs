@@ -1,0 +1,96 @@
+//! How the binary logs: tracing events to stderr, one line each. Libraries below us (retina)
+//! sometimes log multi-line blocks (hexdumps, debug structs); at the default levels each event
+//! is cut to its first line and [`MAX_MESSAGE_CHARS`] characters, and `RUST_LOG=debug` shows
+//! everything.
+
+use std::fmt::{self, Write as _};
+use std::io::IsTerminal as _;
+
+use tracing::field::{Field, Visit};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::Writer;
+
+/// The longest message (and field list) an event prints unless debugging.
+const MAX_MESSAGE_CHARS: usize = 200;
+
+/// Installs the subscriber: `RUST_LOG` if set, else `info`.
+pub(crate) fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let full = filter
+        .max_level_hint()
+        .is_some_and(|l| l >= tracing::level_filters::LevelFilter::DEBUG);
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .fmt_fields(OneLine { full })
+        .init();
+}
+
+/// Formats an event's (or span's) fields on one line.
+struct OneLine {
+    /// Print everything, as it came (debugging).
+    full: bool,
+}
+
+impl<'w> FormatFields<'w> for OneLine {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut text = Fields::default();
+        fields.record(&mut text);
+        if self.full {
+            return writer.write_str(&text.0);
+        }
+        writer.write_str(&shorten(&text.0, MAX_MESSAGE_CHARS))
+    }
+}
+
+/// `message` first, then `name=value` for each other field.
+#[derive(Default)]
+struct Fields(String);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let sep = if self.0.is_empty() { "" } else { " " };
+        let _ = match field.name() {
+            "message" => write!(self.0, "{sep}{value:?}"),
+            name => write!(self.0, "{sep}{name}={value:?}"),
+        };
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        let sep = if self.0.is_empty() { "" } else { " " };
+        let _ = match field.name() {
+            "message" => write!(self.0, "{sep}{value}"),
+            name => write!(self.0, "{sep}{name}={value}"),
+        };
+    }
+}
+
+/// The first line of `text`, at most `max` characters, marked `…` where cut.
+fn shorten(text: &str, max: usize) -> String {
+    let first = text.lines().next().unwrap_or_default().trim_end();
+    let cut_line = first.len() < text.trim_end().len();
+    match first.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &first[..end]),
+        None if cut_line => format!("{first} …"),
+        None => first.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_become_one_short_line() {
+        assert_eq!(shorten("one line", 200), "one line");
+        assert_eq!(shorten("head\n  0000: 00 01 02\n", 200), "head …");
+        assert_eq!(
+            shorten(&"x".repeat(250), 200),
+            format!("{}…", "x".repeat(200))
+        );
+        assert_eq!(shorten("µ".repeat(3).as_str(), 2), "µµ…");
+    }
+}
