@@ -10,6 +10,7 @@ pub mod camera;
 pub mod codec;
 pub mod config;
 pub mod error;
+mod memory;
 pub mod mp4;
 pub mod output;
 pub mod recorder;

@@ -1,16 +1,22 @@
 //! How the binary logs: tracing events to stderr, one line each. Libraries below us (retina)
-//! sometimes log multi-line blocks (hexdumps, debug structs); at the default levels each event
-//! is cut to its first line and [`MAX_MESSAGE_CHARS`] characters, and `RUST_LOG=debug` shows
-//! everything.
+//! sometimes log multi-line blocks (hexdumps, debug structs), and some log once per packet; at
+//! the default levels each event is cut to its first line and [`MAX_MESSAGE_CHARS`]
+//! characters, and a library's repeated message is printed once a minute with a count
+//! (retina-record throttles its own). `RUST_LOG=debug` shows everything.
 
+use std::collections::HashMap;
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
+use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::format::{Format, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// The longest message (and field list) an event prints unless debugging.
 const MAX_MESSAGE_CHARS: usize = 200;
@@ -26,7 +32,72 @@ pub(crate) fn init() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .fmt_fields(OneLine { full })
+        .event_format(Throttled {
+            inner: Format::default(),
+            full,
+            seen: Mutex::new(HashMap::new()),
+        })
         .init();
+}
+
+/// How often a library's repeated message is printed.
+const REPEAT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Prints a library's event the first time, then at most once per [`REPEAT_INTERVAL`] with a
+/// count of those held back.
+struct Throttled<F> {
+    inner: F,
+    full: bool,
+    /// For each library event site: when it was last printed, and how many were held back.
+    seen: Mutex<HashMap<Identifier, (Instant, u64)>>,
+}
+
+impl<S, N, F> FormatEvent<S, N> for Throttled<F>
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'w> FormatFields<'w> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        if self.full || meta.target().starts_with(env!("CARGO_CRATE_NAME")) {
+            return self.inner.format_event(ctx, writer, event);
+        }
+        let now = Instant::now();
+        let held_back = {
+            let mut seen = self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match seen.get_mut(&meta.callsite()) {
+                Some((last, held)) if now.duration_since(*last) < REPEAT_INTERVAL => {
+                    *held += 1;
+                    return Ok(()); // nothing written: no line
+                }
+                Some((last, held)) => {
+                    *last = now;
+                    std::mem::take(held)
+                }
+                None => {
+                    seen.insert(meta.callsite(), (now, 0));
+                    0
+                }
+            }
+        };
+        if held_back == 0 {
+            return self.inner.format_event(ctx, writer, event);
+        }
+        let mut line = String::new();
+        self.inner
+            .format_event(ctx, Writer::new(&mut line), event)?;
+        let line = line.trim_end();
+        writeln!(writer, "{line} ({held_back} more like it since the last)")
+    }
 }
 
 /// Formats an event's (or span's) fields on one line.

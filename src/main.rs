@@ -15,6 +15,20 @@ use retina_record::stop;
 fn main() -> ExitCode {
     let args = Args::parse(); // exits with status 2 on bad usage, 0 for --help/--version
     logging::init();
+    // One line, like every other message (the default hook prints several).
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let payload = info.payload();
+        let what = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        tracing::error!("panic at {at}: {what}");
+    }));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

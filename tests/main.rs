@@ -19,6 +19,7 @@ mod support;
 
 mod camera;
 mod codecs;
+mod hostile;
 mod interop;
 mod quirks;
 mod record;

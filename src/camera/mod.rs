@@ -94,9 +94,16 @@ pub struct Quirks {
     /// From this time on, the video is one frame that never ends: FU-A fragments without an end
     /// bit, one per frame due, and no audio.
     pub endless_fu_a_at: Option<f64>,
+    /// From this time on, every video frame is cut short: the first fragment of one, then
+    /// fragments from the middle of the next ones (each with its own timestamp), and no audio.
+    /// This sequence makes retina 0.4's H.264 depacketizer panic.
+    pub cut_frames_at: Option<f64>,
     /// From this time on, video packets carry another SSRC (a camera whose encoder restarted
     /// under the same session). Frames sent after it are not logged.
     pub ssrc_change_at: Option<f64>,
+    /// At this time, the video's RTP sequence numbers step back by 1000 (over TCP, where
+    /// nothing can arrive out of order, a broken sender).
+    pub seq_jump_back_at: Option<f64>,
     /// At this time, one malformed RTCP packet (a sender report cut short) on each stream.
     pub malformed_rtcp_at: Option<f64>,
     /// At this time, one malformed RTP packet (RTP version 1) on the video stream.

@@ -188,6 +188,11 @@ impl RtpSender {
         self.deliver(writer, &pkt, false).await
     }
 
+    /// Moves the sequence numbers back by `by` (the `seq_jump_back_at` quirk).
+    pub(super) fn step_back(&mut self, by: u16) {
+        self.seq = self.seq.wrapping_sub(by);
+    }
+
     /// Hands `pkt` to the stream's RTP (or, with `rtcp`, RTCP) channel as it is; also for
     /// packets broken on purpose.
     pub(super) async fn deliver(

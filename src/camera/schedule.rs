@@ -37,8 +37,9 @@ pub(crate) struct Schedule {
     broke_one: bool,
     broke_rtcp: bool,
     broke_rtp: bool,
-    /// Set once the `endless_fu_a_at` quirk has begun its never-ending frame.
-    endless_started: bool,
+    stepped_back: bool,
+    /// The RTP time of the `endless_fu_a_at` quirk's never-ending frame, once begun.
+    endless_rtp: Option<u32>,
 }
 
 impl Schedule {
@@ -63,7 +64,8 @@ impl Schedule {
             broke_one: false,
             broke_rtcp: false,
             broke_rtp: false,
-            endless_started: false,
+            stepped_back: false,
+            endless_rtp: None,
         }
     }
 
@@ -209,7 +211,13 @@ impl Schedule {
         let pts = self.offset_90k + f.pts + (self.jump_at(media) * 90_000.0) as i64;
         let rtp = self.shared.config.rtp_start[0].wrapping_add(pts as u32);
         if quirks.endless_fu_a_at.is_some_and(|at| media >= at) {
-            return self.send_endless_fragment(clip, f, rtp).await;
+            let first = self.endless_rtp.is_none();
+            let rtp = *self.endless_rtp.get_or_insert(rtp);
+            return self.send_fragment(clip, f, rtp, first).await;
+        }
+        if quirks.cut_frames_at.is_some_and(|at| media >= at) {
+            let first = self.endless_rtp.replace(rtp).is_none();
+            return self.send_fragment(clip, f, rtp, first).await;
         }
         let mut nals: Vec<&[u8]> = Vec::new();
         if f.keyframe {
@@ -223,7 +231,12 @@ impl Schedule {
         self.lost_one |= lose;
         let broken = self.break_frame(media, clip, &nals);
         let changed_ssrc = quirks.ssrc_change_at.is_some_and(|at| media >= at);
+        let step_back = !self.stepped_back && quirks.seq_jump_back_at.is_some_and(|at| media >= at);
+        self.stepped_back |= step_back;
         let sender = &mut self.senders[0];
+        if step_back {
+            sender.step_back(1000);
+        }
         if changed_ssrc {
             sender.ssrc = self.shared.config.ssrcs[0] ^ 0xFFFF_FFFF;
         }
@@ -284,13 +297,14 @@ impl Schedule {
         true
     }
 
-    /// One fragment of a frame that never ends: an FU-A with the start bit on the first, no end
-    /// bit ever, and the same timestamp throughout.
-    async fn send_endless_fragment(
+    /// One FU-A fragment of `f`'s last NAL unit at `rtp`, never the last fragment: the first of
+    /// its NAL unit when `first`, else one from the middle.
+    async fn send_fragment(
         &mut self,
         clip: &Clip,
         f: &ClipFrame,
         rtp: u32,
+        first: bool,
     ) -> anyhow::Result<()> {
         let Some(nal) = f.nals.last() else {
             return Ok(());
@@ -298,8 +312,7 @@ impl Schedule {
         let Some((prefix, nal_type)) = clip.codec.fu_header(nal) else {
             return Ok(());
         };
-        let start = if self.endless_started { 0 } else { 0x80 };
-        self.endless_started = true;
+        let start = if first { 0x80 } else { 0 };
         let mut payload = prefix;
         payload.push(start | nal_type);
         payload.extend_from_slice(&nal[clip.codec.header_len()..]);
@@ -339,7 +352,8 @@ impl Schedule {
         media: f64,
     ) -> anyhow::Result<()> {
         let quirks = &self.shared.config.quirks;
-        let endless = quirks.endless_fu_a_at.is_some_and(|at| media >= at);
+        let endless = quirks.endless_fu_a_at.is_some_and(|at| media >= at)
+            || quirks.cut_frames_at.is_some_and(|at| media >= at);
         if self.senders[1].dest.is_none() || endless {
             return Ok(());
         }

@@ -12,7 +12,7 @@ use crate::cli::Args;
 pub(crate) async fn run(args: &Args, stop: watch::Receiver<bool>) -> Result<()> {
     match recorder::record(config(args)?, stop).await? {
         Some(outcome) => recorder::log_outcome(&outcome),
-        None => tracing::info!("stopped before the start time; nothing recorded"),
+        None => tracing::info!("stopped before anything was recorded; nothing written"),
     }
     Ok(())
 }

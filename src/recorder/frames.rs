@@ -47,6 +47,11 @@ impl FrameMapper {
         }
     }
 
+    /// Whether the recording has a video stream.
+    pub(super) fn records_video(&self) -> bool {
+        self.video_stream.is_some()
+    }
+
     /// A new session of the same recording: its streams, parameters and clocks start afresh.
     pub(super) fn new_session(&mut self, selection: &Selection) {
         self.video_stream = selection.video.map(|v| v.0);

@@ -7,9 +7,10 @@
 //! next access-unit boundary. Only a run of errors with nothing good between them ends the
 //! session.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use futures::StreamExt as _;
+use futures::{FutureExt as _, StreamExt as _};
 use retina::client::Demuxed;
 use retina::codec::CodecItem;
 use tokio::sync::watch;
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 
 use super::frames::FrameMapper;
 use crate::error::{Error, one_line};
+use crate::memory::{MemoryGuard, SESSION_LIMIT, mib};
 use crate::output::{SendError, Writer};
 use crate::throttle::{Throttle, more};
 
@@ -64,13 +66,23 @@ impl Ingest<'_> {
         let stall = tokio::time::sleep(self.stall_timeout);
         tokio::pin!(stall);
         let mut last_frame = Instant::now();
-        // Items since the last frame: RTCP, and errors (packets that completed nothing).
+        // Items since the last frame of the watched stream: RTCP, other frames, and errors
+        // (packets that completed nothing).
         let mut other_items = 0u64;
         let mut errors_in_a_row = 0;
+        let guard = MemoryGuard::new(SESSION_LIMIT);
         let end = loop {
             tokio::select! {
                 biased;
                 Ok(()) = self.stop.changed() => break End::Stopped,
+                grown = guard.exceeded_after(Duration::from_secs(1)) => {
+                    break End::Dropped(Error::failure(anyhow::anyhow!(
+                        "camera {}: the session made the recorder hold {} MiB more (a message \
+                         or a fragmented frame that never ends?); dropping it",
+                        self.camera,
+                        mib(grown)
+                    )));
+                }
                 _ = sleep_until(self.deadline) => {
                     tracing::info!("--duration reached");
                     break End::Stopped;
@@ -85,26 +97,42 @@ impl Ingest<'_> {
                     break End::Dropped(self.silent(other_items));
                 }
                 _ = self.writer.failed() => break End::WriterFailed,
-                item = session.next() => match item {
-                    None => {
+                item = AssertUnwindSafe(session.next()).catch_unwind() => match item {
+                    // retina 0.4 can panic on some packet sequences (a depacketizer error while
+                    // it holds a frame): contain it, drop the session, connect afresh.
+                    Err(panic) => break End::Dropped(Error::failure(anyhow::anyhow!(
+                        "camera {}: retina failed on the stream ({}); dropping the session",
+                        self.camera,
+                        panic_message(panic.as_ref())
+                    ))),
+                    Ok(None) => {
                         let ended = anyhow::anyhow!("camera {} ended the stream", self.camera);
                         break End::Dropped(Error::failure(ended));
                     }
-                    Some(Err(e)) => {
+                    Ok(Some(Err(e))) => {
                         errors_in_a_row += 1;
                         other_items += 1;
                         if let Some(end) = self.bad_packet(&e, errors_in_a_row) {
                             break end;
                         }
                     }
-                    Some(Ok(item)) => {
+                    Ok(Some(Ok(item))) => {
                         errors_in_a_row = 0;
-                        if matches!(item, CodecItem::VideoFrame(_) | CodecItem::AudioFrame(_)) {
+                        // The stall timer watches the video, if recorded: audio flowing on
+                        // while the video broke (a new SSRC, say) is no recording to keep.
+                        let keeps_alive = match &item {
+                            CodecItem::VideoFrame(_) => true,
+                            CodecItem::AudioFrame(_) => !self.mapper.records_video(),
+                            _ => false,
+                        };
+                        if keeps_alive {
                             last_frame = Instant::now();
                             other_items = 0;
-                            report.frames += 1;
                         } else {
                             other_items += 1;
+                        }
+                        if matches!(item, CodecItem::VideoFrame(_) | CodecItem::AudioFrame(_)) {
+                            report.frames += 1;
                         }
                         if let Err(end) = self.forward(item, session) {
                             break end;
@@ -123,9 +151,14 @@ impl Ingest<'_> {
         Error::failure(if other_items == 0 {
             anyhow::anyhow!("camera {camera} sent nothing for {secs:.0} s (--stall-timeout)")
         } else {
+            let what = if self.mapper.records_video() {
+                "video frame"
+            } else {
+                "frame"
+            };
             anyhow::anyhow!(
-                "camera {camera} completed no frame for {secs:.0} s (--stall-timeout), though \
-                 its packets or reports kept arriving"
+                "camera {camera} completed no {what} for {secs:.0} s (--stall-timeout), though \
+                 other packets or reports kept arriving"
             )
         })
     }
@@ -176,4 +209,15 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
+}
+
+/// The start of the message a panic carried (the panic hook logged it whole).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic");
+    let head = text.split(": ").next().unwrap_or(text);
+    head.chars().take(60).collect()
 }

@@ -66,6 +66,8 @@ struct Supervisor<'a> {
     bad_packet_warnings: Throttle,
     /// Why the latest attempt failed, for a deadline that passes during an outage.
     last_error: Option<Error>,
+    /// The deadline passed between sessions.
+    deadline_passed: bool,
 }
 
 /// Records `config`'s camera into `out` until stopped, the deadline, or a failure no retry
@@ -91,6 +93,7 @@ pub(crate) async fn supervise(
         bad_packets: 0,
         bad_packet_warnings: Throttle::new(),
         last_error: None,
+        deadline_passed: false,
     };
     let failure = s.run().await;
     s.finish(failure).await
@@ -136,6 +139,7 @@ impl Supervisor<'_> {
             Ok(()) = self.stop.changed() => Next::Stop,
             _ = sleep_until(self.deadline) => {
                 tracing::info!("--duration reached");
+                self.deadline_passed = true;
                 Next::Stop
             }
             opened = connect::open(self.config, &self.group, self.sessions > 0) => match opened {
@@ -229,6 +233,7 @@ impl Supervisor<'_> {
             Ok(()) = self.stop.changed() => false,
             _ = sleep_until(self.deadline) => {
                 tracing::info!("--duration reached");
+                self.deadline_passed = true;
                 false
             }
             () = tokio::time::sleep(delay) => true,
@@ -261,7 +266,8 @@ impl Supervisor<'_> {
         let reconnects = self.sessions.saturating_sub(1);
         let failure = failure.or_else(|| {
             // The deadline passed in an outage that began before anything was recorded.
-            finished.is_none().then_some(self.last_error).flatten()
+            let nothing = finished.is_none() && self.deadline_passed;
+            nothing.then_some(self.last_error).flatten()
         });
         match (failure, finished) {
             (None, None) => Ok(None),

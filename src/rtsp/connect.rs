@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use retina::client::{
     Demuxed, Described, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions,
@@ -12,6 +13,7 @@ use retina::client::{
 use super::select::{self, Selection};
 use crate::config::{RecorderConfig, Transport};
 use crate::error::{Error, one_line};
+use crate::memory::{HANDSHAKE_LIMIT, MemoryGuard, mib};
 use crate::source::Source;
 
 /// RTSP status for a transport the server will not use (RFC 2326 §11.3.10).
@@ -34,8 +36,30 @@ impl ConnectError {
     }
 }
 
-/// DESCRIBE, choose the streams (saying which unless `quiet`), SETUP each, PLAY.
+/// Looks at the camera (`probe.rs`), then DESCRIBE, choose the streams (saying which unless
+/// `quiet`), SETUP each, PLAY; given up on when the camera makes the recorder hold more than
+/// [`HANDSHAKE_LIMIT`] (see `memory.rs`).
 pub(crate) async fn open(
+    config: &RecorderConfig,
+    group: &Arc<SessionGroup>,
+    quiet: bool,
+) -> Result<(Demuxed, Selection), ConnectError> {
+    super::probe::probe(config).await?;
+    let guard = MemoryGuard::new(HANDSHAKE_LIMIT);
+    tokio::select! {
+        opened = handshake(config, group, quiet) => opened,
+        grown = guard.exceeded_after(Duration::from_millis(100)) => Err(ConnectError {
+            error: Error::failure(anyhow::anyhow!(
+                "camera {} sent {} MiB without finishing an answer; giving up on this attempt",
+                config.source.host_port(),
+                mib(grown)
+            )),
+            permanent: false,
+        }),
+    }
+}
+
+async fn handshake(
     config: &RecorderConfig,
     group: &Arc<SessionGroup>,
     quiet: bool,

@@ -1,5 +1,6 @@
-//! The recorder's side of RTSP (RFC 2326), through retina: opening a session and choosing the
-//! camera's streams.
+//! The recorder's side of RTSP (RFC 2326), through retina: a bounded first look at the camera,
+//! opening a session, and choosing the camera's streams.
 
 pub(crate) mod connect;
+pub(crate) mod probe;
 pub(crate) mod select;

@@ -1,8 +1,9 @@
 //! Shared test helpers, by job: [`rig`] runs the camera and the recorder binary, [`tools`]
-//! wraps ffmpeg, ffprobe and GStreamer, and [`check`] checks recordings against what the camera
-//! sent.
+//! wraps ffmpeg, ffprobe and GStreamer, [`check`] checks recordings against what the camera
+//! sent, and [`fake`] serves handshakes that go wrong.
 
 pub mod check;
+pub mod fake;
 pub mod rig;
 pub mod tools;
 

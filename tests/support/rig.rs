@@ -174,6 +174,42 @@ impl Recorder {
         signal(&self.child, sig);
     }
 
+    /// Waits for the end, sampling the process's peak memory (`VmHWM`) as it runs; returns the
+    /// peak in bytes too (at least the largest any child of this test process reached: under
+    /// nextest, each test is a process of its own).
+    pub async fn wait_measuring(mut self) -> (Finished, u64) {
+        let pid = self.child.id().expect("running");
+        let mut peak = 0;
+        let started = std::time::Instant::now();
+        let status = loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "recorder still running"
+            );
+            if let Some(kib) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+                .ok()
+                .and_then(|s| {
+                    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?.to_owned();
+                    line.split_whitespace().nth(1)?.parse::<u64>().ok()
+                })
+            {
+                peak = peak.max(kib * 1024);
+            }
+            let sampled = tokio::time::timeout(Duration::from_millis(20), self.child.wait());
+            if let Ok(status) = sampled.await {
+                break status.expect("wait");
+            }
+        };
+        // SAFETY: getrusage(2) writes into the struct it is given.
+        let children = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+            u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
+        };
+        let stderr = std::fs::read_to_string(&self.log).unwrap_or_default();
+        (Finished { status, stderr }, peak.max(children))
+    }
+
     pub async fn wait(mut self) -> Finished {
         let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
             .await
