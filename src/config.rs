@@ -21,9 +21,20 @@ pub const DEFAULT_FRAGMENT_DURATION: Duration = Duration::from_secs(1);
 pub struct RecorderConfig {
     /// The camera.
     pub source: Source,
-    /// The output file. `None`: `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory,
-    /// named for the start time and the camera's host name.
+    /// The output file, or a strftime template for its name (it has a `%`), expanded for the
+    /// local time of each file's first frame. `None`: the template
+    /// `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory, named for the camera's host.
     pub out: Option<PathBuf>,
+    /// Start a new file at the first keyframe at or after each multiple of this from local
+    /// midnight (needs a template).
+    pub segment_duration: Option<Duration>,
+    /// Run this with `sh -c` after each file is finished.
+    pub on_segment_complete: Option<String>,
+    /// Delete this camera's finished recordings older than this (needs a template).
+    pub keep_for: Option<Duration>,
+    /// Delete this camera's oldest finished recordings while they take more than this many
+    /// bytes (needs a template).
+    pub keep_size: Option<u64>,
     /// Wait until this moment before connecting.
     pub start: Option<jiff::Zoned>,
     /// Stop after this long.
@@ -66,6 +77,10 @@ impl RecorderConfig {
         RecorderConfig {
             source,
             out: None,
+            segment_duration: None,
+            on_segment_complete: None,
+            keep_for: None,
+            keep_size: None,
             start: None,
             duration: None,
             stall_timeout: DEFAULT_STALL_TIMEOUT,

@@ -129,8 +129,30 @@ pub(crate) struct Args {
     )]
     pub fragment_duration: Duration,
 
-    /// Output file. Default: `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory, named
-    /// for the start time and the camera's host name.
+    /// Start a new file at the first keyframe at or after each multiple of this from local
+    /// midnight (`10m`: at :00, :10, :20, …). Needs OUT to be a template.
+    #[arg(long, value_name = "DURATION", value_parser = parse::segment_duration)]
+    pub segment_duration: Option<Duration>,
+
+    /// Run this shell command (`sh -c`) after each file is finished, with RETINA_RECORD_FILE,
+    /// RETINA_RECORD_START, RETINA_RECORD_END (RFC 3339, UTC) and RETINA_RECORD_CAMERA set. At
+    /// most 4 run at once; the recording never waits for them (but waits up to 30 s at exit).
+    #[arg(long, value_name = "COMMAND")]
+    pub on_segment_complete: Option<String>,
+
+    /// Delete this recording's finished files (those OUT's template matches) older than this
+    /// (`7d`, `36h`). Needs OUT to be a template.
+    #[arg(long, value_name = "DURATION", value_parser = parse::keep_for)]
+    pub keep_for: Option<Duration>,
+
+    /// Delete this recording's oldest finished files while they take more than this (`500G`,
+    /// `1.5T`; binary units). Needs OUT to be a template.
+    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    pub keep_size: Option<u64>,
+
+    /// Output file, or a strftime template for each file's name, expanded for the local time
+    /// of its first frame (`cams/door/%Y-%m-%d/%H%M%S.mp4`; directories are created). Default:
+    /// `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory, named for the camera's host.
     pub out: Option<PathBuf>,
 }
 

@@ -18,11 +18,14 @@ pub(crate) fn builtin_audio() -> impl clap::builder::TypedValueParser<Value = Bu
     clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<BuiltinAudio>())
 }
 
-/// Parses `90`, `90s`, `10m`, `1h30m`, `1h2m3s`, `1.5s`.
+/// Parses `90`, `90s`, `10m`, `1h30m`, `1h2m3s`, `1.5s`, `7d`.
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let bad =
-        || format!("`{s}` is not a duration: use seconds (`90`) or units (`90s`, `10m`, `1h30m`)");
+    let bad = || {
+        format!(
+            "`{s}` is not a duration: use seconds (`90`) or units (`90s`, `10m`, `1h30m`, `7d`)"
+        )
+    };
     if s.is_empty() {
         return Err(bad());
     }
@@ -40,6 +43,8 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
         let value: f64 = num.parse().map_err(|_| bad())?;
         let (unit_secs, rank, tail) = if let Some(t) = tail.strip_prefix("ms") {
             (0.001, 0, t)
+        } else if let Some(t) = tail.strip_prefix('d') {
+            (86_400.0, 4, t)
         } else if let Some(t) = tail.strip_prefix('h') {
             (3600.0, 3, t)
         } else if let Some(t) = tail.strip_prefix('m') {
@@ -57,6 +62,55 @@ pub(crate) fn duration(s: &str) -> Result<Duration, String> {
         rest = tail;
     }
     Duration::try_from_secs_f64(total).map_err(|_| bad())
+}
+
+/// `--segment-duration`: from 1 s (a file per keyframe interval, at most) to a day.
+pub(crate) fn segment_duration(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(86_400) {
+        return Err("must be between 1s and 24h".into());
+    }
+    Ok(d)
+}
+
+/// `--keep-for`: a duration, at least a minute (anything shorter is surely a typo, and would
+/// delete files as they finish).
+pub(crate) fn keep_for(s: &str) -> Result<Duration, String> {
+    let d = duration(s)?;
+    if d < Duration::from_secs(60) {
+        return Err("must be at least 1m".into());
+    }
+    Ok(d)
+}
+
+/// Parses a size: bytes (`1000000`) or binary units (`500M`, `200G`, `1.5T`; `K`, `M`, `G`, `T`,
+/// optionally followed by `iB` or `B`: all mean powers of 1024, as `du -h` shows them).
+pub(crate) fn size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = || format!("`{s}` is not a size: use bytes or units (`500M`, `200G`, `1.5T`)");
+    let num_len = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(num_len);
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let unit = unit.trim_start();
+    let unit = unit
+        .strip_suffix("iB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(unit);
+    let scale: u64 = match unit.to_ascii_uppercase().as_str() {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    let bytes = value * scale as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(bytes as u64)
 }
 
 pub(crate) fn speed(s: &str) -> Result<f64, String> {
@@ -104,8 +158,24 @@ mod tests {
         assert_eq!(duration("1h2m3s"), Ok(s(3723)));
         assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
-        for bad in ["", "s", "10x", "1m1h", "1s1s", "-5", "1h 30m"] {
+        assert_eq!(duration("7d"), Ok(s(7 * 86_400)));
+        assert_eq!(duration("1d12h"), Ok(s(36 * 3600)));
+        for bad in ["", "s", "10x", "1m1h", "1s1s", "-5", "1h 30m", "1h1d"] {
             assert!(duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(size("1000000"), Ok(1_000_000));
+        assert_eq!(size("500M"), Ok(500 << 20));
+        assert_eq!(size("200G"), Ok(200 << 30));
+        assert_eq!(size("200GiB"), Ok(200 << 30));
+        assert_eq!(size("200 GB"), Ok(200 << 30));
+        assert_eq!(size("1.5T"), Ok(3 << 39));
+        assert_eq!(size("64k"), Ok(64 << 10));
+        for bad in ["", "G", "0", "-1G", "10X", "1e3", "1.2.3M", "99999999999T"] {
+            assert!(size(bad).is_err(), "{bad:?}");
         }
     }
 

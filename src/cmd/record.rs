@@ -30,6 +30,10 @@ pub(crate) fn config(args: &Args) -> Result<RecorderConfig> {
         .ok_or_else(|| Error::usage("--url is required"))?;
     let mut config = RecorderConfig::new(Source::resolve(url, &login)?);
     config.out = args.out.clone();
+    config.segment_duration = args.segment_duration;
+    config.on_segment_complete = args.on_segment_complete.clone();
+    config.keep_for = args.keep_for;
+    config.keep_size = args.keep_size;
     config.start = match args.start {
         Some(t) => Some(start_time_today(t).map_err(Error::usage)?),
         None => None,

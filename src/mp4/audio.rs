@@ -25,6 +25,8 @@ pub(crate) struct AudioSample {
     pub duration: u32,
     /// First sample after a forward timestamp jump: starts a new fragment.
     pub after_gap: bool,
+    /// When it was received (NTP format).
+    pub recv: u64,
     pub data: Vec<u8>,
 }
 
@@ -132,6 +134,7 @@ impl AudioTrack {
             t,
             duration: frame.samples,
             after_gap,
+            recv: frame.recv,
             data: frame.data,
         };
         let mut prev = self.pending.replace(next)?;

@@ -8,8 +8,9 @@
 use mp4_atom::{Atom as _, Encode as _};
 
 use super::audio::AudioSample;
-use super::video::{VideoSample, VideoTrack};
-use super::{AUDIO_TRACK_ID, Error, Sink, VIDEO_TRACK_ID, entry};
+use super::video::VideoSample;
+use super::{AUDIO_TRACK_ID, Error, Sink, Stored, VIDEO_TRACK_ID, entry};
+use crate::codec::VideoCodec;
 use crate::codec::h26x;
 use crate::timing::sei;
 
@@ -41,12 +42,13 @@ impl TrackFragment {
     }
 
     /// Appends a video sample: its sender reports and frame timing as SEI (when `timing`), the
-    /// parameter sets of a keyframe once the stream has changed them, then the frame. Returns
-    /// how many sender reports were written.
+    /// parameter sets of `in_band` (a sample description) if given, then the frame. Returns how
+    /// many sender reports were written.
     pub(super) fn push_video(
         &mut self,
         sample: VideoSample,
-        track: &VideoTrack,
+        codec: VideoCodec,
+        in_band: Option<&mp4_atom::Codec>,
         timing: bool,
     ) -> u64 {
         self.start_at(sample.dts, sample.sample_description_index);
@@ -54,22 +56,13 @@ impl TrackFragment {
         let mut reports = 0;
         if timing {
             for &sr in &sample.sender_reports {
-                sei::append_sender_report_sei(&mut self.data, track.codec, sr);
+                sei::append_sender_report_sei(&mut self.data, codec, sr);
             }
-            sei::append_frame_sei(&mut self.data, track.codec, sample.timing);
+            sei::append_frame_sei(&mut self.data, codec, sample.timing);
             reports = sample.sender_reports.len() as u64;
         }
-        // Once the parameters have changed, keyframes also carry their parameter sets in-band:
-        // the new sample description is the MP4 way, but some readers (ffmpeg 5.1) never switch
-        // descriptions within fragments and would decode with whichever they saw last.
-        if sample.is_sync && track.sample_entries.len() > 1 {
-            let index = sample.sample_description_index as usize;
-            let described = index
-                .checked_sub(1)
-                .and_then(|i| track.sample_entries.get(i));
-            for nal in described.map(entry::parameter_sets).unwrap_or_default() {
-                h26x::append_length_prefixed(&mut self.data, nal);
-            }
+        for nal in in_band.map(entry::parameter_sets).unwrap_or_default() {
+            h26x::append_length_prefixed(&mut self.data, nal);
         }
         self.data.extend_from_slice(&sample.data);
         let size = u32::try_from(self.data.len() - start).unwrap_or(u32::MAX);
@@ -117,7 +110,7 @@ pub(crate) fn write(
     audio: &mut TrackFragment,
     head_buf: &mut Vec<u8>,
     sink: &mut dyn Sink,
-) -> Result<(), Error> {
+) -> Result<Stored, Error> {
     let included = [!video.is_empty(), !audio.is_empty()];
     let mut trafs = Vec::with_capacity(2);
     let mut data_lens = Vec::with_capacity(2);
@@ -156,7 +149,7 @@ pub(crate) fn write(
         size: Some(mdat_len),
     }
     .encode(head_buf)?;
-    sink.append(&[head_buf, &video.data, &audio.data])?;
+    let stored = sink.append(&[head_buf, &video.data, &audio.data])?;
     // Give the entry vectors back for reuse, then clear for the next fragment.
     let mut written = moof.traf.into_iter();
     for (frag, included) in [video, audio].into_iter().zip(included) {
@@ -164,7 +157,7 @@ pub(crate) fn write(
             reclaim(frag, written.next());
         }
     }
-    Ok(())
+    Ok(stored)
 }
 
 /// Builds a track fragment, taking the entries (they are given back after encoding).

@@ -10,17 +10,33 @@ use super::{AUDIO_TRACK_ID, Error, HEADER_SIZE, VIDEO_TRACK_ID, entry};
 /// Movie timescale (mvhd, tkhd, mehd durations): milliseconds.
 const MOVIE_TIMESCALE: u32 = 1000;
 
-/// What a header says about time: when the file was made, and, for a finished file, how long
-/// each track lasts in it (in its timescale).
-pub(crate) struct Times {
+/// What a file's header says: when the file was made, which of the video track's sample
+/// descriptions it uses, and where each track's media begins and ends in it.
+pub(crate) struct Times<'a> {
     /// Seconds since 1904-01-01 (the MP4 epoch).
     pub creation_time: u64,
-    /// `None` while recording (durations 0: "as long as the fragments say").
-    pub ends: Option<(u64, u64)>,
+    /// Durations are written only when finished (while recording they are 0: "as long as the
+    /// fragments say").
+    pub finished: bool,
+    /// Indices into the video track's sample descriptions; all of them if empty.
+    pub entries: &'a [usize],
+    pub video: Option<Span>,
+    pub audio: Option<Span>,
+}
+
+/// A track's media in one file, in the track's timescale.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span {
+    /// Decode time of its first sample.
+    pub first_dts: u64,
+    /// The media time presented first (an edit list maps it to the file's time 0).
+    pub media_start: u64,
+    /// End of its last sample.
+    pub end: u64,
 }
 
 /// Encodes ftyp + moov + free, exactly [`HEADER_SIZE`] bytes.
-pub(crate) fn encode(tracks: &Tracks, times: &Times) -> Result<Vec<u8>, Error> {
+pub(crate) fn encode(tracks: &Tracks, times: &Times<'_>) -> Result<Vec<u8>, Error> {
     let moov = moov(tracks, times);
     let mut buf = Vec::with_capacity(HEADER_SIZE);
     mp4_atom::Ftyp {
@@ -44,38 +60,55 @@ pub(crate) fn encode(tracks: &Tracks, times: &Times) -> Result<Vec<u8>, Error> {
     Ok(buf)
 }
 
-fn moov(tracks: &Tracks, times: &Times) -> mp4_atom::Moov {
+fn moov(tracks: &Tracks, times: &Times<'_>) -> mp4_atom::Moov {
     let t = times.creation_time;
-    let (video_end, audio_end) = times.ends.unwrap_or((0, 0));
     let mut traks = Vec::new();
     let mut trexs = Vec::new();
     if let Some(v) = &tracks.video {
-        let (width, height) = v
-            .sample_entries
+        let entries: Vec<mp4_atom::Codec> = if times.entries.is_empty() {
+            v.sample_entries.clone()
+        } else {
+            let chosen = times
+                .entries
+                .iter()
+                .filter_map(|&i| v.sample_entries.get(i));
+            chosen.cloned().collect()
+        };
+        let (width, height) = entries
             .first()
             .and_then(entry::visual_size)
             .unwrap_or((0, 0));
+        let span = times.video.unwrap_or(Span {
+            first_dts: 0,
+            media_start: v.presentation_delay.unwrap_or(0),
+            end: 0,
+        });
         traks.push(trak(TrakParams {
             track_id: VIDEO_TRACK_ID,
-            media_start: v.presentation_delay.unwrap_or(0),
+            span,
+            finished: times.finished,
             creation_time: t,
             timescale: v.clock_rate,
-            duration: video_end,
             handler: b"vide",
             handler_name: "VideoHandler",
             width,
             height,
-            sample_entries: v.sample_entries.clone(),
+            sample_entries: entries,
         }));
         trexs.push(trex(VIDEO_TRACK_ID));
     }
     if let Some(a) = &tracks.audio {
+        let span = times.audio.unwrap_or(Span {
+            first_dts: 0,
+            media_start: 0,
+            end: 0,
+        });
         traks.push(trak(TrakParams {
             track_id: AUDIO_TRACK_ID,
-            media_start: 0,
+            span,
+            finished: times.finished,
             creation_time: t,
             timescale: a.clock_rate,
-            duration: audio_end,
             handler: b"soun",
             handler_name: "SoundHandler",
             width: 0,
@@ -97,7 +130,7 @@ fn moov(tracks: &Tracks, times: &Times) -> mp4_atom::Moov {
             next_track_id: AUDIO_TRACK_ID + 1,
         },
         mvex: Some(mp4_atom::Mvex {
-            mehd: times.ends.map(|_| mp4_atom::Mehd {
+            mehd: times.finished.then_some(mp4_atom::Mehd {
                 fragment_duration: movie_duration,
             }),
             trex: trexs,
@@ -109,12 +142,12 @@ fn moov(tracks: &Tracks, times: &Times) -> mp4_atom::Moov {
 
 struct TrakParams {
     track_id: u32,
-    /// Media time presented first: an edit list is written when it is not 0.
-    media_start: u64,
+    /// The track's media in the file: an edit list is written when it is not presented from
+    /// 0.
+    span: Span,
+    finished: bool,
     creation_time: u64,
     timescale: u32,
-    /// In the track's timescale.
-    duration: u64,
     handler: &'static [u8; 4],
     handler_name: &'static str,
     width: u16,
@@ -123,15 +156,29 @@ struct TrakParams {
 }
 
 fn trak(p: TrakParams) -> mp4_atom::Trak {
-    let movie_duration = to_movie_time(p.duration, p.timescale);
+    let span = p.span;
+    // In the media's timescale: what the file holds; in the movie's: what it presents.
+    let duration = if p.finished {
+        span.end.saturating_sub(span.first_dts)
+    } else {
+        0
+    };
+    let presented = if p.finished {
+        span.end.saturating_sub(span.media_start)
+    } else {
+        0
+    };
+    let movie_duration = to_movie_time(presented, p.timescale);
     let is_video = p.handler == b"vide";
     // §8.6.6: one edit presenting the media from `media_start`. Duration 0 while recording
     // (a fragmented file's edit then extends over all fragments), the real one at the end.
-    let edts = (p.media_start > 0).then(|| mp4_atom::Edts {
+    let edts = (span.media_start > 0).then(|| mp4_atom::Edts {
         elst: Some(mp4_atom::Elst {
             entries: vec![mp4_atom::ElstEntry {
                 segment_duration: movie_duration,
-                media_time: Some(p.media_start),
+                // Only a camera's absurd timestamp jumps get past i64 (the box's type); such a
+                // file still plays, from a wrong start.
+                media_time: Some(span.media_start.min(i64::MAX as u64)),
                 media_rate: mp4_atom::FixedPoint::new(1, 0),
             }],
         }),
@@ -159,7 +206,7 @@ fn trak(p: TrakParams) -> mp4_atom::Trak {
                 creation_time: p.creation_time,
                 modification_time: p.creation_time,
                 timescale: p.timescale,
-                duration: p.duration,
+                duration,
                 language: "und".into(),
             },
             hdlr: mp4_atom::Hdlr {

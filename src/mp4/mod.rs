@@ -91,6 +91,8 @@ pub(crate) struct Config {
     pub audio: Option<AudioConfig>,
     /// A fragment closes once it holds this much media.
     pub fragment_duration: Duration,
+    /// End a file at each multiple of this from local midnight (at the next keyframe).
+    pub segment_duration: Option<Duration>,
     /// Write the timing SEI on every frame.
     pub timing: bool,
     /// Written into mvhd/tkhd/mdhd.
@@ -138,12 +140,33 @@ pub(crate) struct AudioInput {
     pub data: Vec<u8>,
 }
 
-/// Where the muxer's bytes go: implemented by the output file.
+/// Where the muxer's bytes go: implemented by the output files.
 pub(crate) trait Sink {
+    /// A new file begins; its first frame was received at `first_recv` (NTP format).
+    fn begin_file(&mut self, first_recv: u64) -> std::io::Result<()>;
     /// (Re)writes the header region at the start of the file. Always [`HEADER_SIZE`] bytes.
-    fn write_header(&mut self, header: &[u8]) -> std::io::Result<()>;
+    fn write_header(&mut self, header: &[u8]) -> std::io::Result<Stored>;
     /// Appends one fragment (or the final index), given as consecutive parts, in one write.
-    fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<()>;
+    fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<Stored>;
+    /// The file is complete: its last fragment and final header are written.
+    fn end_file(&mut self, summary: &FileSummary) -> std::io::Result<()>;
+}
+
+/// Whether a write reached the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stored {
+    Written,
+    /// The disk is full: nothing of it was kept (the file stays valid up to its last whole
+    /// fragment), and the media in it is dropped.
+    Dropped,
+}
+
+/// A finished file, as the muxer saw it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FileSummary {
+    /// When its first and last frames were received (NTP format).
+    pub first_recv: u64,
+    pub last_recv: u64,
 }
 
 /// Counts reported at the end of a recording.
@@ -155,6 +178,10 @@ pub struct Stats {
     pub audio_frames: u64,
     /// Fragments (`moof` + `mdat`) written.
     pub fragments: u64,
+    /// Files finished.
+    pub files: u64,
+    /// Video and audio frames dropped because the disk was full.
+    pub dropped_disk_full: u64,
     /// Video sender reports written as `o8B` timing messages.
     pub sender_reports: u64,
     /// Video sample descriptions: one per distinct set of parameters.

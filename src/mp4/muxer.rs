@@ -3,20 +3,31 @@
 //! track.
 
 use super::audio::AudioTrack;
-use super::file::{FileState, Ready};
+use super::file::{FilePlan, FileState, Ready};
 use super::tracks::Tracks;
 use super::video::{Start, VideoTrack};
 use super::{AudioInput, Config, Error, Sink, Stats, VideoInput};
+use crate::timing::sei::SenderReport;
 
-/// Turns received frames into an initialization header and fragments.
+/// Turns received frames into files: header, fragments, and (when segmenting) the next file.
 pub(crate) struct Muxer {
     tracks: Tracks,
     file: FileState,
+    plan: FilePlan,
     stats: Stats,
+    /// The latest video sender report written, of the current session.
+    last_report: Option<SenderReport>,
+    /// The next video sample opens a file (not the first): it repeats `last_report`, so that
+    /// every file alone is enough to reconstruct capture times.
+    repeat_report: bool,
 }
 
 impl Muxer {
     pub(crate) fn new(config: Config) -> Muxer {
+        let plan = FilePlan {
+            fragment_duration: config.fragment_duration,
+            segment_duration: config.segment_duration,
+        };
         Muxer {
             tracks: Tracks {
                 video: config.video.as_ref().map(VideoTrack::new),
@@ -24,14 +35,12 @@ impl Muxer {
                 timing: config.timing,
                 conn: 0,
             },
-            file: FileState::new(config.fragment_duration, config.creation_time),
+            file: FileState::new(plan, config.creation_time),
+            plan,
             stats: Stats::default(),
+            last_report: None,
+            repeat_report: false,
         }
-    }
-
-    /// Whether any sample has been written to the sink.
-    pub(crate) fn has_output(&self) -> bool {
-        self.file.has_output()
     }
 
     /// A new RTSP session begins, `conn` naming it (see `docs/timing-sei.md`): what the old
@@ -43,10 +52,11 @@ impl Muxer {
         }
         self.write_ready_video(sink)?;
         if let Some(last) = self.tracks.audio.as_mut().and_then(AudioTrack::new_session) {
-            self.file
-                .add(Ready::Audio(last), &self.tracks, sink, &mut self.stats)?;
+            self.add(Ready::Audio(last), sink)?;
         }
         self.tracks.conn = conn;
+        // Another session's reports map another RTP clock.
+        self.last_report = None;
         Ok(())
     }
     /// Takes a video frame, in decode order.
@@ -91,8 +101,7 @@ impl Muxer {
         }
         self.write_ready_video(sink)?;
         if let Some(last) = self.tracks.audio.as_mut().and_then(AudioTrack::flush) {
-            self.file
-                .add(Ready::Audio(last), &self.tracks, sink, &mut self.stats)?;
+            self.add(Ready::Audio(last), sink)?;
         }
         self.file.finish(&self.tracks, sink, &mut self.stats)?;
         Ok(self.stats.clone())
@@ -119,19 +128,36 @@ impl Muxer {
             return Ok(());
         };
         match audio.push(frame, &mut self.stats) {
-            Some(sample) => {
-                self.file
-                    .add(Ready::Audio(sample), &self.tracks, sink, &mut self.stats)
-            }
+            Some(sample) => self.add(Ready::Audio(sample), sink),
             None => Ok(()),
         }
     }
 
     fn write_ready_video(&mut self, sink: &mut dyn Sink) -> Result<(), Error> {
         while let Some(sample) = self.tracks.video.as_mut().and_then(|v| v.ready.pop_front()) {
-            self.file
-                .add(Ready::Video(sample), &self.tracks, sink, &mut self.stats)?;
+            self.add(Ready::Video(sample), sink)?;
         }
         Ok(())
+    }
+
+    /// Into the file, ending it first (and beginning the next) where a segment ends.
+    fn add(&mut self, mut sample: Ready, sink: &mut dyn Sink) -> Result<(), Error> {
+        if self.file.ends_before(&sample, &self.tracks) {
+            self.file.finish(&self.tracks, sink, &mut self.stats)?;
+            self.file = FileState::new(self.plan, jiff::Timestamp::now());
+            self.repeat_report = self.last_report.is_some();
+        }
+        if let Ready::Video(s) = &mut sample {
+            if std::mem::take(&mut self.repeat_report)
+                && s.sender_reports.is_empty()
+                && let Some(sr) = self.last_report
+            {
+                s.sender_reports.push(sr);
+            }
+            if let Some(&sr) = s.sender_reports.last() {
+                self.last_report = Some(sr);
+            }
+        }
+        self.file.add(sample, &self.tracks, sink, &mut self.stats)
     }
 }

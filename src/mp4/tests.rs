@@ -7,24 +7,57 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use super::read::{Recording, Track};
-use super::{AudioInput, Muxer, Sink, VideoInput};
+use super::{AudioInput, Muxer, Sink, Stored, VideoInput};
 use crate::codec::VideoCodec;
 use crate::timing::sei::{self, FrameTiming, SenderReport, TimingMessage};
 
-struct VecSink(Vec<u8>);
+/// The files a muxer made, in memory.
+#[derive(Default)]
+struct VecSink {
+    files: Vec<Vec<u8>>,
+    /// Whether the last file was ended.
+    ended: bool,
+}
+
+impl VecSink {
+    fn current(&mut self) -> std::io::Result<&mut Vec<u8>> {
+        match self.files.last_mut() {
+            Some(file) if !self.ended => Ok(file),
+            _ => Err(std::io::Error::other("write outside a file")),
+        }
+    }
+
+    /// The only file made (empty if none).
+    fn single(mut self) -> Vec<u8> {
+        assert!(self.files.len() <= 1, "{} files", self.files.len());
+        self.files.pop().unwrap_or_default()
+    }
+}
 
 impl Sink for VecSink {
-    fn write_header(&mut self, header: &[u8]) -> std::io::Result<()> {
-        if self.0.len() < header.len() {
-            self.0.resize(header.len(), 0);
-        }
-        self.0[..header.len()].copy_from_slice(header);
+    fn begin_file(&mut self, _first_recv: u64) -> std::io::Result<()> {
+        self.files.push(Vec::new());
+        self.ended = false;
         Ok(())
     }
-    fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
-        for p in parts {
-            self.0.extend_from_slice(p);
+    fn write_header(&mut self, header: &[u8]) -> std::io::Result<Stored> {
+        let file = self.current()?;
+        if file.len() < header.len() {
+            file.resize(header.len(), 0);
         }
+        file[..header.len()].copy_from_slice(header);
+        Ok(Stored::Written)
+    }
+    fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<Stored> {
+        let file = self.current()?;
+        for p in parts {
+            file.extend_from_slice(p);
+        }
+        Ok(Stored::Written)
+    }
+    fn end_file(&mut self, _summary: &super::FileSummary) -> std::io::Result<()> {
+        self.current()?;
+        self.ended = true;
         Ok(())
     }
 }
@@ -37,7 +70,11 @@ fn fixture(name: &str) -> Recording {
 }
 
 /// A muxer for H.264 at 90 kHz and `audio`'s first sample entry, with timing SEI.
-fn h264_muxer(audio: &Track, fragment_duration: Duration) -> Muxer {
+fn h264_muxer(
+    audio: &Track,
+    fragment_duration: Duration,
+    segment_duration: Option<Duration>,
+) -> Muxer {
     Muxer::new(super::Config {
         video: Some(super::VideoConfig {
             codec: VideoCodec::H264,
@@ -48,18 +85,36 @@ fn h264_muxer(audio: &Track, fragment_duration: Duration) -> Muxer {
             sample_entry: audio.sample_entries[0].clone(),
         }),
         fragment_duration,
+        segment_duration,
         timing: true,
         creation_time: jiff::Timestamp::now(),
     })
 }
 
 /// Muxes a fixture's samples as the session would hand them over; returns the finished file.
+/// Every keyframe comes with a sender report.
 fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
+    let (sink, frames) = mux_fixture_into(name, None);
+    (sink.single(), frames)
+}
+
+/// The NTP time of `ticks` at `rate` after 2026-11-24T00:00:00 UTC, a wall-clock midnight.
+fn ntp_after_midnight(ticks: i64, rate: u32) -> u64 {
+    const MIDNIGHT_UNIX_SECS: i128 = 1_795_478_400;
+    let nanos =
+        MIDNIGHT_UNIX_SECS * 1_000_000_000 + i128::from(ticks) * 1_000_000_000 / i128::from(rate);
+    sei::ntp_from_unix(nanos)
+}
+
+/// As [`mux_fixture`], received from a wall-clock midnight on, cut into files of `segment`
+/// if given; then only the first keyframe comes with a sender report (so any later file's
+/// report is the muxer's repeat).
+fn mux_fixture_into(name: &str, segment: Option<Duration>) -> (VecSink, usize) {
     let src = fixture(name);
     let v = src.video_track().expect("video").clone();
     let a = src.audio_track().expect("audio").clone();
-    let mut muxer = h264_muxer(&a, Duration::from_millis(500));
-    let mut sink = VecSink(Vec::new());
+    let mut muxer = h264_muxer(&a, Duration::from_millis(500), segment);
+    let mut sink = VecSink::default();
     // Interleave by time as a camera would send them.
     let mut samples: Vec<_> = src.samples.iter().collect();
     samples.sort_by_key(|s| {
@@ -77,6 +132,7 @@ fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
         if s.track_id == v.track_id {
             video_frames += 1;
             let pts = s.pts();
+            let report = s.is_sync && (first || segment.is_none());
             muxer
                 .push_video(
                     VideoInput {
@@ -84,11 +140,11 @@ fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
                         is_sync: s.is_sync,
                         sample_entry: first.then(|| Box::new(v.sample_entries[0].clone())),
                         timing: FrameTiming {
-                            recv: 1000 + pts as u64,
+                            recv: ntp_after_midnight(s.dts as i64, v.timescale),
                             rtp: pts as u32,
                             conn: None,
                         },
-                        sender_reports: if s.is_sync {
+                        sender_reports: if report {
                             vec![SenderReport {
                                 recv: 7,
                                 ntp: 8,
@@ -109,7 +165,7 @@ fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
                     AudioInput {
                         pts: s.dts as i64,
                         samples: s.duration,
-                        recv: 0,
+                        recv: ntp_after_midnight(s.dts as i64, a.timescale),
                         data,
                     },
                     &mut sink,
@@ -118,7 +174,7 @@ fn mux_fixture(name: &str) -> (Vec<u8>, usize) {
         }
     }
     muxer.finish(&mut sink).expect("finish");
-    (sink.0, video_frames)
+    (sink, video_frames)
 }
 
 fn write_temp(bytes: &[u8]) -> tempfile::NamedTempFile {
@@ -160,6 +216,55 @@ fn muxed_b_frame_clip_reads_back_exactly() {
         .filter(|s| s.dts * 90_000 / 16_000 >= video_start)
         .count();
     assert_eq!(rec.track_samples(audio.track_id).count(), kept);
+}
+
+/// Segments end at the first keyframe at or after each wall-clock boundary: every frame and
+/// audio sample lands in exactly one file, each file starts with a keyframe and reads back on
+/// its own, and each later file's first frame repeats the last sender report.
+#[test]
+fn segments_split_at_keyframes_losing_and_repeating_nothing() {
+    let (whole, frames) = mux_fixture("h264_aac.mp4");
+    let whole = Recording::from_bytes(whole).expect("single file");
+    let (sink, _) = mux_fixture_into("h264_aac.mp4", Some(Duration::from_secs(1)));
+    assert!(sink.ended);
+    // Keyframes every second from 0 s: one file per second.
+    assert_eq!(sink.files.len(), 4);
+    let (mut rtp, mut audio) = (Vec::new(), Vec::new());
+    for (i, bytes) in sink.files.into_iter().enumerate() {
+        let rec = Recording::from_bytes(bytes).expect("segment reads back");
+        assert!(!rec.truncated);
+        let timing = rec.video_timing().expect("timing");
+        let first = timing.first().expect("a frame");
+        assert!(first.sample.is_sync, "file {i} starts with a keyframe");
+        let reports: Vec<usize> = timing.iter().map(|t| t.sender_reports().count()).collect();
+        assert_eq!(
+            reports[0], 1,
+            "file {i}: a sender report with the first frame"
+        );
+        assert!(
+            reports[1..].iter().all(|&n| n == 0),
+            "file {i}: {reports:?}"
+        );
+        rtp.extend(timing.iter().filter_map(|t| t.frame()).map(|f| f.rtp));
+        let a = rec.audio_track().expect("audio");
+        audio.extend(
+            rec.track_samples(a.track_id)
+                .map(|s| rec.read_sample(s).expect("audio")),
+        );
+    }
+    let whole_rtp: Vec<u32> = (whole.video_timing().expect("timing").iter())
+        .filter_map(|t| t.frame())
+        .map(|f| f.rtp)
+        .collect();
+    assert_eq!(rtp.len(), frames);
+    assert_eq!(rtp, whole_rtp, "every frame once, in order");
+    let a = whole.audio_track().expect("audio");
+    let whole_audio: Vec<Vec<u8>> = whole
+        .track_samples(a.track_id)
+        .map(|s| whole.read_sample(s).expect("audio"))
+        .collect();
+    assert_eq!(audio.len(), whole_audio.len());
+    assert!(audio == whole_audio, "every audio sample once, in order");
 }
 
 /// Small, fast pseudo-random numbers: the fuzzer must be repeatable.
@@ -332,8 +437,10 @@ fn muxer_survives_hostile_timestamps_and_frames() {
     ];
     let mut rng = XorShift(0x0123_4567_89AB_CDEF);
     for round in 0..200 {
-        let mut muxer = h264_muxer(&a, Duration::from_millis(200));
-        let mut sink = VecSink(Vec::new());
+        // Every other round in segments: files end wherever the random receive times say.
+        let segment = (round % 2 == 1).then_some(Duration::from_secs(1));
+        let mut muxer = h264_muxer(&a, Duration::from_millis(200), segment);
+        let mut sink = VecSink::default();
         let (mut vpts, mut apts) = (0i64, 0i64);
         for i in 0..120 {
             if rng.below(3) == 0 {
@@ -378,17 +485,20 @@ fn muxer_survives_hostile_timestamps_and_frames() {
             muxer.push_video(frame, &mut sink).expect("push video");
         }
         muxer.finish(&mut sink).expect("finish");
-        if sink.0.is_empty() {
-            continue; // no keyframe came
-        }
-        let rec = Recording::from_bytes(sink.0).expect("reads back");
-        for track in &rec.tracks {
-            let dts: Vec<u64> = rec.track_samples(track.track_id).map(|s| s.dts).collect();
-            assert!(
-                dts.windows(2).all(|w| w[0] < w[1]),
-                "round {round}: decode times of track {} go backward: {dts:?}",
-                track.track_id
-            );
+        assert!(
+            sink.files.is_empty() || sink.ended,
+            "round {round}: last file ended"
+        );
+        for bytes in sink.files {
+            let rec = Recording::from_bytes(bytes).expect("reads back");
+            for track in &rec.tracks {
+                let dts: Vec<u64> = rec.track_samples(track.track_id).map(|s| s.dts).collect();
+                assert!(
+                    dts.windows(2).all(|w| w[0] < w[1]),
+                    "round {round}: decode times of track {} go backward: {dts:?}",
+                    track.track_id
+                );
+            }
         }
     }
 }

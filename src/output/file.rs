@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-use crate::mp4::{self, Sink as _};
+use crate::mp4::{self, Stored};
 
 /// `OUT.partial`: the name the recording has until it is finished.
 pub fn partial_path(out: &Path) -> PathBuf {
@@ -33,9 +33,22 @@ pub(crate) fn refuse_existing(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `e` says the disk (or the user's quota) is full.
+pub(crate) fn is_full(e: &std::io::Error) -> bool {
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    e.kind() == std::io::ErrorKind::StorageFull || matches!(e.raw_os_error(), Some(ENOSPC | EDQUOT))
+}
+
 /// A recording being written.
 pub(crate) struct PartialFile {
-    sink: FileSink,
+    file: File,
+    append_pos: u64,
+    /// Whether the file cursor is at `append_pos` (header writes are positioned and leave
+    /// the cursor alone, so one seek suffices).
+    positioned: bool,
+    /// A header that did not fit on a full disk, to write before the next fragment.
+    pending_header: Option<Vec<u8>>,
     partial: PathBuf,
     out: PathBuf,
 }
@@ -62,19 +75,13 @@ impl PartialFile {
                 }
             })?;
         Ok(PartialFile {
-            sink: FileSink {
-                file,
-                append_pos: mp4::HEADER_SIZE as u64,
-                positioned: false,
-            },
+            file,
+            append_pos: mp4::HEADER_SIZE as u64,
+            positioned: false,
+            pending_header: None,
             partial,
             out: out.to_owned(),
         })
-    }
-
-    /// Where the muxer writes.
-    pub(super) fn sink(&mut self) -> &mut FileSink {
-        &mut self.sink
     }
 
     pub(super) fn partial(&self) -> &Path {
@@ -89,27 +96,86 @@ impl PartialFile {
         )
     }
 
-    /// Removes a file that holds no recording.
-    pub(super) fn discard(self) {
-        let partial = self.partial;
-        drop(self.sink);
-        let _ = std::fs::remove_file(partial);
+    /// (Re)writes the header region, made durable.
+    pub(super) fn write_header(&mut self, header: &[u8]) -> std::io::Result<Stored> {
+        match self
+            .file
+            .write_all_at(header, 0)
+            .and_then(|()| self.file.sync_data())
+        {
+            Ok(()) => {
+                self.pending_header = None;
+                Ok(Stored::Written)
+            }
+            Err(e) if is_full(&e) => {
+                self.pending_header = Some(header.to_vec());
+                Ok(Stored::Dropped)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Appends `parts` with one vectored write and makes them durable; on a full disk, takes
+    /// back what part of them was written.
+    pub(super) fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<Stored> {
+        if let Some(header) = self.pending_header.take()
+            && self.write_header(&header)? == Stored::Dropped
+        {
+            return Ok(Stored::Dropped);
+        }
+        let start = self.append_pos;
+        match self.write_parts(parts).and_then(|()| self.file.sync_data()) {
+            Ok(()) => Ok(Stored::Written),
+            Err(e) if is_full(&e) => {
+                // Nothing half-written stays: the file ends at its last whole fragment.
+                self.file.set_len(start)?;
+                self.append_pos = start;
+                self.positioned = false;
+                Ok(Stored::Dropped)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_parts(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
+        use std::io::{Seek as _, SeekFrom};
+        let mut file = &self.file;
+        if !self.positioned {
+            file.seek(SeekFrom::Start(self.append_pos))?;
+            self.positioned = true;
+        }
+        // One vectored write per fragment: the parts are never copied into one buffer.
+        // Looping only matters for short writes, which local files rarely do.
+        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        let mut bufs = &mut slices[..];
+        while !bufs.is_empty() {
+            let n = match file.write_vectored(bufs) {
+                Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => Ok(n),
+                Err(e) => Err(e),
+            }
+            .inspect_err(|_| self.positioned = false)?;
+            self.append_pos += n as u64;
+            IoSlice::advance_slices(&mut bufs, n);
+        }
+        Ok(())
     }
 
     /// Appends the `mfra` index, syncs, and renames `OUT.partial` to `OUT`; returns `OUT`.
     pub(super) fn finish(mut self) -> anyhow::Result<PathBuf> {
-        let partial = self.partial.display();
-        let data = mp4::read::Data::File(self.sink.file.try_clone()?);
-        match mp4::build_mfra(&data) {
-            Ok(mfra) => self
-                .sink
-                .append(&[&mfra])
-                .with_context(|| format!("appending the index to {partial} failed"))?,
+        let partial = self.partial.display().to_string();
+        let data = mp4::read::Data::File(self.file.try_clone()?);
+        match mp4::build_mfra(&data).map(|mfra| self.append(&[&mfra])) {
+            Ok(Ok(Stored::Written)) => {}
+            Ok(Ok(Stored::Dropped)) => tracing::warn!("no room for {partial}'s mfra index"),
+            Ok(Err(e)) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("appending the index to {partial} failed")));
+            }
             // The file plays without the index; losing the recording over it would be wrong.
             Err(e) => tracing::warn!("not writing an mfra index: {e}"),
         }
-        self.sink
-            .file
+        self.file
             .sync_all()
             .with_context(|| format!("syncing {partial} failed; {}", self.kept()))?;
         let out = self.out.display();
@@ -124,44 +190,5 @@ impl PartialFile {
             let _ = d.sync_all();
         }
         Ok(self.out)
-    }
-}
-
-/// The file as the muxer sees it: a header region rewritten in place, fragments appended.
-pub(crate) struct FileSink {
-    file: File,
-    append_pos: u64,
-    /// Whether the file cursor is at `append_pos` (header writes are positioned and leave
-    /// the cursor alone, so one seek suffices).
-    positioned: bool,
-}
-
-impl mp4::Sink for FileSink {
-    fn write_header(&mut self, header: &[u8]) -> std::io::Result<()> {
-        self.file.write_all_at(header, 0)?;
-        self.file.sync_data()
-    }
-
-    fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<()> {
-        use std::io::{Seek as _, SeekFrom};
-        let mut file = &self.file;
-        if !self.positioned {
-            file.seek(SeekFrom::Start(self.append_pos))?;
-            self.positioned = true;
-        }
-        // One vectored write per fragment: the parts are never copied into one buffer.
-        // Looping only matters for short writes, which local files rarely do.
-        let mut slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
-        let mut bufs = &mut slices[..];
-        while !bufs.is_empty() {
-            let n = file.write_vectored(bufs)?;
-            if n == 0 {
-                self.positioned = false;
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            self.append_pos += n as u64;
-            IoSlice::advance_slices(&mut bufs, n);
-        }
-        self.file.sync_data()
     }
 }

@@ -1,13 +1,22 @@
-//! The output: where a recording's bytes go and what the files are called.
+//! The output: where a recording's bytes go, what the files are called, and what happens to
+//! finished ones.
 //!
-//! The writer thread (`writer.rs`) owns the file being written (`file.rs`: `OUT.partial` until
-//! it is finished, then `OUT`); `naming.rs` makes default names.
+//! The writer thread (`writer.rs`) muxes into the recording's files (`files.rs`), each written
+//! as `OUT.partial` until finished, then `OUT` (`file.rs`), named plainly or by a strftime
+//! template (`template.rs`); finished files go to the hook (`hook.rs`) and retention
+//! (`retention.rs`); `naming.rs` makes default names.
 
 mod file;
+mod files;
+mod hook;
 pub(crate) mod naming;
+mod plan;
+mod retention;
+pub(crate) mod template;
 mod writer;
 
 pub use file::partial_path;
-pub(crate) use file::refuse_existing;
+pub(crate) use files::OutputPlan;
+pub(crate) use plan::plan;
 pub use writer::Outcome;
 pub(crate) use writer::{Message, SendError, Writer};

@@ -1,7 +1,6 @@
-//! Default file names: `movie%Y%m%d_%H%M%S_<camera>.mp4`, named for the start time and the
-//! camera, as retina-record 0.2 named them.
+//! Default file names: `movie%Y%m%d_%H%M%S_<camera>.mp4`, named for the time of the first frame
+//! and the camera, as retina-record 0.2 named them.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The camera's name for the default file name: the host name's first label; for an IP
@@ -48,12 +47,10 @@ async fn reverse_lookup(ip: std::net::IpAddr) -> Option<String> {
     is_name.then_some(name)
 }
 
-/// The default output name: `movie%Y%m%d_%H%M%S_<camera>.mp4`.
-pub(crate) fn default_out_name(start: &jiff::Zoned, camera: &str) -> PathBuf {
-    PathBuf::from(format!(
-        "movie{}_{camera}.mp4",
-        start.strftime("%Y%m%d_%H%M%S")
-    ))
+/// The default output name: the template `movie%Y%m%d_%H%M%S_<camera>.mp4`, in the current
+/// directory, as retina-record 0.2 named its files.
+pub(crate) fn default_template(camera: &str) -> String {
+    format!("movie%Y%m%d_%H%M%S_{camera}.mp4")
 }
 
 #[cfg(test)]
@@ -73,9 +70,11 @@ mod tests {
     #[test]
     fn default_name() -> anyhow::Result<()> {
         let t: jiff::Zoned = "2026-11-24T08:09:10[UTC]".parse()?;
+        let template = super::super::template::Template::parse(&default_template("frontdoor"))
+            .map_err(anyhow::Error::msg)?;
         assert_eq!(
-            default_out_name(&t, "frontdoor"),
-            PathBuf::from("movie20261124_080910_frontdoor.mp4")
+            template.expand(&t),
+            std::path::PathBuf::from("movie20261124_080910_frontdoor.mp4")
         );
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use tokio::sync::{mpsc, oneshot};
 
-use super::file::PartialFile;
+use super::files::{Files, OutputPlan};
 use crate::mp4::{self, AudioInput, Muxer, Stats, VideoInput};
 
 /// What the session sends to the writer.
@@ -35,7 +35,6 @@ pub struct Outcome {
 pub(crate) struct Writer {
     tx: Option<mpsc::Sender<Message>>,
     done: Option<oneshot::Receiver<anyhow::Result<Outcome>>>,
-    partial: PathBuf,
 }
 
 /// Why a frame could not be queued.
@@ -48,29 +47,27 @@ pub(crate) enum SendError {
 }
 
 impl Writer {
-    /// Creates `OUT.partial` and starts the writer thread.
+    /// Starts the writer thread; files are created as their first frames come.
     ///
     /// `queue` bounds the frames waiting to be written; when it overflows, recording stops
     /// with an error rather than dropping frames silently.
     pub(crate) fn start(
-        out: &std::path::Path,
+        plan: OutputPlan,
         config: mp4::Config,
         queue: usize,
     ) -> anyhow::Result<Writer> {
-        let file = PartialFile::create(out)?;
-        let partial = file.partial().to_owned();
+        let files = Files::new(plan);
         let (tx, rx) = mpsc::channel(queue);
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("mp4-writer".into())
             .spawn(move || {
-                let _ = done_tx.send(write_recording(file, config, rx));
+                let _ = done_tx.send(write_recording(files, config, rx));
             })
             .context("cannot start the writer thread")?;
         Ok(Writer {
             tx: Some(tx),
             done: Some(done_rx),
-            partial,
         })
     }
 
@@ -101,8 +98,7 @@ impl Writer {
         match self.done.take() {
             Some(done) => done.await.unwrap_or_else(|_| {
                 Err(anyhow::anyhow!(
-                    "the writer thread died; {} holds what was written",
-                    self.partial.display()
+                    "the writer thread died; the .partial file holds what was written"
                 ))
             }),
             None => bail!("writer already finished"),
@@ -112,34 +108,37 @@ impl Writer {
 
 /// The writer thread's body: mux until the queue closes, then finish the file.
 fn write_recording(
-    mut file: PartialFile,
+    mut files: Files,
     config: mp4::Config,
     mut rx: mpsc::Receiver<Message>,
 ) -> anyhow::Result<Outcome> {
     let mut muxer = Muxer::new(config);
     while let Some(msg) = rx.blocking_recv() {
         let result = match msg {
-            Message::Video(f) => muxer.push_video(f, file.sink()),
-            Message::Audio(f) => muxer.push_audio(f, file.sink()),
-            Message::NewSession { conn } => muxer.new_session(conn, file.sink()),
+            Message::Video(f) => muxer.push_video(f, &mut files),
+            Message::Audio(f) => muxer.push_audio(f, &mut files),
+            Message::NewSession { conn } => muxer.new_session(conn, &mut files),
         };
         if let Err(e) = result {
             // Close the queue first so the session notices at once.
             rx.close();
-            let partial = file.partial().display();
-            bail!("writing {partial} failed: {e}; {}", file.kept());
+            bail!("writing {} failed: {e}; {}", files.current(), files.kept());
         }
     }
-    let stats = muxer.finish(file.sink()).map_err(|e| {
-        let partial = file.partial().display();
-        anyhow::anyhow!("finishing {partial} failed: {e}; {}", file.kept())
+    let finished = muxer.finish(&mut files);
+    files.wait_for_hooks();
+    let stats = finished.map_err(|e| {
+        anyhow::anyhow!(
+            "finishing {} failed: {e}; {}",
+            files.current(),
+            files.kept()
+        )
     })?;
-    if !muxer.has_output() {
-        file.discard();
+    let Some(path) = files.last() else {
         bail!("no frames were recorded, so no file was written");
-    }
+    };
     Ok(Outcome {
-        path: file.finish()?,
+        path: path.to_owned(),
         stats,
         reconnects: 0,
     })

@@ -14,8 +14,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::RecorderConfig;
-use crate::error::{Error, Result};
-use crate::output::{self, naming};
+use crate::error::Result;
+use crate::output;
 use crate::source::redacted;
 
 pub use crate::output::Outcome;
@@ -28,16 +28,12 @@ pub async fn record(
     mut stop: watch::Receiver<bool>,
 ) -> Result<Option<Outcome>> {
     let source = &config.source;
-    let out = match &config.out {
-        Some(out) => out.clone(),
-        None => {
-            let name = naming::camera_name(&source.url).await;
-            let at = config.start.clone().unwrap_or_else(jiff::Zoned::now);
-            naming::default_out_name(&at, &name)
-        }
-    };
-    output::refuse_existing(&out).map_err(Error::failure)?;
-    tracing::info!("recording {} to {}", redacted(&source.url), out.display());
+    let plan = output::plan(&config).await?;
+    tracing::info!("recording {} to {}", redacted(&source.url), plan.describe());
+    if let Some(retention) = plan.retention.clone() {
+        // Before anything connects: old recordings go even if the camera never answers.
+        let _ = tokio::task::spawn_blocking(move || retention.sweep()).await;
+    }
     if let Some(start) = &config.start {
         let wait = start.timestamp().duration_since(jiff::Timestamp::now());
         let wait = Duration::try_from(wait).unwrap_or_default();
@@ -51,7 +47,7 @@ pub async fn record(
             Ok(()) = stop.changed() => return Ok(None),
         }
     }
-    let result = supervisor::supervise(&config, &out, stop).await;
+    let result = supervisor::supervise(&config, &plan, stop).await;
     result.map_err(|e| e.scrub(source.secret()))
 }
 

@@ -7,7 +7,6 @@
 //! session is named in the timing data (`docs/timing-sei.md`, `conn`), because each has its own
 //! RTP clock.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use super::{Outcome, log_outcome};
 use crate::config::RecorderConfig;
 use crate::error::{Error, Result};
 use crate::mp4;
-use crate::output::{Message, Writer};
+use crate::output::{Message, OutputPlan, Writer};
 use crate::rtsp::connect;
 use crate::rtsp::select::Selection;
 use crate::throttle::{Throttle, more};
@@ -49,7 +48,7 @@ enum Next<T> {
 /// The recording of one camera, across sessions.
 struct Supervisor<'a> {
     config: &'a RecorderConfig,
-    out: &'a Path,
+    plan: &'a OutputPlan,
     camera: String,
     stop: watch::Receiver<bool>,
     deadline: Option<Instant>,
@@ -74,12 +73,12 @@ struct Supervisor<'a> {
 /// fixes; the file is finished in every case. `Ok(None)`: stopped before anything was recorded.
 pub(crate) async fn supervise(
     config: &RecorderConfig,
-    out: &Path,
+    plan: &OutputPlan,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<Outcome>> {
     let mut s = Supervisor {
         config,
-        out,
+        plan,
         camera: config.source.host_port(),
         stop,
         deadline: config.duration.map(|d| Instant::now() + d),
@@ -190,7 +189,7 @@ impl Supervisor<'_> {
         match &mut self.writer {
             None => {
                 let mapper = FrameMapper::new(selection, self.config.allow_loss);
-                let writer = Writer::start(self.out, muxing.clone(), WRITER_QUEUE_FRAMES)?;
+                let writer = Writer::start(self.plan.clone(), muxing.clone(), WRITER_QUEUE_FRAMES)?;
                 self.writer = Some((writer, mapper, muxing));
             }
             Some((_, mapper, first)) => {
@@ -303,6 +302,7 @@ fn mp4_config(config: &RecorderConfig, selection: &Selection, session: &Demuxed)
         }),
         audio: selection.audio.as_ref().map(|(_, a, _)| a.clone()),
         fragment_duration: config.fragment_duration,
+        segment_duration: config.segment_duration,
         timing: config.timing,
         creation_time: jiff::Timestamp::now(),
     }

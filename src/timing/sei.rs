@@ -64,6 +64,23 @@ pub fn ntp_from_system_time(t: std::time::SystemTime) -> u64 {
     (secs << 32) | frac
 }
 
+/// Converts nanoseconds since the Unix epoch to the 64-bit NTP format (clamped to it).
+pub fn ntp_from_unix(nanos: i128) -> u64 {
+    const NTP_UNIX_OFFSET_NANOS: i128 = 2_208_988_800 * 1_000_000_000;
+    let since_1900 = (nanos + NTP_UNIX_OFFSET_NANOS).clamp(0, (1 << 32) * 1_000_000_000 - 1);
+    let secs = since_1900 / 1_000_000_000;
+    let frac = ((since_1900 % 1_000_000_000) << 32) / 1_000_000_000;
+    ((secs << 32) | frac) as u64
+}
+
+/// Converts a 64-bit NTP-format time to nanoseconds since the Unix epoch.
+pub fn unix_from_ntp(ntp: u64) -> i128 {
+    const NTP_UNIX_OFFSET_SECS: i128 = 2_208_988_800;
+    let secs = i128::from(ntp >> 32) - NTP_UNIX_OFFSET_SECS;
+    let nanos = (i128::from(ntp & 0xFFFF_FFFF) * 1_000_000_000) >> 32;
+    secs * 1_000_000_000 + nanos
+}
+
 /// Appends one length-prefixed `89H` SEI NAL unit (4-byte length, as in the MP4 sample).
 pub fn append_frame_sei(out: &mut Vec<u8>, codec: VideoCodec, t: FrameTiming) {
     let mut json = JsonBuf::new();
@@ -465,6 +482,19 @@ mod tests {
         ] {
             assert!(parse_timing_nal(nal, VideoCodec::H264).is_err());
         }
+    }
+
+    #[test]
+    fn ntp_and_unix_times_round_trip() {
+        for nanos in [0i128, 1_500_000_000, 1_795_000_000_123_456_789] {
+            let back = unix_from_ntp(ntp_from_unix(nanos));
+            assert!((back - nanos).abs() <= 1, "{nanos} -> {back}");
+        }
+        let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_795_000_000, 250_000_000);
+        assert_eq!(
+            ntp_from_system_time(t),
+            ntp_from_unix(1_795_000_000_250_000_000)
+        );
     }
 
     #[test]

@@ -1,0 +1,194 @@
+//! The files of one recording, as the muxer writes them: each named when its first frame comes
+//! (a plain name, or a template's for that frame's local time), created with its directories,
+//! finished (index, sync, rename), announced to the hook, and followed by retention.
+//!
+//! A full disk (ENOSPC, EDQUOT) is not the end: the fragment that did not fit is taken back,
+//! media is dropped (a gap, like an outage) until a write succeeds again, the log says so once,
+//! and retention, if set, deletes the oldest recording to make room.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::file::PartialFile;
+use super::hook::Hooks;
+use super::retention::Retention;
+use super::template::{Template, untaken};
+use crate::mp4::{self, FileSummary, Stored};
+use crate::timing::sei;
+
+/// What the files are called.
+#[derive(Clone, Debug)]
+pub(crate) enum Naming {
+    /// One file of this name.
+    Plain(PathBuf),
+    /// A name for each file, from its first frame's local time.
+    Template(Template),
+}
+
+/// Where a recording goes and what happens to each finished file.
+#[derive(Clone, Debug)]
+pub(crate) struct OutputPlan {
+    pub naming: Naming,
+    /// `--on-segment-complete`.
+    pub hook: Option<String>,
+    /// The camera's name, for the hook.
+    pub camera: String,
+    pub retention: Option<Retention>,
+}
+
+impl OutputPlan {
+    /// The output, for the log: the file name, or the template.
+    pub(crate) fn describe(&self) -> String {
+        match &self.naming {
+            Naming::Plain(path) => path.display().to_string(),
+            Naming::Template(t) => format!("files named {}", t.pattern()),
+        }
+    }
+}
+
+/// A spell of full disk.
+struct Full {
+    since: Instant,
+    dropped: u64,
+}
+
+pub(crate) struct Files {
+    naming: Naming,
+    current: Option<PartialFile>,
+    hooks: Hooks,
+    retention: Option<Retention>,
+    /// The latest file finished.
+    last: Option<PathBuf>,
+    full: Option<Full>,
+}
+
+impl Files {
+    pub(crate) fn new(plan: OutputPlan) -> Files {
+        Files {
+            naming: plan.naming,
+            current: None,
+            hooks: Hooks::new(plan.hook, plan.camera),
+            retention: plan.retention,
+            last: None,
+            full: None,
+        }
+    }
+
+    /// The latest file finished.
+    pub(crate) fn last(&self) -> Option<&Path> {
+        self.last.as_deref()
+    }
+
+    /// Says where what was written so far is, for errors.
+    pub(crate) fn kept(&self) -> String {
+        match &self.current {
+            Some(f) => f.kept(),
+            None => "no file was open".to_owned(),
+        }
+    }
+
+    /// The file being written, for errors.
+    pub(crate) fn current(&self) -> String {
+        self.current
+            .as_ref()
+            .map_or_else(String::new, |f| f.partial().display().to_string())
+    }
+
+    /// Waits (a bounded time) for the hooks still running.
+    pub(crate) fn wait_for_hooks(&mut self) {
+        self.hooks.wait(std::time::Duration::from_secs(30));
+    }
+
+    fn open(&mut self) -> std::io::Result<&mut PartialFile> {
+        self.current
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("no file is open"))
+    }
+
+    /// Notes whether a write reached the disk; on a full disk, makes room if it may.
+    fn stored(&mut self, stored: Stored) -> Stored {
+        match (stored, &mut self.full) {
+            (Stored::Written, None) => {}
+            (Stored::Written, Some(full)) => {
+                tracing::warn!(
+                    "writing again: the disk was full for {:.0} s, {} fragment(s) of media \
+                     dropped",
+                    full.since.elapsed().as_secs_f64(),
+                    full.dropped
+                );
+                self.full = None;
+            }
+            (Stored::Dropped, Some(full)) => full.dropped += 1,
+            (Stored::Dropped, None) => {
+                tracing::warn!(
+                    "the disk is full: {} is kept up to its last whole fragment; media is \
+                     dropped until there is room{}",
+                    self.current(),
+                    if self.retention.is_some() {
+                        "; deleting the oldest recordings to make it"
+                    } else {
+                        ""
+                    }
+                );
+                self.full = Some(Full {
+                    since: Instant::now(),
+                    dropped: 1,
+                });
+            }
+        }
+        if stored == Stored::Dropped
+            && let Some(retention) = &self.retention
+        {
+            retention.delete_oldest();
+        }
+        stored
+    }
+}
+
+impl mp4::Sink for Files {
+    fn begin_file(&mut self, first_recv: u64) -> std::io::Result<()> {
+        let path = match &self.naming {
+            Naming::Plain(path) => path.clone(),
+            Naming::Template(template) => untaken(&template.expand(&local_time(first_recv))),
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = PartialFile::create(&path).map_err(std::io::Error::other)?;
+        self.current = Some(file);
+        Ok(())
+    }
+
+    fn write_header(&mut self, header: &[u8]) -> std::io::Result<Stored> {
+        let stored = self.open()?.write_header(header)?;
+        Ok(self.stored(stored))
+    }
+
+    fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<Stored> {
+        let stored = self.open()?.append(parts)?;
+        Ok(self.stored(stored))
+    }
+
+    fn end_file(&mut self, summary: &FileSummary) -> std::io::Result<()> {
+        let Some(file) = self.current.take() else {
+            return Ok(());
+        };
+        let path = file.finish().map_err(std::io::Error::other)?;
+        if matches!(self.naming, Naming::Template(_)) {
+            tracing::info!("finished {}", path.display());
+        }
+        self.hooks.file_finished(&path, summary);
+        if let Some(retention) = &self.retention {
+            retention.sweep();
+        }
+        self.last = Some(path);
+        Ok(())
+    }
+}
+
+/// An NTP-format time in the local time zone.
+fn local_time(ntp: u64) -> jiff::Zoned {
+    let at = jiff::Timestamp::from_nanosecond(sei::unix_from_ntp(ntp))
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    at.to_zoned(jiff::tz::TimeZone::system())
+}

@@ -1,0 +1,133 @@
+//! `--on-segment-complete`: a command run with `sh -c` for each finished file, told about it
+//! through its environment. Recording never waits for it; at most [`MAX_RUNNING`] run at once
+//! (a file finished while they all still run gets none, and the log says so); a failing one is
+//! logged with its exit status; at the end, running ones are waited for a bounded time.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::mp4::FileSummary;
+use crate::throttle::{Throttle, more};
+use crate::timing::sei;
+
+/// Hooks that may run at once.
+const MAX_RUNNING: usize = 4;
+
+/// Environment variables a hook must not inherit: the camera's credentials.
+const WITHHELD: [&str; 2] = ["RTSP_PASSWORD", "RTSP_USERNAME"];
+
+pub(crate) struct Hooks {
+    command: Option<String>,
+    /// The camera's name, for `RETINA_RECORD_CAMERA`.
+    camera: String,
+    running: Vec<(Child, PathBuf)>,
+    skipped: Throttle,
+}
+
+impl Hooks {
+    pub(crate) fn new(command: Option<String>, camera: String) -> Hooks {
+        Hooks {
+            command,
+            camera,
+            running: Vec::new(),
+            skipped: Throttle::new(),
+        }
+    }
+
+    /// Runs the hook for `file`, unless too many still run.
+    pub(crate) fn file_finished(&mut self, file: &Path, summary: &FileSummary) {
+        if self.command.is_none() {
+            return;
+        }
+        self.reap();
+        let Some(command) = &self.command else {
+            return;
+        };
+        if self.running.len() >= MAX_RUNNING {
+            if let Some(held_back) = self.skipped.hit() {
+                tracing::warn!(
+                    "not running --on-segment-complete for {}: {MAX_RUNNING} are still \
+                     running{}",
+                    file.display(),
+                    more(held_back)
+                );
+            }
+            return;
+        }
+        let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(command)
+            .env("RETINA_RECORD_FILE", &absolute)
+            .env("RETINA_RECORD_START", rfc3339(summary.first_recv))
+            .env("RETINA_RECORD_END", rfc3339(summary.last_recv))
+            .env("RETINA_RECORD_CAMERA", &self.camera)
+            .stdin(Stdio::null())
+            // Its output joins the log, never the recording (which may be stdout).
+            .stdout(stderr_or_null());
+        for name in WITHHELD {
+            cmd.env_remove(name);
+        }
+        match cmd.spawn() {
+            Ok(child) => self.running.push((child, absolute)),
+            Err(e) => tracing::warn!("cannot run --on-segment-complete: {e}"),
+        }
+    }
+
+    /// Notes the hooks that have ended, logging failures.
+    fn reap(&mut self) {
+        self.running
+            .retain_mut(|(child, file)| match child.try_wait() {
+                Ok(None) => true,
+                Ok(Some(status)) => {
+                    if !status.success() {
+                        tracing::warn!(
+                            "--on-segment-complete for {} failed: {status}",
+                            file.display()
+                        );
+                    }
+                    false
+                }
+                Err(e) => {
+                    tracing::warn!("--on-segment-complete for {}: {e}", file.display());
+                    false
+                }
+            });
+    }
+
+    /// Waits up to `limit` for running hooks to end; the rest are left running.
+    pub(crate) fn wait(&mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        loop {
+            self.reap();
+            if self.running.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    "{} --on-segment-complete command(s) still running; not waiting for them",
+                    self.running.len()
+                );
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// An NTP-format time as RFC 3339 (UTC).
+fn rfc3339(ntp: u64) -> String {
+    jiff::Timestamp::from_nanosecond(sei::unix_from_ntp(ntp))
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// This process's standard error, for a child to write to.
+fn stderr_or_null() -> Stdio {
+    use std::os::fd::AsFd as _;
+    match std::io::stderr().as_fd().try_clone_to_owned() {
+        Ok(fd) => Stdio::from(fd),
+        Err(_) => Stdio::null(),
+    }
+}

@@ -1,0 +1,96 @@
+//! What the output is to be, decided (and checked) before anything connects: a plain name or a
+//! template, the hook, retention — and whether the files can be written at all, so that a
+//! wrong directory fails at once with one line rather than after the camera has answered.
+
+use std::path::{Path, PathBuf};
+
+use super::files::{Naming, OutputPlan};
+use super::retention::Retention;
+use super::template::Template;
+use super::{file, naming};
+use crate::config::RecorderConfig;
+use crate::error::{Error, Result};
+
+/// The output `config` asks for, checked: names, directories (created), writability.
+pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
+    let camera = camera(config).await;
+    let naming = match &config.out {
+        Some(out) if Template::is_template(out) => {
+            let text = out.to_string_lossy();
+            Naming::Template(
+                Template::parse(&text)
+                    .map_err(|why| Error::usage(format!("OUT {text:?}: {why}")))?,
+            )
+        }
+        Some(out) => Naming::Plain(out.clone()),
+        None => Naming::Template(
+            Template::parse(&naming::default_template(&camera)).map_err(Error::usage)?,
+        ),
+    };
+    let retention = match &naming {
+        Naming::Template(t) if config.keep_for.is_some() || config.keep_size.is_some() => {
+            Some(Retention {
+                template: t.clone(),
+                keep_for: config.keep_for,
+                keep_size: config.keep_size,
+            })
+        }
+        Naming::Template(_) => None,
+        Naming::Plain(out) => {
+            let needs = [
+                (config.segment_duration.is_some(), "--segment-duration"),
+                (config.keep_for.is_some(), "--keep-for"),
+                (config.keep_size.is_some(), "--keep-size"),
+            ];
+            if let Some((_, flag)) = needs.iter().find(|(set, _)| *set) {
+                return Err(Error::usage(format!(
+                    "{flag} needs OUT to be a strftime template, so that each file gets its own \
+                     name: {} has no `%` (e.g. '{}-%Y%m%d_%H%M%S.mp4')",
+                    out.display(),
+                    out.file_stem().unwrap_or_default().to_string_lossy()
+                )));
+            }
+            file::refuse_existing(out).map_err(Error::failure)?;
+            None
+        }
+    };
+    let first = match &naming {
+        Naming::Plain(out) => out.clone(),
+        Naming::Template(t) => t.expand(&jiff::Zoned::now()),
+    };
+    check_writable(&first).map_err(Error::failure)?;
+    Ok(OutputPlan {
+        naming,
+        hook: config.on_segment_complete.clone(),
+        camera,
+        retention,
+    })
+}
+
+/// The camera's name, for default file names and the hook: looked up only if either needs it.
+async fn camera(config: &RecorderConfig) -> String {
+    if config.out.is_none() || config.on_segment_complete.is_some() {
+        naming::camera_name(&config.source.url).await
+    } else {
+        String::new()
+    }
+}
+
+/// Creates `file`'s directory if need be, and makes sure a file can be created in it.
+fn check_writable(file: &Path) -> anyhow::Result<()> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let cannot =
+        |e: std::io::Error| anyhow::anyhow!("cannot write recordings to {}: {e}", dir.display());
+    std::fs::create_dir_all(&dir).map_err(cannot)?;
+    let probe = dir.join(format!(".retina-record-{}.probe", std::process::id()));
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(cannot)?;
+    std::fs::remove_file(&probe).map_err(cannot)?;
+    Ok(())
+}
