@@ -19,8 +19,10 @@ mod support;
 
 mod camera;
 mod codecs;
+mod disk;
 mod hostile;
 mod interop;
+mod output;
 mod quirks;
 mod record;
 mod unattended;

@@ -283,6 +283,11 @@ impl Camera {
         let _ = rx.wait_for(|&(_, t)| t >= secs).await;
     }
 
+    /// How much media the current session has sent, in seconds.
+    pub fn sent_secs(&self) -> f64 {
+        self.shared.progress.borrow().1
+    }
+
     /// Waits until session `session` (counted from 0, all clients together) has sent `secs`
     /// of media, or a later session has begun.
     pub async fn wait_session_sent(&self, session: usize, secs: f64) {

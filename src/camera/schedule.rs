@@ -72,7 +72,7 @@ impl Schedule {
     /// Sends until the connection fails (or the task is aborted).
     pub(super) async fn run(mut self) -> anyhow::Result<()> {
         let shared = self.shared.clone();
-        let _ = shared.progress.send((self.session, 0.0));
+        shared.progress.send_replace((self.session, 0.0));
         let mut first_loop = true;
         loop {
             for clip in &shared.config.clips {
@@ -95,7 +95,8 @@ impl Schedule {
                             self.send_audio(i, &a.1, audio, secs, media).await?;
                         }
                     }
-                    let _ = shared.progress.send((self.session, media));
+                    // Stored even with nobody waiting: `sent_secs` reads it.
+                    shared.progress.send_replace((self.session, media));
                 }
                 self.offset_90k += clip.duration;
             }

@@ -67,6 +67,9 @@ pub(crate) struct FileState {
     last_recv: u64,
     /// When the file ends, if segmenting (NTP format).
     ends_at: Option<u64>,
+    /// A fragment was dropped (the disk was full): video resumes at a keyframe, as nothing
+    /// before one could be decoded without the frames lost.
+    resume_at_keyframe: bool,
     /// Scratch buffer for moof + mdat header, reused across fragments.
     head_buf: Vec<u8>,
 }
@@ -87,6 +90,7 @@ impl FileState {
             first_recv: None,
             last_recv: 0,
             ends_at: None,
+            resume_at_keyframe: false,
             head_buf: Vec::new(),
         }
     }
@@ -119,7 +123,11 @@ impl FileState {
             self.first_recv = Some(recv);
             self.ends_at = self.plan.segment_duration.map(|d| next_boundary(recv, d));
         }
-        self.last_recv = self.last_recv.max(recv);
+        // The file's frames are its video frames' times when it has video: those the file
+        // itself records.
+        if matches!(sample, Ready::Video(_)) || tracks.video.is_none() {
+            self.last_recv = self.last_recv.max(recv);
+        }
         match (sample, &tracks.video) {
             (Ready::Video(s), Some(_)) => self.add_video(s, tracks, sink, stats)?,
             (Ready::Video(_), None) => {}
@@ -157,6 +165,14 @@ impl FileState {
         let new_description = self.video.sample_description_index != s.sample_description_index;
         if !self.video.is_empty() && (new_description || self.cuts_before_video(&s, tracks)) {
             self.write_fragment(tracks, sink, stats)?;
+        }
+        // After that write too: a fragment that did not fit leaves nothing to depend on.
+        if self.resume_at_keyframe {
+            if !s.is_sync {
+                stats.dropped_disk_full += 1;
+                return Ok(());
+            }
+            self.resume_at_keyframe = false;
         }
         // The first frame of a file and of a session name the session.
         if s.starts_session || self.video_first.is_none() {
@@ -219,7 +235,15 @@ impl FileState {
                 stats.video_frames += frames.0 as u64;
                 stats.audio_frames += frames.1 as u64;
             }
-            Stored::Dropped => stats.dropped_disk_full += (frames.0 + frames.1) as u64,
+            Stored::Dropped => {
+                stats.dropped_disk_full += (frames.0 + frames.1) as u64;
+                self.resume_at_keyframe = tracks.video.is_some();
+                if self.sequence_number == 1 {
+                    // Nothing of the file is on disk: it starts with what is written first.
+                    self.video_first = None;
+                    self.audio_first = None;
+                }
+            }
         }
         Ok(())
     }

@@ -164,7 +164,8 @@ pub(crate) enum Stored {
 /// A finished file, as the muxer saw it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct FileSummary {
-    /// When its first and last frames were received (NTP format).
+    /// When its first and last frames were received (NTP format): video frames, when it has
+    /// video (as its `89H` messages say), else audio.
     pub first_recv: u64,
     pub last_recv: u64,
 }

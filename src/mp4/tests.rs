@@ -502,3 +502,153 @@ fn muxer_survives_hostile_timestamps_and_frames() {
         }
     }
 }
+
+/// The version byte of each box of type `kind` in `bytes` (found by its fourcc: a test
+/// shortcut, fine for files this small and regular).
+fn box_versions(bytes: &[u8], kind: &[u8; 4]) -> Vec<u8> {
+    bytes
+        .windows(5)
+        .filter(|w| &w[..4] == kind)
+        .map(|w| w[4])
+        .collect()
+}
+
+/// ISO/IEC 14496-12 §8.8.12, §8.4.2, §8.3.2, §8.8.11: times beyond 32 bits need version 1 of
+/// `tfdt`, `mdhd`, `tkhd`, `mvhd`, `mehd` and `tfra`. A video track of 13.4 h at 90 kHz (frames 9 s apart,
+/// each a steady step) goes past 2^32 ticks: every such box is version 1, and the times read
+/// back whole.
+#[test]
+fn tracks_longer_than_2_32_ticks_use_64_bit_boxes() {
+    const STEP: i64 = 9 * 90_000;
+    let src = fixture("h264_aac.mp4");
+    let v = src.video_track().expect("video").clone();
+    let keyframe = src
+        .track_samples(v.track_id)
+        .find(|s| s.is_sync)
+        .map(|s| src.read_sample(s).expect("sample"))
+        .expect("a keyframe");
+    let frames = (u64::from(u32::MAX) / STEP as u64 + 3) as i64;
+    let mut muxer = Muxer::new(super::Config {
+        video: Some(super::VideoConfig {
+            codec: VideoCodec::H264,
+            clock_rate: 90_000,
+        }),
+        audio: None,
+        fragment_duration: Duration::from_secs(20),
+        segment_duration: None,
+        timing: true,
+        creation_time: jiff::Timestamp::now(),
+    });
+    let mut sink = VecSink::default();
+    for i in 0..frames {
+        let frame = VideoInput {
+            pts: i * STEP,
+            is_sync: true,
+            sample_entry: (i == 0).then(|| Box::new(v.sample_entries[0].clone())),
+            timing: FrameTiming {
+                recv: ntp_after_midnight(i * STEP, 90_000),
+                rtp: (i * STEP) as u32,
+                conn: None,
+            },
+            sender_reports: Vec::new(),
+            data: keyframe.clone(),
+        };
+        muxer.push_video(frame, &mut sink).expect("push video");
+    }
+    muxer.finish(&mut sink).expect("finish");
+    let mut bytes = sink.single();
+    let mfra = super::build_mfra(&super::read::Data::Bytes(bytes.clone().into())).expect("mfra");
+    bytes.extend_from_slice(&mfra);
+    let rec = Recording::from_bytes(bytes.clone()).expect("reads back");
+    let last = rec.samples.last().expect("samples");
+    let end = (frames - 1) as u64 * STEP as u64;
+    assert!(end > u64::from(u32::MAX));
+    assert_eq!(last.dts, end, "decode times read back whole");
+    assert_eq!(rec.samples.len() as i64, frames);
+    let track = rec.video_track().expect("video");
+    assert_eq!(track.media_start, 0);
+    let tfra = rec.mfra.as_ref().expect("mfra").tfra.first().expect("tfra");
+    assert_eq!(tfra.entries.last().map(|e| e.time), Some(end));
+    for kind in [b"tfdt", b"mdhd", b"tkhd", b"mvhd", b"mehd", b"tfra"] {
+        let versions = box_versions(&bytes, kind);
+        assert!(!versions.is_empty(), "{}", String::from_utf8_lossy(kind));
+        assert!(
+            versions.iter().all(|&v| v == 1),
+            "{}: {versions:?}",
+            String::from_utf8_lossy(kind)
+        );
+    }
+    assert_eq!(track.duration, end + STEP as u64, "mdhd's duration, 64-bit");
+}
+
+/// §8.8.11, §8.1.1: a file over 4 GiB indexes its later fragments with 64-bit `tfra`
+/// offsets, and a box over 4 GiB has a 64-bit size. The file is sparse: a 4.5 GiB `free` box
+/// (a hole on disk) between a recording's fragments, the index built from the file as the
+/// recorder builds it when it finishes.
+#[test]
+fn files_over_4_gib_index_their_fragments_with_64_bit_offsets() {
+    use mp4_atom::{Atom as _, Decode as _, Encode as _};
+    use std::io::{Seek as _, SeekFrom};
+    let (bytes, frames) = mux_fixture("h264_aac.mp4");
+    // The top-level boxes: split before the third moof.
+    let mut offsets = Vec::new();
+    let mut pos = 0usize;
+    while pos < bytes.len() {
+        let mut rest = &bytes[pos..];
+        let header = mp4_atom::Header::decode(&mut rest).expect("box header");
+        let header_len = bytes.len() - pos - rest.len();
+        if header.kind == mp4_atom::Moof::KIND {
+            offsets.push(pos);
+        }
+        pos += header_len + header.size.expect("sized");
+    }
+    let split = offsets[2];
+    const HOLE: u64 = 9 << 29; // 4.5 GiB
+    let mut free_header = Vec::new();
+    mp4_atom::Header {
+        kind: mp4_atom::Free::KIND,
+        size: Some(HOLE as usize),
+    }
+    .encode(&mut free_header)
+    .expect("free header");
+    assert_eq!(free_header.len(), 16, "a 64-bit box size");
+    let mut file = tempfile::tempfile().expect("temp");
+    file.write_all(&bytes[..split]).expect("write");
+    file.write_all(&free_header).expect("write");
+    file.seek(SeekFrom::Current(HOLE as i64)).expect("seek");
+    file.write_all(&bytes[split..]).expect("write");
+    let data = super::read::Data::File(file.try_clone().expect("clone"));
+    let mfra = super::build_mfra(&data).expect("index");
+    file.write_all(&mfra).expect("write");
+    let rec = Recording::open(std::path::Path::new(&format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&file)
+    )))
+    .expect("reads back");
+    assert_eq!(rec.video_timing().expect("timing").len(), frames);
+    let whole = Recording::from_bytes(bytes).expect("unsplit");
+    let moved = 16 + HOLE;
+    for (a, b) in rec.samples.iter().zip(&whole.samples) {
+        let expected = if b.offset >= split as u64 {
+            b.offset + moved
+        } else {
+            b.offset
+        };
+        assert_eq!(a.offset, expected);
+        assert_eq!(
+            rec.read_sample(a).expect("read"),
+            whole.read_sample(b).expect("read")
+        );
+    }
+    let tfra = &rec.mfra.as_ref().expect("mfra").tfra[0];
+    assert!(
+        tfra.entries
+            .iter()
+            .any(|e| e.moof_offset > u64::from(u32::MAX))
+    );
+    assert_eq!(
+        box_versions(&mfra, b"tfra"),
+        [1, 1],
+        "both tracks' tfra are 64-bit"
+    );
+}

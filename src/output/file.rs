@@ -133,7 +133,11 @@ impl PartialFile {
                 self.positioned = false;
                 Ok(Stored::Dropped)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                // The recording ends; leave it whole if the disk still lets us.
+                let _ = self.file.set_len(start);
+                Err(e)
+            }
         }
     }
 
@@ -159,6 +163,16 @@ impl PartialFile {
             IoSlice::advance_slices(&mut bufs, n);
         }
         Ok(())
+    }
+
+    /// Whether no fragment is in the file (all of them met a full disk).
+    pub(super) fn is_empty(&self) -> bool {
+        self.append_pos <= mp4::HEADER_SIZE as u64
+    }
+
+    /// Deletes the `.partial` (it holds no media).
+    pub(super) fn discard(self) -> std::io::Result<()> {
+        std::fs::remove_file(&self.partial)
     }
 
     /// Appends the `mfra` index, syncs, and renames `OUT.partial` to `OUT`; returns `OUT`.

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::file::PartialFile;
+use super::file::{PartialFile, is_full};
 use super::hook::Hooks;
 use super::retention::Retention;
 use super::template::{Template, untaken};
@@ -55,6 +55,10 @@ struct Full {
 pub(crate) struct Files {
     naming: Naming,
     current: Option<PartialFile>,
+    /// The file begun but not yet created: the disk was too full for it.
+    uncreated: Option<PathBuf>,
+    /// The latest header the muxer gave, for a file created late.
+    header: Vec<u8>,
     hooks: Hooks,
     retention: Option<Retention>,
     /// The latest file finished.
@@ -67,6 +71,8 @@ impl Files {
         Files {
             naming: plan.naming,
             current: None,
+            uncreated: None,
+            header: Vec::new(),
             hooks: Hooks::new(plan.hook, plan.camera),
             retention: plan.retention,
             last: None,
@@ -99,10 +105,33 @@ impl Files {
         self.hooks.wait(std::time::Duration::from_secs(30));
     }
 
-    fn open(&mut self) -> std::io::Result<&mut PartialFile> {
-        self.current
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("no file is open"))
+    /// The file being written; creates it if it was begun on a full disk (`None` while the
+    /// disk is still full).
+    fn open(&mut self) -> std::io::Result<Option<&mut PartialFile>> {
+        if self.current.is_none()
+            && let Some(path) = self.uncreated.take()
+        {
+            match create(&path) {
+                Ok(mut file) => {
+                    if !self.header.is_empty()
+                        && file.write_header(&self.header)? == Stored::Dropped
+                    {
+                        self.uncreated = Some(path);
+                        return Ok(None);
+                    }
+                    self.current = Some(file);
+                }
+                Err(e) if is_full(&e) => {
+                    self.uncreated = Some(path);
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match self.current.as_mut() {
+            Some(file) => Ok(Some(file)),
+            None => Err(std::io::Error::other("no file is open")),
+        }
     }
 
     /// Notes whether a write reached the disk; on a full disk, makes room if it may.
@@ -151,28 +180,46 @@ impl mp4::Sink for Files {
             Naming::Plain(path) => path.clone(),
             Naming::Template(template) => untaken(&template.expand(&local_time(first_recv))),
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = PartialFile::create(&path).map_err(std::io::Error::other)?;
-        self.current = Some(file);
-        Ok(())
+        self.current = None;
+        self.uncreated = Some(path);
+        self.header.clear();
+        // Created now, so that a file that cannot be is an error at once; on a full disk,
+        // when there is room.
+        self.open().map(|_| ())
     }
 
     fn write_header(&mut self, header: &[u8]) -> std::io::Result<Stored> {
-        let stored = self.open()?.write_header(header)?;
+        self.header.clear();
+        self.header.extend_from_slice(header);
+        let stored = match self.open()? {
+            Some(file) => file.write_header(header)?,
+            None => Stored::Dropped,
+        };
         Ok(self.stored(stored))
     }
 
     fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<Stored> {
-        let stored = self.open()?.append(parts)?;
+        let stored = match self.open()? {
+            Some(file) => file.append(parts)?,
+            None => Stored::Dropped,
+        };
         Ok(self.stored(stored))
     }
 
     fn end_file(&mut self, summary: &FileSummary) -> std::io::Result<()> {
         let Some(file) = self.current.take() else {
+            if let Some(path) = self.uncreated.take() {
+                tracing::warn!("{} was never created: the disk stayed full", path.display());
+            }
             return Ok(());
         };
+        if file.is_empty() {
+            tracing::warn!(
+                "{} holds no media (the disk stayed full); deleting it",
+                file.partial().display()
+            );
+            return file.discard();
+        }
         let path = file.finish().map_err(std::io::Error::other)?;
         if matches!(self.naming, Naming::Template(_)) {
             tracing::info!("finished {}", path.display());
@@ -184,6 +231,26 @@ impl mp4::Sink for Files {
         self.last = Some(path);
         Ok(())
     }
+}
+
+/// Creates `path` as a `.partial` recording, with its directories.
+/// Errors say what failed, and still whether the disk was full.
+fn create(path: &Path) -> std::io::Result<PartialFile> {
+    let error = |full: bool, message: String| {
+        let kind = match full {
+            true => std::io::ErrorKind::StorageFull,
+            false => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, message)
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| error(is_full(&e), format!("cannot create {}: {e}", dir.display())))?;
+    }
+    PartialFile::create(path).map_err(|e| {
+        let full = e.downcast_ref::<std::io::Error>().is_some_and(is_full);
+        error(full, format!("{e:#}"))
+    })
 }
 
 /// An NTP-format time in the local time zone.

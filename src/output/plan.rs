@@ -84,6 +84,14 @@ fn check_writable(file: &Path) -> anyhow::Result<()> {
     };
     let cannot =
         |e: std::io::Error| anyhow::anyhow!("cannot write recordings to {}: {e}", dir.display());
+    // create_dir_all would say "File exists" for a file in the way.
+    if let Some(file) = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
+        anyhow::bail!(
+            "cannot write recordings to {}: {} is not a directory",
+            dir.display(),
+            file.display()
+        );
+    }
     std::fs::create_dir_all(&dir).map_err(cannot)?;
     let probe = dir.join(format!(".retina-record-{}.probe", std::process::id()));
     std::fs::File::options()

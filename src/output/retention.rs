@@ -2,7 +2,8 @@
 //! the oldest while this camera's recordings take more than a size. Only files that this
 //! recorder's template names (see `template.rs`) and that are finished are ever deleted — never
 //! another file, never a `.partial`; directories emptied by it go too. Age is the time since a
-//! file was last written (its end).
+//! file was last written (its end). Size never costs the newest finished file (a `--keep-size`
+//! below one file's size keeps the latest file, not none), nor does making room on a full disk.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -33,11 +34,12 @@ impl Retention {
         let now = SystemTime::now();
         let mut total: u64 = found.iter().map(|f| f.size).sum();
         let mut deleted = 0;
-        for f in &found {
+        let newest = found.len().saturating_sub(1);
+        for (i, f) in found.iter().enumerate() {
             let too_old = self
                 .keep_for
                 .is_some_and(|keep| now.duration_since(f.modified).is_ok_and(|age| age > keep));
-            let too_much = self.keep_size.is_some_and(|keep| total > keep);
+            let too_much = i < newest && self.keep_size.is_some_and(|keep| total > keep);
             if !(too_old || too_much) {
                 continue;
             }
@@ -55,10 +57,14 @@ impl Retention {
         deleted
     }
 
-    /// Deletes the oldest recording (to make room on a full disk); whether one went.
+    /// Deletes the oldest recording but the newest (to make room on a full disk); whether one
+    /// went.
     pub(crate) fn delete_oldest(&self) -> bool {
         let mut found = Vec::new();
         self.collect(self.template.root(), self.template.depth(), &mut found);
+        if found.len() < 2 {
+            return false;
+        }
         let Some(oldest) = found.iter().min_by_key(|f| f.modified) else {
             return false;
         };
@@ -176,6 +182,14 @@ mod tests {
         assert!(dir.path().join(files[1]).exists() && dir.path().join(files[2]).exists());
         assert!(keep.delete_oldest());
         assert!(!dir.path().join(files[1]).exists());
+        // The newest stays, whatever the size or the disk says.
+        assert!(!keep.delete_oldest());
+        let tiny = Retention {
+            keep_size: Some(1),
+            ..keep
+        };
+        assert_eq!(tiny.sweep(), 0);
+        assert!(dir.path().join(files[2]).exists());
         Ok(())
     }
 }

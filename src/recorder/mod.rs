@@ -54,10 +54,14 @@ pub async fn record(
 /// Logs what a recording wrote and what it had to drop or correct.
 pub fn log_outcome(o: &Outcome) {
     let s = &o.stats;
+    let wrote = if s.files > 1 {
+        format!("{} files, the last {}", s.files, o.path.display())
+    } else {
+        o.path.display().to_string()
+    };
     tracing::info!(
-        "wrote {}: {:.1} s, {} video frames, {} audio frames, {} sender reports, {} fragments, \
-         {} sample description(s)",
-        o.path.display(),
+        "wrote {wrote}: {:.1} s, {} video frames, {} audio frames, {} sender reports, {} \
+         fragments, {} sample description(s)",
         s.duration_secs,
         s.video_frames,
         s.audio_frames,
@@ -79,6 +83,18 @@ pub fn log_outcome(o: &Outcome) {
         tracing::info!(
             "dropped {} empty frame(s) (video without a picture, audio without data)",
             s.dropped_empty
+        );
+    }
+    if o.reconnects > 0 {
+        tracing::info!(
+            "reconnected {} time(s); each outage is a gap in the recording",
+            o.reconnects
+        );
+    }
+    if s.dropped_disk_full > 0 {
+        tracing::warn!(
+            "{} frame(s) dropped while the disk was full (a gap in the recording)",
+            s.dropped_disk_full
         );
     }
     if s.timestamp_jumps > 0 {

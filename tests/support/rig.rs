@@ -174,6 +174,22 @@ impl Recorder {
         signal(&self.child, sig);
     }
 
+    /// Waits (up to 30 s) until the recorder's log says `text`: the log is the event.
+    pub async fn wait_for_log(&self, text: &str) {
+        let started = std::time::Instant::now();
+        loop {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if log.contains(text) {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the recorder did not say {text:?} within 30 s: {log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Waits for the end, sampling the process's peak memory (`VmHWM`) as it runs; returns the
     /// peak in bytes too (at least the largest any child of this test process reached: under
     /// nextest, each test is a process of its own).
