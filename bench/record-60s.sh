@@ -4,10 +4,13 @@
 # Needs ffmpeg and GNU time (`apt-get install -y ffmpeg time`). Prints one line per recorder.
 # SPEED=10 serves the media 10 times faster than real time (60 s of wall time records 10 min
 # of media), to see whether memory grows with the recording's length. ffmpeg is only run at 1.
+# SEGMENT=10s also records in segments of that length (a strftime template), beside the single
+# file, to see what segmenting costs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${SECONDS_TO_RECORD:-60}
 speed=${SPEED:-1}
+segment=${SEGMENT:-}
 cargo build --release --locked --bin retina-record
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -34,6 +37,11 @@ measure() { # name, then the command
     "$work/$name.time"
 }
 measure retina-record target/release/retina-record --url "$url" --duration "$seconds" "$work/rr.mp4"
+if [ -n "$segment" ]; then
+  measure "segments-$segment" target/release/retina-record --url "$url" --duration "$seconds" \
+    --segment-duration "$segment" "$work/seg/%H%M%S.mp4"
+  echo "$(ls "$work/seg" | wc -l) segment files"
+fi
 if [ "$speed" = 1 ]; then
   measure ffmpeg-copy ffmpeg -nostdin -v error -rtsp_transport tcp -i "$url" -t "$seconds" \
     -c copy -f mp4 "$work/ff.mp4"

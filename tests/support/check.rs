@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use retina_record::camera::{Camera, SentFrame, SentReport};
+pub use retina_record::mp4::read::sessions;
 use retina_record::mp4::read::{Recording, TimedSample};
 use retina_record::timing::sei::TimingMessage;
 
@@ -65,24 +66,6 @@ pub fn check_against_cameras(rec: &Recording, cams: &[&Camera]) -> (usize, f64) 
     }
     let v = rec.video_track().expect("video");
     (timing.len(), rec.track_duration_secs(v))
-}
-
-/// The recording's samples split where `conn` names a new session.
-pub fn sessions(timing: &[TimedSample]) -> Vec<&[TimedSample]> {
-    let mut parts = Vec::new();
-    let (mut start, mut conn) = (0, None);
-    for (i, t) in timing.iter().enumerate() {
-        let c = t.frame().and_then(|f| f.conn);
-        if c.is_some() && c != conn {
-            if i > start {
-                parts.push(&timing[start..i]);
-            }
-            start = i;
-            conn = c;
-        }
-    }
-    parts.push(&timing[start..]);
-    parts
 }
 
 /// [`check_against_camera`] for one session.
