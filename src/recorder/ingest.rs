@@ -70,12 +70,18 @@ impl Ingest<'_> {
         // (packets that completed nothing).
         let mut other_items = 0u64;
         let mut errors_in_a_row = 0;
+        // The guard and the deadline live across items: a future made afresh in each turn
+        // of the loop would restart its timer with every packet, and never fire.
         let guard = MemoryGuard::new(SESSION_LIMIT);
+        let memory = guard.exceeded_after(Duration::from_secs(1));
+        tokio::pin!(memory);
+        let deadline = sleep_until(self.deadline);
+        tokio::pin!(deadline);
         let end = loop {
             tokio::select! {
                 biased;
                 Ok(()) = self.stop.changed() => break End::Stopped,
-                grown = guard.exceeded_after(Duration::from_secs(1)) => {
+                grown = &mut memory => {
                     break End::Dropped(Error::failure(anyhow::anyhow!(
                         "camera {}: the session made the recorder hold {} MiB more (a message \
                          or a fragmented frame that never ends?); dropping it",
@@ -83,7 +89,7 @@ impl Ingest<'_> {
                         mib(grown)
                     )));
                 }
-                _ = sleep_until(self.deadline) => {
+                () = &mut deadline => {
                     tracing::info!("--duration reached");
                     break End::Stopped;
                 }
