@@ -195,7 +195,11 @@ impl mp4::Sink for Files {
             Some(file) => file.write_header(header)?,
             None => Stored::Dropped,
         };
-        Ok(self.stored(stored))
+        // A header is rewritten in place: that it fits says nothing of room for more.
+        match stored {
+            Stored::Written => Ok(stored),
+            Stored::Dropped => Ok(self.stored(stored)),
+        }
     }
 
     fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<Stored> {
