@@ -10,8 +10,10 @@
 //!   per packet.
 //! * Clips play in sequence and loop, with RTP timestamps continuing across the joins. The RTP
 //!   timestamps start close to 2^32 so they wrap a few seconds in, as a long-running camera's do.
-//! * A sender report goes out for each stream once per second of media. Its NTP time comes from a
-//!   clock the caller sets: `ntp_base` is the NTP time of media time 0.
+//! * A sender report goes out for each stream once per second of media. Its NTP time is this
+//!   machine's clock at the session's start plus the media time since (or a fixed point the caller
+//!   sets with `ntp_base`); `clock.rs` makes it err as real cameras' clocks do (an offset, RTP drift,
+//!   an NTP step, send jitter) and writes the truth about every frame to a file.
 //! * With `keep_log`, every frame's send time (just before its last packet went to the socket)
 //!   and every SR is logged, for tests to compare with a recording.
 //! * Faults on demand: [`Camera::drop_connections`], [`Camera::stall`]; and the quirks real
@@ -23,6 +25,7 @@
 //! wire.
 
 mod clip;
+mod clock;
 mod rtp;
 mod rtsp;
 mod schedule;
@@ -38,6 +41,7 @@ use tokio::sync::{Notify, watch};
 use crate::timing::sei;
 
 pub use clip::{BuiltinAudio, Clip};
+pub use clock::CameraClock;
 
 /// What the camera serves, and how.
 pub struct CameraConfig {
@@ -47,8 +51,13 @@ pub struct CameraConfig {
     pub clips: Vec<Clip>,
     /// 1.0 is real time; 4.0 four times as fast.
     pub speed: f64,
-    /// NTP time (64-bit format) of media time 0.
-    pub ntp_base: u64,
+    /// NTP time (64-bit format) of media time 0 in every session; `None`: this machine's clock
+    /// (plus `clock.offset`) when the session starts.
+    pub ntp_base: Option<u64>,
+    /// How the camera's clocks err.
+    pub clock: CameraClock,
+    /// Write a CSV row for every video frame sent here: `session,rtp,capture_unix,sent_unix`.
+    pub truth: Option<std::path::PathBuf>,
     /// Serve the clips' audio as a second stream.
     pub audio: bool,
     /// Require HTTP Basic authentication with these.
@@ -125,7 +134,9 @@ impl CameraConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             clips,
             speed: 1.0,
-            ntp_base: sei::ntp_from_system_time(std::time::SystemTime::now()),
+            ntp_base: None,
+            clock: CameraClock::default(),
+            truth: None,
             audio: true,
             credentials: None,
             keep_log: false,
@@ -188,6 +199,7 @@ pub(crate) struct Shared {
     pub sessions: std::sync::atomic::AtomicUsize,
     pub drop_all: Notify,
     pub stall_until: Mutex<Option<tokio::time::Instant>>,
+    pub truth: Option<clock::Truth>,
 }
 
 impl Shared {
@@ -226,6 +238,11 @@ impl Camera {
                 config.speed
             );
         }
+        let truth = config
+            .truth
+            .as_deref()
+            .map(clock::Truth::create)
+            .transpose()?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -237,6 +254,7 @@ impl Camera {
             sessions: std::sync::atomic::AtomicUsize::new(0),
             drop_all: Notify::new(),
             stall_until: Mutex::new(None),
+            truth,
         });
         let s = shared.clone();
         let task = tokio::spawn(async move {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::clip::{AudioCodec, Clip, ClipAudio, ClipFrame};
+use super::clock::SessionClock;
 use super::rtp::{self, Dest, RtpSender, Writer};
 use super::{SentFrame, SentReport, Shared};
 
@@ -40,6 +41,7 @@ pub(crate) struct Schedule {
     stepped_back: bool,
     /// The RTP time of the `endless_fu_a_at` quirk's never-ending frame, once begun.
     endless_rtp: Option<u32>,
+    clock: SessionClock,
 }
 
 impl Schedule {
@@ -47,6 +49,7 @@ impl Schedule {
         let [video, audio] = dests;
         let ssrcs = shared.config.ssrcs;
         let session = shared.sessions.fetch_add(1, Ordering::Relaxed);
+        let clock = SessionClock::new(&shared.config.clock, shared.config.ntp_base, session);
         Schedule {
             shared,
             writer,
@@ -66,6 +69,7 @@ impl Schedule {
             broke_rtp: false,
             stepped_back: false,
             endless_rtp: None,
+            clock,
         }
     }
 
@@ -88,6 +92,10 @@ impl Schedule {
                     self.pace(media).await;
                     self.send_reports(media, clip).await?;
                     self.send_broken_packets(media).await?;
+                    let late = self.clock.next_jitter();
+                    if late > 0.0 {
+                        self.pace(media + late).await;
+                    }
                     match event {
                         Event::Video(i, f) => self.send_video(i, f, clip, media).await?,
                         Event::Audio(i, a, audio) => {
@@ -169,8 +177,8 @@ impl Schedule {
             while (self.next_report[stream] as f64) <= media {
                 let k = self.next_report[stream];
                 let ticks = (k as f64 + self.jump_at(k as f64)) * f64::from(rate);
-                let rtp = rtp_start.wrapping_add(ticks as i64 as u32);
-                let ntp = self.shared.config.ntp_base + ((k as u64) << 32);
+                let rtp = rtp_start.wrapping_add(self.clock.rtp_ticks(ticks) as u32);
+                let ntp = self.clock.ntp_at(k as f64);
                 self.senders[stream]
                     .send_sender_report(&self.writer, ntp, rtp)
                     .await?;
@@ -209,7 +217,8 @@ impl Schedule {
         }
         let shared = self.shared.clone();
         let quirks = &shared.config.quirks;
-        let pts = self.offset_90k + f.pts + (self.jump_at(media) * 90_000.0) as i64;
+        let exact = self.offset_90k + f.pts + (self.jump_at(media) * 90_000.0) as i64;
+        let pts = self.clock.rtp_ticks(exact as f64);
         let rtp = self.shared.config.rtp_start[0].wrapping_add(pts as u32);
         if quirks.endless_fu_a_at.is_some_and(|at| media >= at) {
             let first = self.endless_rtp.is_none();
@@ -247,7 +256,14 @@ impl Schedule {
         sender.max_payload = rtp::MAX_PAYLOAD;
         sender.skip_next = 0;
         self.video_frames_sent += 1;
-        if self.shared.config.keep_log && !(lose || broken || changed_ssrc) {
+        let delivered = !(lose || broken || changed_ssrc);
+        if let Some(truth) = self.shared.truth.as_ref().filter(|_| delivered) {
+            // Captured at its presentation time, by the camera's clock.
+            let captured = (self.offset_90k + f.pts) as f64 / 90_000.0;
+            let sent = self.senders[0].last_marked_at;
+            truth.frame(self.session, rtp, self.clock.ntp_at(captured), sent);
+        }
+        if self.shared.config.keep_log && delivered {
             self.shared.log().frames.push(SentFrame {
                 session: self.session,
                 stream: 0,
@@ -365,7 +381,7 @@ impl Schedule {
         {
             secs -= by;
         }
-        let pts = (secs * rate).round() as i64;
+        let pts = self.clock.rtp_ticks(secs * rate);
         let rtp = self.shared.config.rtp_start[1].wrapping_add(pts as u32);
         let empty = quirks.empty_at(i) && matches!(audio.codec, AudioCodec::Aac(_));
         let payload = if empty { &[][..] } else { frame };

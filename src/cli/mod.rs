@@ -190,6 +190,30 @@ pub(crate) struct CameraArgs {
     /// and optional AAC, as `clips/make-clips.sh` makes them.
     #[arg(long, value_name = "FILE")]
     pub clip: Option<PathBuf>,
+
+    /// Run the camera's NTP clock (its sender reports) this far ahead of this machine's clock;
+    /// negative: behind (`250ms`, `-1.5s`).
+    #[arg(long, value_name = "DURATION", value_parser = parse::signed_secs, allow_hyphen_values = true)]
+    pub clock_offset: Option<f64>,
+
+    /// Run the camera's RTP clocks this many parts per million fast against its NTP clock
+    /// (negative: slow).
+    #[arg(long, value_name = "PPM", allow_hyphen_values = true, value_parser = parse::ppm)]
+    pub rtp_drift_ppm: Option<f64>,
+
+    /// Send each frame up to this much later than due, at random (the same each run).
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub send_jitter: Option<Duration>,
+
+    /// Step the camera's NTP clock by D at T seconds into each session (`200ms@30s`, `-1s@10`),
+    /// as a camera's NTP client correcting its clock does.
+    #[arg(long, value_name = "D@T", value_parser = parse::ntp_step, allow_hyphen_values = true)]
+    pub ntp_step: Option<(f64, f64)>,
+
+    /// Write a CSV row for every video frame sent: `session,rtp,capture_unix,sent_unix` (its
+    /// capture time by the camera's own clock, and when this machine sent it).
+    #[arg(long, value_name = "FILE")]
+    pub truth: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

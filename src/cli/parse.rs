@@ -113,6 +113,32 @@ pub(crate) fn size(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// A duration that may be negative, in seconds: `250ms`, `-1.5s`, `+2s`, `-3`.
+pub(crate) fn signed_secs(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let (sign, rest) = match t.strip_prefix('-') {
+        Some(rest) => (-1.0, rest),
+        None => (1.0, t.strip_prefix('+').unwrap_or(t)),
+    };
+    Ok(sign * duration(rest)?.as_secs_f64())
+}
+
+/// Parts per million, within ±10,000 (1 %: no clock is worse and still a clock).
+pub(crate) fn ppm(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v.abs() <= 10_000.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number of ppm from -10000 to 10000")),
+    }
+}
+
+/// `D@T`: a step of the signed duration D at T into the session.
+pub(crate) fn ntp_step(s: &str) -> Result<(f64, f64), String> {
+    let (by, at) = s
+        .split_once('@')
+        .ok_or_else(|| format!("`{s}` is not a step: use D@T, e.g. 200ms@30s"))?;
+    Ok((signed_secs(by)?, duration(at)?.as_secs_f64()))
+}
+
 pub(crate) fn speed(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v.is_finite() && (0.01..=100.0).contains(&v) => Ok(v),
@@ -163,6 +189,20 @@ mod tests {
         for bad in ["", "s", "10x", "1m1h", "1s1s", "-5", "1h 30m", "1h1d"] {
             assert!(duration(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn clock_errors() {
+        assert_eq!(signed_secs("250ms"), Ok(0.25));
+        assert_eq!(signed_secs("-1.5s"), Ok(-1.5));
+        assert_eq!(signed_secs("+2"), Ok(2.0));
+        assert_eq!(ntp_step("200ms@30s"), Ok((0.2, 30.0)));
+        assert_eq!(ntp_step("-1s@10"), Ok((-1.0, 10.0)));
+        assert_eq!(ppm("-80"), Ok(-80.0));
+        for bad in ["", "--1s", "1s@", "@3", "1s@-2"] {
+            assert!(ntp_step(bad).is_err(), "{bad:?}");
+        }
+        assert!(ppm("1e9").is_err() && ppm("x").is_err());
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub(crate) async fn run(args: &CameraArgs, mut stop: watch::Receiver<bool>) -> R
     config.listen = args.listen;
     config.audio = args.audio != BuiltinAudio::None;
     config.speed = args.speed;
+    config.clock.offset = args.clock_offset.unwrap_or(0.0);
+    config.clock.rtp_drift_ppm = args.rtp_drift_ppm.unwrap_or(0.0);
+    config.clock.send_jitter = args.send_jitter.unwrap_or_default();
+    config.clock.ntp_step = args.ntp_step;
+    config.truth = args.truth.clone();
     let cam = Camera::start(config).await.map_err(Error::usage)?;
     let url = if cam.addr().ip().is_unspecified() {
         format!("rtsp://<this host>:{}/demo", cam.addr().port())

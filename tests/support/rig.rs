@@ -30,7 +30,7 @@ pub fn config(clip_name: &str) -> CameraConfig {
 pub fn logged(clip: Clip) -> CameraConfig {
     let mut c = CameraConfig::new(vec![clip]);
     c.keep_log = true;
-    c.ntp_base = 0xE000_0000_0000_0000;
+    c.ntp_base = Some(0xE000_0000_0000_0000);
     c
 }
 

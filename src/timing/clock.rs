@@ -1,0 +1,441 @@
+//! The camera's clock, reconstructed from its RTCP sender reports (RFC 3550 §6.4.1): each one
+//! pairs an NTP wall-clock time with the RTP time that corresponds to it, so a line through
+//! them maps any frame's RTP time to the moment the camera's clock gave it, its capture time.
+//!
+//! Cameras are imperfect, and the fit allows for it:
+//! - the RTP clock runs at its nominal rate only nominally: the line's slope is fitted, and its
+//!   error reported in parts per million;
+//! - the NTP clock can be stepped (a camera's NTP client correcting it): a jump between
+//!   consecutive reports far beyond their scatter splits the line in two, and is reported;
+//! - a report can be wrong on its own (a bad one, or in 0.2's files an audio report among the
+//!   video ones): one that jumps away and straight back is left out, as is a lone point at
+//!   either end that does not fit the rest;
+//! - over days the rate itself wanders (temperature): long runs of reports are fitted in
+//!   windows of [`WINDOW`] reports either side, not with one line.
+//!
+//! Times are handled relative to the first report, as `f64` seconds and ticks: over a week that
+//! keeps 0.1 ns of precision.
+
+/// Reports either side of a point that its local line is fitted over.
+const WINDOW: usize = 150;
+/// Local lines are computed at every this many reports; a time uses the nearest.
+const ANCHOR_EVERY: usize = 25;
+/// The least jump that can count as a step, however tidy the reports.
+const MIN_STEP_S: f64 = 0.001;
+/// A jump is a step (or an outlier) when this many times the reports' own scatter.
+const STEP_SIGMAS: f64 = 8.0;
+
+/// Where a capture time came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureFrom {
+    /// A line fitted through the session's sender reports.
+    SenderReports,
+    /// A single sender report and the RTP clock's nominal rate.
+    NominalRate,
+    /// Between the reports either side of an NTP step: the camera's clock stepped somewhere in
+    /// this stretch, and which side of it the frame was captured on cannot be told. The time
+    /// given is by the clock before the step.
+    StepWindow,
+}
+
+impl CaptureFrom {
+    /// The name used in the CSV's `capture_from` column.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaptureFrom::SenderReports => "sr",
+            CaptureFrom::NominalRate => "sr-nominal",
+            CaptureFrom::StepWindow => "sr-step",
+        }
+    }
+}
+
+/// An NTP step found in the reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClockStep {
+    /// The extended RTP time of the first report after the step.
+    pub rtp: i64,
+    /// That report's NTP time, as Unix nanoseconds.
+    pub at_unix_nanos: i128,
+    /// How far the clock stepped, in seconds (positive: forward).
+    pub by_secs: f64,
+}
+
+/// A line, relative to the fit's origin: `y = intercept + slope * (x - x_at)`.
+#[derive(Clone, Copy, Debug)]
+struct Line {
+    x_at: f64,
+    intercept: f64,
+    slope: f64,
+}
+
+impl Line {
+    fn at(&self, x: f64) -> f64 {
+        self.intercept + self.slope * (x - self.x_at)
+    }
+
+    /// Least squares through `points`; `None` if they do not span any RTP time.
+    fn fit(points: &[(f64, f64)]) -> Option<Line> {
+        let n = points.len() as f64;
+        let (mx, my) = points
+            .iter()
+            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
+        let (sxy, sxx) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
+            (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
+        });
+        (sxx > 0.0).then(|| Line {
+            x_at: mx,
+            intercept: my,
+            slope: sxy / sxx,
+        })
+    }
+}
+
+/// One stretch of the clock between steps.
+#[derive(Clone, Debug)]
+struct Piece {
+    /// Its reports, relative to the fit's origin, in RTP order.
+    points: Vec<(f64, f64)>,
+    /// Local lines and the RTP time each is centred on; one when the piece is short. Empty for
+    /// a single report.
+    anchors: Vec<(f64, Line)>,
+    /// The line through all of it, for its rate.
+    whole: Option<Line>,
+}
+
+impl Piece {
+    fn new(points: Vec<(f64, f64)>) -> Piece {
+        let whole = Line::fit(&points);
+        let anchors = if points.len() <= 2 * WINDOW + 1 {
+            whole.iter().map(|l| (l.x_at, *l)).collect()
+        } else {
+            (0..points.len())
+                .step_by(ANCHOR_EVERY)
+                .filter_map(|c| {
+                    let lo = c.saturating_sub(WINDOW);
+                    let hi = (c + WINDOW + 1).min(points.len());
+                    Line::fit(&points[lo..hi]).map(|l| (points[c].0, l))
+                })
+                .collect()
+        };
+        Piece {
+            points,
+            anchors,
+            whole,
+        }
+    }
+
+    fn first_x(&self) -> f64 {
+        self.points.first().map_or(0.0, |p| p.0)
+    }
+
+    fn last_x(&self) -> f64 {
+        self.points.last().map_or(0.0, |p| p.0)
+    }
+
+    /// The clock at `x`, and whether a fitted line (not the nominal rate) gave it.
+    fn at(&self, x: f64, nominal_slope: f64) -> (f64, bool) {
+        if self.anchors.is_empty() {
+            let (x0, y0) = self.points[0];
+            return (y0 + nominal_slope * (x - x0), false);
+        }
+        let i = self.anchors.partition_point(|(ax, _)| *ax < x);
+        let nearest = match (i.checked_sub(1), self.anchors.get(i)) {
+            (Some(b), Some((ax, _))) if x - self.anchors[b].0 > ax - x => i,
+            (Some(b), _) => b,
+            (None, _) => i,
+        };
+        (self.anchors[nearest].1.at(x), true)
+    }
+}
+
+/// A session's clock: RTP time → the camera's NTP time.
+#[derive(Clone, Debug)]
+pub struct ClockFit {
+    x0: i64,
+    y0: i128,
+    clock_rate: u32,
+    pieces: Vec<Piece>,
+    steps: Vec<ClockStep>,
+    outliers: usize,
+}
+
+impl ClockFit {
+    /// Fits `reports`: (extended RTP time, NTP time as Unix nanoseconds), any order, duplicates
+    /// allowed. `None` without reports.
+    pub fn new(reports: &[(i64, i128)], clock_rate: u32) -> Option<ClockFit> {
+        let mut sorted = reports.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let &(x0, y0) = sorted.first()?;
+        let points: Vec<(f64, f64)> = sorted
+            .iter()
+            .map(|&(x, y)| ((x - x0) as f64, (y - y0) as f64 / 1e9))
+            .collect();
+        let (points, outliers, splits) = split_at_steps(points);
+        let mut pieces = Vec::new();
+        let mut steps = Vec::new();
+        let mut start = 0;
+        for &end in splits.iter().chain(std::iter::once(&points.len())) {
+            let piece = Piece::new(points[start..end].to_vec());
+            if let Some(prev) = pieces.last() {
+                let prev: &Piece = prev;
+                let first = piece.points[0];
+                let nominal = 1.0 / f64::from(clock_rate.max(1));
+                let expected = prev.at(first.0, nominal).0;
+                steps.push(ClockStep {
+                    rtp: x0 + first.0 as i64,
+                    at_unix_nanos: y0 + (first.1 * 1e9) as i128,
+                    by_secs: first.1 - expected,
+                });
+            }
+            pieces.push(piece);
+            start = end;
+        }
+        Some(ClockFit {
+            x0,
+            y0,
+            clock_rate,
+            pieces,
+            steps,
+            outliers,
+        })
+    }
+
+    /// The camera's clock at extended RTP time `rtp`, as Unix nanoseconds, and how it was told.
+    pub fn capture(&self, rtp: i64) -> (i128, CaptureFrom) {
+        let x = (rtp - self.x0) as f64;
+        let nominal = 1.0 / f64::from(self.clock_rate.max(1));
+        // The last piece starting at or before x (the first, for times before any report).
+        let k = self
+            .pieces
+            .partition_point(|p| p.first_x() <= x)
+            .saturating_sub(1);
+        let piece = &self.pieces[k];
+        let (y, fitted) = piece.at(x, nominal);
+        let from = if k + 1 < self.pieces.len() && x > piece.last_x() {
+            CaptureFrom::StepWindow
+        } else if fitted {
+            CaptureFrom::SenderReports
+        } else {
+            CaptureFrom::NominalRate
+        };
+        (self.y0 + (y * 1e9).round() as i128, from)
+    }
+
+    /// How fast the RTP clock runs against the camera's NTP clock, in parts per million over
+    /// its nominal rate (the pieces' rates, weighted by how long each lasts).
+    pub fn rtp_clock_error_ppm(&self) -> Option<f64> {
+        let (mut sum, mut weight) = (0.0, 0.0);
+        for p in &self.pieces {
+            if let Some(line) = p.whole {
+                let span = p.last_x() - p.first_x();
+                let rate = 1.0 / line.slope;
+                sum += (rate / f64::from(self.clock_rate) - 1.0) * 1e6 * span;
+                weight += span;
+            }
+        }
+        (weight > 0.0).then(|| sum / weight)
+    }
+
+    /// The NTP steps found, in order.
+    pub fn steps(&self) -> &[ClockStep] {
+        &self.steps
+    }
+
+    /// Reports left out as not fitting the others.
+    pub fn outliers(&self) -> usize {
+        self.outliers
+    }
+
+    /// Reports used.
+    pub fn reports(&self) -> usize {
+        self.pieces.iter().map(|p| p.points.len()).sum()
+    }
+
+    /// Each report used: its extended RTP time and how far (seconds) it lies off the fit.
+    pub fn residuals(&self) -> Vec<(i64, f64)> {
+        let nominal = 1.0 / f64::from(self.clock_rate.max(1));
+        self.pieces
+            .iter()
+            .flat_map(|p| {
+                p.points
+                    .iter()
+                    .map(move |&(x, y)| (self.x0 + x as i64, y - p.at(x, nominal).0))
+            })
+            .collect()
+    }
+}
+
+/// The median of `v` (sorted in place); 0 when empty.
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Finds outliers and steps in `points` (sorted by x): returns the points kept, how many were
+/// left out, and the indices (into the kept points) where a new piece starts.
+fn split_at_steps(points: Vec<(f64, f64)>) -> (Vec<(f64, f64)>, usize, Vec<usize>) {
+    if points.len() < 3 {
+        return (points, 0, Vec::new());
+    }
+    // The typical rate and scatter, from consecutive reports.
+    let mut slopes: Vec<f64> = points
+        .windows(2)
+        .filter(|w| w[1].0 > w[0].0)
+        .map(|w| (w[1].1 - w[0].1) / (w[1].0 - w[0].0))
+        .collect();
+    let rate = median(&mut slopes);
+    let jump = |a: (f64, f64), b: (f64, f64)| (b.1 - a.1) - rate * (b.0 - a.0);
+    let mut jumps: Vec<f64> = points.windows(2).map(|w| jump(w[0], w[1])).collect();
+    let mid = median(&mut jumps);
+    let mut deviations: Vec<f64> = jumps.iter().map(|j| (j - mid).abs()).collect();
+    let sigma = 1.4826 * median(&mut deviations);
+    let limit = (STEP_SIGMAS * sigma).max(MIN_STEP_S);
+    let big = |j: f64| (j - mid).abs() > limit;
+    let mut kept = vec![points[0]];
+    let mut splits = Vec::new();
+    let mut outliers = 0;
+    let mut i = 1;
+    while i < points.len() {
+        let j = jump(*kept.last().unwrap_or(&points[0]), points[i]);
+        if big(j) {
+            // Away and straight back: this one report is wrong.
+            let back = points.get(i + 1).map(|&next| jump(points[i], next));
+            if back.is_some_and(|b| big(b) && (j + b - 2.0 * mid).abs() < 0.5 * (j - mid).abs()) {
+                outliers += 1;
+                i += 1;
+                continue;
+            }
+            splits.push(kept.len());
+        }
+        kept.push(points[i]);
+        i += 1;
+    }
+    // A lone report at either end, apart from the rest, is an outlier, not a stretch of clock.
+    if splits.first() == Some(&1) && kept.len() > 2 {
+        kept.remove(0);
+        outliers += 1;
+        splits.remove(0);
+        splits.iter_mut().for_each(|s| *s -= 1);
+    }
+    if splits.last() == Some(&(kept.len() - 1)) && kept.len() > 2 {
+        kept.pop();
+        outliers += 1;
+        splits.pop();
+    }
+    (kept, outliers, splits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RATE: u32 = 90_000;
+    const T0: i128 = 1_795_000_000_000_000_000;
+
+    /// Reports every second for `secs`, the RTP clock `ppm` fast, the NTP clock stepping by
+    /// `step` seconds at `step_at`.
+    fn reports(secs: i64, ppm: f64, step: Option<(f64, i64)>) -> Vec<(i64, i128)> {
+        (0..secs)
+            .map(|k| {
+                let rtp = (k as f64 * 90_000.0 * (1.0 + ppm * 1e-6)).round() as i64 + 5_000;
+                let stepped = match step {
+                    Some((by, at)) if k >= at => k as f64 + by,
+                    _ => k as f64,
+                };
+                (rtp, T0 + (stepped * 1e9) as i128)
+            })
+            .collect()
+    }
+
+    /// The true capture time of the frame at media time `t`.
+    fn truth(t: f64, step: Option<(f64, i64)>) -> i128 {
+        let stepped = match step {
+            Some((by, at)) if t >= at as f64 => t + by,
+            _ => t,
+        };
+        T0 + (stepped * 1e9) as i128
+    }
+
+    fn rtp_of(t: f64, ppm: f64) -> i64 {
+        (t * 90_000.0 * (1.0 + ppm * 1e-6)).round() as i64 + 5_000
+    }
+
+    #[test]
+    fn a_drifting_clock_is_fitted_to_the_microsecond() {
+        let fit = ClockFit::new(&reports(60, 80.0, None), RATE).expect("fit");
+        assert!((fit.rtp_clock_error_ppm().expect("ppm") - 80.0).abs() < 0.5);
+        for k in 0..1500 {
+            let t = k as f64 * 0.04;
+            let (at, from) = fit.capture(rtp_of(t, 80.0));
+            assert_eq!(from, CaptureFrom::SenderReports);
+            assert!(
+                (at - truth(t, None)).abs() < 20_000,
+                "{t}: {} ns",
+                at - truth(t, None)
+            );
+        }
+        assert!(fit.steps().is_empty() && fit.outliers() == 0);
+    }
+
+    #[test]
+    fn a_step_splits_the_clock_and_is_reported() {
+        let step = Some((0.2, 30));
+        let fit = ClockFit::new(&reports(60, -40.0, step), RATE).expect("fit");
+        let steps = fit.steps();
+        assert_eq!(steps.len(), 1, "{steps:?}");
+        assert!((steps[0].by_secs - 0.2).abs() < 1e-4, "{steps:?}");
+        assert_eq!(steps[0].at_unix_nanos, truth(30.0, step));
+        for k in 0..1500 {
+            let t = k as f64 * 0.04;
+            let (at, from) = fit.capture(rtp_of(t, -40.0));
+            if t > 29.0 && t < 30.0 {
+                assert_eq!(from, CaptureFrom::StepWindow, "{t}");
+                continue;
+            }
+            assert_eq!(from, CaptureFrom::SenderReports, "{t}");
+            assert!((at - truth(t, step)).abs() < 20_000, "{t}");
+        }
+    }
+
+    #[test]
+    fn lone_bad_reports_are_left_out() {
+        let mut r = reports(30, 0.0, None);
+        r[10].1 += 300_000_000; // one report 0.3 s off
+        r[0].1 -= 50_000_000; // and the first
+        r.push((7_777_777_777, T0)); // one from another clock altogether
+        let fit = ClockFit::new(&r, RATE).expect("fit");
+        assert_eq!(fit.outliers(), 3, "{:?}", fit.steps());
+        assert!(fit.steps().is_empty());
+        let (at, _) = fit.capture(rtp_of(12.5, 0.0));
+        assert!((at - truth(12.5, None)).abs() < 20_000);
+    }
+
+    #[test]
+    fn one_report_uses_the_nominal_rate_and_long_runs_use_windows() {
+        let fit = ClockFit::new(&reports(1, 0.0, None), RATE).expect("fit");
+        let (at, from) = fit.capture(rtp_of(2.0, 0.0));
+        assert_eq!(from, CaptureFrom::NominalRate);
+        assert_eq!(at, truth(2.0, None));
+        assert!(fit.rtp_clock_error_ppm().is_none());
+        // A day whose rate wanders: 10 ppm slow in the morning, 10 fast in the evening.
+        let day: Vec<(i64, i128)> = (0..86_400i64)
+            .step_by(5)
+            .map(|k| {
+                let t = k as f64;
+                let ticks = 90_000.0 * (t + 1e-6 * (-10.0 * t + 10.0 * t * t / 86_400.0));
+                (ticks.round() as i64, T0 + (t * 1e9) as i128)
+            })
+            .collect();
+        let fit = ClockFit::new(&day, RATE).expect("fit");
+        let worst = fit
+            .residuals()
+            .iter()
+            .map(|r| r.1.abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 100e-6, "worst residual {worst} s");
+    }
+}
