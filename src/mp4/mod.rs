@@ -62,6 +62,7 @@ mod header;
 mod index;
 mod muxer;
 pub mod read;
+mod table;
 mod timeline;
 mod tracks;
 mod video;

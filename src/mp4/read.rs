@@ -2,7 +2,8 @@
 //!
 //! Handles fragmented MP4 as ISO/IEC 14496-12 §8.8 defines it — ours and ffmpeg's — including
 //! the `.partial` of a killed recording: reading stops at the first incomplete box, so what is
-//! returned is exactly what a player can use.
+//! returned is exactly what a player can use. Unfragmented files (retina-record 0.1/0.2's) are
+//! read from their sample tables (`table.rs`).
 //!
 //! `Fragments` streams one fragment at a time (constant memory, used to build the `mfra`
 //! index of long recordings); [`Recording::open`] collects everything (tests, small files), and
@@ -147,6 +148,8 @@ pub(crate) struct Fragments<'f> {
     /// Set when a box at the end of the file is incomplete (a killed recording).
     pub truncated: bool,
     pub mfra: Option<mp4_atom::Mfra>,
+    /// The samples an unfragmented file's sample tables list (none in ours).
+    pub table_samples: Vec<Sample>,
 }
 
 impl<'f> Fragments<'f> {
@@ -160,12 +163,13 @@ impl<'f> Fragments<'f> {
             mvhd: Default::default(),
             truncated: false,
             mfra: None,
+            table_samples: Vec::new(),
         };
         while let Some((kind, _, start, body_len)) = this.next_box()? {
             if kind == mp4_atom::Moov::KIND {
                 let moov = mp4_atom::Moov::decode_body(&mut &this.read_body(start, body_len)?[..])
                     .context("cannot decode moov")?;
-                this.set_moov(moov);
+                this.set_moov(moov)?;
                 return Ok(this);
             }
             if kind == mp4_atom::Moof::KIND {
@@ -175,7 +179,12 @@ impl<'f> Fragments<'f> {
         bail!("no moov box: not an MP4 recording, or one killed before its first fragment")
     }
 
-    fn set_moov(&mut self, moov: mp4_atom::Moov) {
+    fn set_moov(&mut self, moov: mp4_atom::Moov) -> anyhow::Result<()> {
+        for t in &moov.trak {
+            let samples = super::table::samples(t.tkhd.track_id, &t.mdia.minf.stbl, self.len)?;
+            self.table_samples.extend(samples);
+        }
+        self.table_samples.sort_by_key(|s| s.offset);
         let trexs = moov.mvex.map(|m| m.trex).unwrap_or_default();
         self.mvhd = moov.mvhd;
         self.tracks = moov
@@ -200,6 +209,7 @@ impl<'f> Fragments<'f> {
                 next_dts: 0,
             })
             .collect();
+        Ok(())
     }
 
     /// Reads the next box header: `(kind, box start, body start, body length)`; `None` at the
@@ -381,7 +391,7 @@ impl Recording {
 
     fn read(file: Data) -> anyhow::Result<Self> {
         let mut frags = Fragments::new(&file)?;
-        let mut samples = Vec::new();
+        let mut samples = std::mem::take(&mut frags.table_samples);
         let mut fragments = 0;
         while let Some(f) = frags.next_fragment()? {
             fragments += 1;

@@ -277,54 +277,49 @@ fn median(v: &mut [f64]) -> f64 {
 
 /// Finds outliers and steps in `points` (sorted by x): returns the points kept, how many were
 /// left out, and the indices (into the kept points) where a new piece starts.
+///
+/// Each report's offset from a line at the typical rate (the median of consecutive reports'
+/// rates) is compared with the median offset of its neighbours (two either side): a report far
+/// from its neighbours is an outlier (up to two in a row are found so), while a step moves
+/// the neighbours with it and shows as a jump between consecutive kept reports.
 fn split_at_steps(points: Vec<(f64, f64)>) -> (Vec<(f64, f64)>, usize, Vec<usize>) {
     if points.len() < 3 {
         return (points, 0, Vec::new());
     }
-    // The typical rate and scatter, from consecutive reports.
     let mut slopes: Vec<f64> = points
         .windows(2)
         .filter(|w| w[1].0 > w[0].0)
         .map(|w| (w[1].1 - w[0].1) / (w[1].0 - w[0].0))
         .collect();
     let rate = median(&mut slopes);
-    let jump = |a: (f64, f64), b: (f64, f64)| (b.1 - a.1) - rate * (b.0 - a.0);
-    let mut jumps: Vec<f64> = points.windows(2).map(|w| jump(w[0], w[1])).collect();
-    let mid = median(&mut jumps);
-    let mut deviations: Vec<f64> = jumps.iter().map(|j| (j - mid).abs()).collect();
-    let sigma = 1.4826 * median(&mut deviations);
+    let offsets: Vec<f64> = points.iter().map(|(x, y)| y - rate * x).collect();
+    let deviations: Vec<f64> = (0..offsets.len())
+        .map(|i| {
+            let lo = i.saturating_sub(2);
+            let hi = (i + 3).min(offsets.len());
+            offsets[i] - median(&mut offsets[lo..hi].to_vec())
+        })
+        .collect();
+    let mut spread: Vec<f64> = deviations.iter().map(|d| d.abs()).collect();
+    let sigma = 1.4826 * median(&mut spread);
     let limit = (STEP_SIGMAS * sigma).max(MIN_STEP_S);
-    let big = |j: f64| (j - mid).abs() > limit;
-    let mut kept = vec![points[0]];
+    let mut kept = Vec::with_capacity(points.len());
+    let mut kept_offsets: Vec<f64> = Vec::with_capacity(points.len());
     let mut splits = Vec::new();
     let mut outliers = 0;
-    let mut i = 1;
-    while i < points.len() {
-        let j = jump(*kept.last().unwrap_or(&points[0]), points[i]);
-        if big(j) {
-            // Away and straight back: this one report is wrong.
-            let back = points.get(i + 1).map(|&next| jump(points[i], next));
-            if back.is_some_and(|b| big(b) && (j + b - 2.0 * mid).abs() < 0.5 * (j - mid).abs()) {
-                outliers += 1;
-                i += 1;
-                continue;
-            }
+    for (i, &p) in points.iter().enumerate() {
+        if deviations[i].abs() > limit {
+            outliers += 1;
+            continue;
+        }
+        if kept_offsets
+            .last()
+            .is_some_and(|&last| (offsets[i] - last).abs() > limit)
+        {
             splits.push(kept.len());
         }
-        kept.push(points[i]);
-        i += 1;
-    }
-    // A lone report at either end, apart from the rest, is an outlier, not a stretch of clock.
-    if splits.first() == Some(&1) && kept.len() > 2 {
-        kept.remove(0);
-        outliers += 1;
-        splits.remove(0);
-        splits.iter_mut().for_each(|s| *s -= 1);
-    }
-    if splits.last() == Some(&(kept.len() - 1)) && kept.len() > 2 {
-        kept.pop();
-        outliers += 1;
-        splits.pop();
+        kept.push(p);
+        kept_offsets.push(offsets[i]);
     }
     (kept, outliers, splits)
 }
