@@ -58,5 +58,6 @@ async fn dispatch(args: &Args) -> Result<()> {
         None => cmd::record::run(args, stop).await,
         Some(Command::Camera(a)) => cmd::camera::run(a, stop).await,
         Some(Command::Demo(a)) => cmd::demo::run(a, stop).await,
+        Some(Command::Timing(a)) => cmd::timing::run(a),
     }
 }

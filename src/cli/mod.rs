@@ -11,6 +11,7 @@ use clap::Parser;
 use retina_record::camera::BuiltinAudio;
 use retina_record::codec::VideoCodec;
 use retina_record::config::Transport;
+use retina_record::timing::align::AlignBy;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -164,6 +165,9 @@ pub(crate) enum Command {
     /// Record 10 s from the built-in camera through the normal recording path, then show what
     /// was written and how to look at it.
     Demo(DemoArgs),
+    /// Read recordings' timing data: each frame's capture time by the camera's clock (CSV),
+    /// the clocks' health (--summary), several cameras lined up (--align), a plot (--plot).
+    Timing(TimingArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -214,6 +218,39 @@ pub(crate) struct CameraArgs {
     /// capture time by the camera's own clock, and when this machine sent it).
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct TimingArgs {
+    /// Recordings made by retina-record (0.2 or later). Without --align, the files are one
+    /// recording (its segments, in any order); with --align, each file is one camera.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Print the clock health instead of the frames: frames, gaps, sender reports, RTP clock
+    /// error, NTP steps, the camera's clock offset, latency and jitter (per file and whole).
+    #[arg(long)]
+    pub summary: bool,
+
+    /// JSON instead of CSV or text: one object per line for frames and pairs, one object for a
+    /// summary.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Line up the cameras: for each frame of the first file, the nearest frame of each other
+    /// (with --summary: the cameras' clock offsets).
+    #[arg(long)]
+    pub align: bool,
+
+    /// What --align compares: `camera` (capture times by each camera's clock: NTP-synced
+    /// cameras), `corrected` (capture times moved to this machine's clock by each camera's
+    /// measured offset) or `recv` (receive times).
+    #[arg(long, default_value = "camera", value_parser = parse::align_by(), requires = "align")]
+    pub align_by: AlignBy,
+
+    /// Draw latency and the clock fit's residuals over time, per file, as an SVG image.
+    #[arg(long, value_name = "FILE.svg", conflicts_with = "align")]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

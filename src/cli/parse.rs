@@ -5,6 +5,7 @@ use std::time::Duration;
 use clap::builder::TypedValueParser as _;
 use retina_record::camera::BuiltinAudio;
 use retina_record::codec::VideoCodec;
+use retina_record::timing::align::AlignBy;
 
 /// `--video h264|h265`: clap lists the possible values in help and errors.
 pub(crate) fn video_codec() -> impl clap::builder::TypedValueParser<Value = VideoCodec> {
@@ -16,6 +17,16 @@ pub(crate) fn video_codec() -> impl clap::builder::TypedValueParser<Value = Vide
 pub(crate) fn builtin_audio() -> impl clap::builder::TypedValueParser<Value = BuiltinAudio> {
     let names = BuiltinAudio::ALL.map(BuiltinAudio::name);
     clap::builder::PossibleValuesParser::new(names).try_map(|s| s.parse::<BuiltinAudio>())
+}
+
+pub(crate) fn align_by() -> impl clap::builder::TypedValueParser<Value = AlignBy> {
+    clap::builder::PossibleValuesParser::new(["camera", "corrected", "recv"]).map(|s| {
+        match s.as_str() {
+            "corrected" => AlignBy::Corrected,
+            "recv" => AlignBy::Receive,
+            _ => AlignBy::Camera,
+        }
+    })
 }
 
 /// Parses `90`, `90s`, `10m`, `1h30m`, `1h2m3s`, `1.5s`, `7d`.

@@ -3,3 +3,4 @@
 pub(crate) mod camera;
 pub(crate) mod demo;
 pub(crate) mod record;
+pub(crate) mod timing;

@@ -4,6 +4,14 @@
 //! Every fragment is self-contained: `tfhd` has `default-base-is-moof`, `tfdt` gives the decode
 //! time of its first sample, and `trun` lists each sample's duration, size, flags and
 //! composition offset (version 1, signed).
+//!
+//! Before each `moof` a `prft` (§8.16.5, ProducerReferenceTimeBox) maps the fragment's first
+//! video frame in presentation order to the moment this machine received it, for tools that
+//! know `prft` (ffmpeg exports it as packet side data) but not our SEI. It is the receive time,
+//! not a capture time: it is known as the fragment is written (a capture time needs the sender
+//! reports fitted, afterwards), it exists without sender reports, and it is on this machine's
+//! clock, which recordings made here share. Its flags say "real time" (a small, consistent
+//! offset from when the scene happened: the latency). The SEI carries both clocks per frame.
 
 use mp4_atom::{Atom as _, Encode as _};
 
@@ -29,6 +37,9 @@ pub(crate) struct TrackFragment {
     pub sample_description_index: u32,
     /// End of the latest sample written to the file (decode time plus duration).
     pub end: u64,
+    /// The earliest presentation time among the samples, and when that frame was received
+    /// (NTP format): the fragment's `prft`.
+    pub first_presented: Option<(u64, u64)>,
 }
 
 impl TrackFragment {
@@ -52,6 +63,10 @@ impl TrackFragment {
         timing: bool,
     ) -> u64 {
         self.start_at(sample.dts, sample.sample_description_index);
+        let pts = sample.dts.saturating_add_signed(sample.cts_offset);
+        if self.first_presented.is_none_or(|(first, _)| pts < first) {
+            self.first_presented = Some((pts, sample.timing.recv));
+        }
         let start = self.data.len();
         let mut reports = 0;
         if timing {
@@ -126,7 +141,8 @@ pub(crate) fn write(
         traf: trafs,
     };
     // Encode once to learn the moof's size, then again with the real data offsets (the offset
-    // fields are present both times, so the size does not change).
+    // fields are present both times, so the size does not change). They count from the moof
+    // (`default-base-is-moof`), so the prft before it does not move them.
     head_buf.clear();
     moof.encode(head_buf)?;
     let mdat_len: usize = data_lens.iter().sum();
@@ -143,6 +159,15 @@ pub(crate) fn write(
         offset += len;
     }
     head_buf.clear();
+    if let Some((media_time, ntp_timestamp)) = video.first_presented.take() {
+        mp4_atom::Prft {
+            reference_track_id: VIDEO_TRACK_ID,
+            ntp_timestamp,
+            media_time,
+            utc_time_semantics: mp4_atom::ReferenceTime::RealTime,
+        }
+        .encode(head_buf)?;
+    }
     moof.encode(head_buf)?;
     mp4_atom::Header {
         kind: mp4_atom::Mdat::KIND,

@@ -50,6 +50,8 @@ impl Sample {
 #[derive(Debug)]
 pub(crate) struct Fragment {
     pub moof_offset: u64,
+    /// The `prft` just before the `moof`, if any.
+    pub producer_time: Option<mp4_atom::Prft>,
     /// Samples in file order, each traf's in decode order; `(traf_number, trun_number,
     /// sample_number)` (1-based, as `tfra` counts) alongside.
     pub samples: Vec<(Sample, (u32, u32, u32))>,
@@ -259,7 +261,14 @@ impl<'f> Fragments<'f> {
 
     /// The next complete fragment.
     pub(crate) fn next_fragment(&mut self) -> anyhow::Result<Option<Fragment>> {
+        let mut producer_time = None;
         while let Some((kind, moof_offset, body_start, body_len)) = self.next_box()? {
+            if kind == mp4_atom::Prft::KIND {
+                // A bad one is not worth the recording: it is left out.
+                let body = self.read_body(body_start, body_len)?;
+                producer_time = mp4_atom::Prft::decode_body(&mut &body[..]).ok();
+                continue;
+            }
             if kind == mp4_atom::Mfra::KIND {
                 let body = self.read_body(body_start, body_len)?;
                 self.mfra = mp4_atom::Mfra::decode_body(&mut &body[..]).ok();
@@ -271,7 +280,8 @@ impl<'f> Fragments<'f> {
             let body = self.read_body(body_start, body_len)?;
             let moof = mp4_atom::Moof::decode_body(&mut &body[..])
                 .with_context(|| format!("cannot decode moof at byte {moof_offset}"))?;
-            let fragment = self.fragment(moof, moof_offset)?;
+            let mut fragment = self.fragment(moof, moof_offset)?;
+            fragment.producer_time = producer_time.take();
             // A fragment whose data runs past the end of the file is not complete.
             if fragment
                 .samples
@@ -354,6 +364,7 @@ impl<'f> Fragments<'f> {
         }
         Ok(Fragment {
             moof_offset,
+            producer_time: None,
             samples,
         })
     }
@@ -374,6 +385,8 @@ pub struct Recording {
     pub mfra: Option<mp4_atom::Mfra>,
     /// The file ends in an incomplete box (as a killed recording's `.partial` may).
     pub truncated: bool,
+    /// Each whole fragment's `prft` (ISO/IEC 14496-12 §8.16.5), in file order.
+    pub producer_times: Vec<mp4_atom::Prft>,
     file: Data,
 }
 
@@ -381,7 +394,7 @@ impl Recording {
     /// Reads a recording (or the `.partial` of one) up to its last whole fragment.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        Self::read(Data::File(file))
+        Self::read(Data::File(file)).with_context(|| format!("cannot read {}", path.display()))
     }
 
     /// Reads a recording held in memory.
@@ -393,8 +406,10 @@ impl Recording {
         let mut frags = Fragments::new(&file)?;
         let mut samples = std::mem::take(&mut frags.table_samples);
         let mut fragments = 0;
+        let mut producer_times = Vec::new();
         while let Some(f) = frags.next_fragment()? {
             fragments += 1;
+            producer_times.extend(f.producer_time);
             samples.extend(f.samples.into_iter().map(|(s, _)| s));
         }
         let (tracks, mvhd, mfra, truncated) =
@@ -406,6 +421,7 @@ impl Recording {
             mvhd,
             mfra,
             truncated,
+            producer_times,
             file,
         })
     }

@@ -177,7 +177,7 @@ pub fn read(paths: &[PathBuf]) -> anyhow::Result<RecordingTiming> {
 
 /// One file's video frames and their timing messages, in decode order; and its video clock.
 fn read_file(path: &Path) -> anyhow::Result<(FileRead, u32)> {
-    let rec = Recording::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let rec = Recording::open(path)?;
     let track = rec
         .video_track()
         .with_context(|| format!("{} has no video track", path.display()))?;
