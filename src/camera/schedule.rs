@@ -162,7 +162,10 @@ impl Schedule {
         }
     }
 
-    /// Each stream's sender reports due by `media`: one per second of media.
+    /// Each stream's sender reports due by `media`: one per second of media, the audio's half a
+    /// second after the video's. A real camera's streams report on their own schedules
+    /// (RFC 3550 §6.2 randomises each one's interval); sent back to back, an audio report
+    /// would hide in the video's shadow, as it did from retina-record 0.2's bug.
     async fn send_reports(&mut self, media: f64, clip: &Clip) -> anyhow::Result<()> {
         let rtp_starts = self.shared.config.rtp_start;
         for (stream, rtp_start) in rtp_starts.into_iter().enumerate() {
@@ -174,11 +177,12 @@ impl Schedule {
             } else {
                 clip.audio.as_ref().map_or(8000, |a| a.rate)
             };
-            while (self.next_report[stream] as f64) <= media {
-                let k = self.next_report[stream];
-                let ticks = (k as f64 + self.jump_at(k as f64)) * f64::from(rate);
+            let phase = if stream == 0 { 0.0 } else { 0.5 };
+            while (self.next_report[stream] as f64 + phase) <= media {
+                let at = self.next_report[stream] as f64 + phase;
+                let ticks = (at + self.jump_at(at)) * f64::from(rate);
                 let rtp = rtp_start.wrapping_add(self.clock.rtp_ticks(ticks) as u32);
-                let ntp = self.clock.ntp_at(k as f64);
+                let ntp = self.clock.ntp_at(at);
                 self.senders[stream]
                     .send_sender_report(&self.writer, ntp, rtp)
                     .await?;

@@ -281,10 +281,19 @@ impl XorShift {
     }
 }
 
-/// Reads everything the reader offers; Ok or Err are both fine, a panic is not.
+/// How many cases a fuzzer runs: `default`, or `RETINA_RECORD_FUZZ_CASES` (for a long run,
+/// e.g. 1000000 with `cargo test --release`).
+fn fuzz_cases(default: usize) -> usize {
+    std::env::var("RETINA_RECORD_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Reads everything the reader and the timing toolkit offer; Ok or Err are both fine, a panic
+/// is not.
 fn read_all(bytes: &[u8]) {
-    let file = write_temp(bytes);
-    if let Ok(rec) = Recording::open(file.path()) {
+    if let Ok(rec) = Recording::from_bytes(bytes.to_vec()) {
         let _ = rec.video_timing();
         for s in rec.samples.iter().take(50) {
             let data = rec
@@ -292,10 +301,63 @@ fn read_all(bytes: &[u8]) {
                 .expect("samples the reader returns lie inside the file");
             let _ = sei::leading_timing_messages(&data, VideoCodec::H264);
         }
+        let named = [("fuzzed.mp4".into(), rec)];
+        if let Ok(timing) = crate::timing::recording::from_recordings(&named) {
+            let _ = crate::timing::summary::summarise(&timing);
+        }
     }
-    if let Ok(f) = file.reopen() {
-        let _ = super::build_mfra(&super::read::Data::File(f));
+    let _ = super::build_mfra(&super::read::Data::Bytes(bytes.to_vec().into()));
+}
+
+/// Mutates `bytes` at random, mostly at `targets` (where fields that carry sizes, offsets and
+/// times are), with bit flips, random bytes and extreme 32- and 64-bit values; sometimes cuts
+/// it short.
+fn mutate(bytes: &[u8], targets: &[usize], rng: &mut XorShift) -> Vec<u8> {
+    let extremes = [
+        0u64,
+        1,
+        0x7FFF_FFFF,
+        0x8000_0000,
+        0xFFFF_FFFF,
+        u64::MAX,
+        i64::MAX as u64,
+    ];
+    let mut b = bytes.to_vec();
+    for _ in 0..=rng.below(6) {
+        let i = if rng.below(4) == 0 || targets.is_empty() {
+            rng.below(b.len())
+        } else {
+            (targets[rng.below(targets.len())] + rng.below(32)).min(b.len() - 1)
+        };
+        match rng.below(4) {
+            0 => b[i] ^= 1 << rng.below(8),
+            1 => b[i] = rng.next() as u8,
+            2 => {
+                let v = extremes[rng.below(extremes.len())].to_be_bytes();
+                let end = (i + 4).min(b.len());
+                b[i..end].copy_from_slice(&v[4..4 + end - i]);
+            }
+            _ => {
+                let v = extremes[rng.below(extremes.len())].to_be_bytes();
+                let end = (i + 8).min(b.len());
+                b[i..end].copy_from_slice(&v[..end - i]);
+            }
+        }
     }
+    if rng.below(4) == 0 {
+        b.truncate(rng.below(b.len()));
+    }
+    b
+}
+
+/// Where in `bytes` the boxes named `kinds` start.
+fn box_positions(bytes: &[u8], kinds: &[&[u8; 4]]) -> Vec<usize> {
+    bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| kinds.iter().any(|k| &k[..] == *w))
+        .map(|(i, _)| i)
+        .collect()
 }
 
 #[test]
@@ -319,62 +381,34 @@ fn truncated_files_read_up_to_their_last_whole_fragment() {
 #[test]
 fn corrupted_files_never_panic_the_reader() {
     let (bytes, _) = mux_fixture("h264_bframes.mp4");
-    // Aim most mutations at the fields of the boxes that carry sizes, offsets and times.
-    let targets: Vec<usize> = bytes
-        .windows(4)
-        .enumerate()
-        .filter(|(_, w)| {
-            [
-                &b"tfhd"[..],
-                b"tfdt",
-                b"trun",
-                b"moof",
-                b"mdat",
-                b"mfra",
-                b"moov",
-                b"stsd",
-            ]
-            .contains(w)
-        })
-        .map(|(i, _)| i)
-        .collect();
-    let extremes = [
-        0u64,
-        1,
-        0x7FFF_FFFF,
-        0x8000_0000,
-        0xFFFF_FFFF,
-        u64::MAX,
-        i64::MAX as u64,
-    ];
+    let targets = box_positions(
+        &bytes,
+        &[
+            b"tfhd", b"tfdt", b"trun", b"moof", b"mdat", b"mfra", b"moov", b"stsd", b"prft",
+        ],
+    );
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    for _ in 0..3000 {
-        let mut b = bytes.clone();
-        for _ in 0..=rng.below(6) {
-            let i = if rng.below(4) == 0 {
-                rng.below(b.len())
-            } else {
-                (targets[rng.below(targets.len())] + rng.below(32)).min(b.len() - 1)
-            };
-            match rng.below(4) {
-                0 => b[i] ^= 1 << rng.below(8),
-                1 => b[i] = rng.next() as u8,
-                2 => {
-                    let v = extremes[rng.below(extremes.len())].to_be_bytes();
-                    let end = (i + 4).min(b.len());
-                    b[i..end].copy_from_slice(&v[4..4 + end - i]);
-                }
-                _ => {
-                    let v = extremes[rng.below(extremes.len())].to_be_bytes();
-                    let end = (i + 8).min(b.len());
-                    b[i..end].copy_from_slice(&v[..end - i]);
-                }
-            }
-        }
-        if rng.below(4) == 0 {
-            b.truncate(rng.below(b.len()));
-        }
-        read_all(&b);
+    for _ in 0..fuzz_cases(3000) {
+        read_all(&mutate(&bytes, &targets, &mut rng));
+    }
+}
+
+/// retina-record 0.2's files are not fragmented: their samples are in the `moov`'s tables.
+#[test]
+fn corrupted_sample_tables_never_panic_the_reader() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/retina-record-0.2.2.mp4");
+    let bytes = std::fs::read(path).expect("fixture");
+    let targets = box_positions(
+        &bytes,
+        &[
+            b"stts", b"ctts", b"stss", b"stsz", b"stsc", b"stco", b"co64", b"mdat", b"moov",
+            b"mdhd", b"elst",
+        ],
+    );
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    for _ in 0..fuzz_cases(1000) {
+        read_all(&mutate(&bytes, &targets, &mut rng));
     }
 }
 
@@ -391,7 +425,7 @@ fn sei_parser_survives_random_input() {
             rtp: 3,
         },
     );
-    for _ in 0..20_000 {
+    for _ in 0..fuzz_cases(20_000) {
         let mut nal = valid[4..].to_vec();
         for _ in 0..=rng.below(4) {
             let i = rng.below(nal.len());

@@ -125,10 +125,20 @@ struct FileRead {
 /// # anyhow::Ok(())
 /// ```
 pub fn read(paths: &[PathBuf]) -> anyhow::Result<RecordingTiming> {
+    let recordings = paths
+        .iter()
+        .map(|p| Ok((p.clone(), Recording::open(p)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    from_recordings(&recordings)
+}
+
+/// As [`read`], for recordings already open (or in memory: [`Recording::from_bytes`]), each
+/// with the name it is reported under.
+pub fn from_recordings(recordings: &[(PathBuf, Recording)]) -> anyhow::Result<RecordingTiming> {
     let mut clock_rate = None;
     let mut files = Vec::new();
-    for path in paths {
-        let (file, rate) = read_file(path)?;
+    for (path, rec) in recordings {
+        let (file, rate) = read_file(path, rec)?;
         if clock_rate.is_some_and(|r| r != rate) {
             bail!(
                 "{} has a {rate} Hz video clock, the other files another: not one recording",
@@ -176,8 +186,7 @@ pub fn read(paths: &[PathBuf]) -> anyhow::Result<RecordingTiming> {
 }
 
 /// One file's video frames and their timing messages, in decode order; and its video clock.
-fn read_file(path: &Path) -> anyhow::Result<(FileRead, u32)> {
-    let rec = Recording::open(path)?;
+fn read_file(path: &Path, rec: &Recording) -> anyhow::Result<(FileRead, u32)> {
     let track = rec
         .video_track()
         .with_context(|| format!("{} has no video track", path.display()))?;

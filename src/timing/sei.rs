@@ -505,4 +505,88 @@ mod tests {
             ((2_208_988_800 + 1) << 32) | (1 << 31)
         );
     }
+
+    /// The JSON payload, fuzzed two ways (deterministic, on stable Rust): well-formed messages
+    /// with any values, unknown keys and spacing must read back exactly; token soup must not
+    /// panic. `RETINA_RECORD_FUZZ_CASES` sets how many of each (default 20 000).
+    #[test]
+    fn json_payloads_round_trip_or_fail_cleanly() {
+        let cases = std::env::var("RETINA_RECORD_FUZZ_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20_000);
+        let mut rng = 0x1234_5678_9ABC_DEF1_u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let extremes = [0, 1, u64::from(u32::MAX), u64::MAX, 1 << 63];
+        let tokens: [&[u8]; 16] = [
+            b"{",
+            b"}",
+            b"\"recv\"",
+            b"\"rtp\"",
+            b"\"ntp\"",
+            b"\"conn\"",
+            b":",
+            b",",
+            b"-",
+            b"18446744073709551616",
+            b"1e9",
+            b"0.5",
+            b"\"",
+            b"\\",
+            b" ",
+            b"\xC3\xA9",
+        ];
+        for _ in 0..cases {
+            let value = |n: &mut dyn FnMut() -> u64| match n() % 3 {
+                0 => extremes[(n() % 5) as usize],
+                1 => n() % 1000,
+                _ => n(),
+            };
+            let recv = value(&mut next);
+            let ntp = value(&mut next);
+            let rtp = value(&mut next) as u32;
+            let sr = next() % 2 == 0;
+            let space = if next() % 4 == 0 { " " } else { "" };
+            let extra = if next() % 4 == 0 {
+                format!(",{space}\"later\":{space}{}", next())
+            } else {
+                String::new()
+            };
+            let json = if sr {
+                format!("{{\"recv\":{space}{recv},\"ntp\":{ntp},\"rtp\":{rtp}{extra}}}")
+            } else {
+                format!("{{\"recv\":{recv},{space}\"rtp\":{rtp}{extra}}}")
+            };
+            let uuid = if sr { SENDER_REPORT_UUID } else { FRAME_UUID };
+            let mut nal = Vec::new();
+            append_sei(&mut nal, VideoCodec::H264, uuid, json.as_bytes());
+            let parsed = parse_timing_nal(&nal[4..], VideoCodec::H264);
+            let want = if sr {
+                TimingMessage::SenderReport(SenderReport { recv, ntp, rtp })
+            } else {
+                TimingMessage::Frame(FrameTiming {
+                    recv,
+                    rtp,
+                    conn: None,
+                })
+            };
+            assert_eq!(parsed.ok(), Some(want), "{json}");
+
+            let mut soup = Vec::new();
+            for _ in 0..next() % 24 {
+                soup.extend_from_slice(tokens[(next() % 16) as usize]);
+                if next() % 3 == 0 {
+                    soup.extend_from_slice(next().to_string().as_bytes());
+                }
+            }
+            let mut nal = Vec::new();
+            append_sei(&mut nal, VideoCodec::H265, uuid, &soup);
+            let _ = parse_timing_nal(&nal[4..], VideoCodec::H265);
+        }
+    }
 }
