@@ -168,6 +168,159 @@ cases!(gst_case {
     gst_rtsp_server_tcp_h264_pcma: ("h264-pcma", "tcp", true),
 });
 
+/// The SEI as ffmpeg reads it (its `trace_headers` bitstream filter), not as we do: each SEI
+/// user-data message's UUID and payload text, per video packet in decode order.
+fn ffmpeg_sei_messages(path: &Path) -> Vec<Vec<(String, String)>> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "trace", "-i"])
+        .arg(path)
+        .args([
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-bsf:v",
+            "trace_headers",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success(), "ffmpeg trace_headers failed");
+    let byte = |line: &str| -> u8 {
+        line.rsplit(" = ")
+            .next()
+            .and_then(|v| v.trim().parse().ok())
+            .expect("a traced byte")
+    };
+    let mut packets: Vec<Vec<(String, String)>> = Vec::new();
+    let (mut uuid, mut payload) = (Vec::new(), Vec::new());
+    let flush =
+        |packets: &mut Vec<Vec<(String, String)>>, uuid: &mut Vec<u8>, payload: &mut Vec<u8>| {
+            if !uuid.is_empty() {
+                let m = (
+                    String::from_utf8_lossy(uuid).into_owned(),
+                    String::from_utf8_lossy(payload).into_owned(),
+                );
+                packets.last_mut().expect("a packet").push(m);
+            }
+            uuid.clear();
+            payload.clear();
+        };
+    for line in String::from_utf8_lossy(&out.stderr).lines() {
+        if line.contains("trace_headers") && line.contains("Packet: ") {
+            flush(&mut packets, &mut uuid, &mut payload);
+            packets.push(Vec::new());
+        } else if line.contains("uuid_iso_iec_11578[") {
+            if line.contains("uuid_iso_iec_11578[0]") {
+                flush(&mut packets, &mut uuid, &mut payload);
+            }
+            uuid.push(byte(line));
+        } else if line.contains("user_data_payload_byte[") {
+            payload.push(byte(line));
+        }
+    }
+    flush(&mut packets, &mut uuid, &mut payload);
+    packets
+}
+
+/// gst-rtsp-server keeps its own clock, which this test does not control: `timing`'s capture
+/// times must agree with the same reconstruction done here, independently, from ffmpeg's
+/// reading of the SEI (RTP extended over wraps, a least-squares line through the sender
+/// reports).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_timing_agrees_with_a_fit_of_ffmpegs_sei() {
+    if !have_interop_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip_secs(dir.path(), "h264-aac", 16);
+    let server = GstServer::start(&clip, "h264-aac", None).await;
+    let run = record(
+        dir.path(),
+        &["--url", &server.url, "--duration", "15", "rec.mp4"],
+    )
+    .await;
+    run.assert_success();
+    let rec = dir.path().join("rec.mp4");
+
+    let unix = |ntp: u64| {
+        (ntp >> 32) as f64 - 2_208_988_800.0 + (ntp & 0xFFFF_FFFF) as f64 / 4_294_967_296.0
+    };
+    let field = |json: &serde_json::Value, key: &str| json[key].as_u64().expect(key);
+    // (extended RTP, receive time) per frame, and (extended RTP, NTP time) per report.
+    let mut frames: Vec<(i64, f64)> = Vec::new();
+    let mut reports: Vec<(i64, f64)> = Vec::new();
+    let mut last: Option<(u32, i64)> = None;
+    for packet in ffmpeg_sei_messages(&rec) {
+        let mut srs = Vec::new();
+        for (uuid, payload) in packet {
+            // x264 writes its settings as user data too.
+            if !uuid.starts_with("strawlab.org/") {
+                continue;
+            }
+            let json: serde_json::Value = serde_json::from_str(&payload).expect("JSON payload");
+            match uuid.as_str() {
+                "strawlab.org/o8B" => srs.push((field(&json, "rtp") as u32, field(&json, "ntp"))),
+                "strawlab.org/89H" => {
+                    let rtp = field(&json, "rtp") as u32;
+                    let ext = last.map_or(i64::from(rtp), |(raw, ext)| {
+                        ext + i64::from(rtp.wrapping_sub(raw) as i32)
+                    });
+                    last = Some((rtp, ext));
+                    frames.push((ext, unix(field(&json, "recv"))));
+                    for &(sr_rtp, ntp) in &srs {
+                        reports.push((ext + i64::from(sr_rtp.wrapping_sub(rtp) as i32), unix(ntp)));
+                    }
+                }
+                other => panic!("unexpected user data {other}"),
+            }
+        }
+    }
+    reports.sort_by_key(|r| r.0);
+    reports.dedup_by(|a, b| a.0 == b.0);
+    assert!(
+        reports.len() >= 2,
+        "gst-rtsp-server sent {} video sender reports",
+        reports.len()
+    );
+    let (x0, y0) = reports[0];
+    let n = reports.len() as f64;
+    let (mx, my) = reports.iter().fold((0.0, 0.0), |(a, b), &(x, y)| {
+        (a + (x - x0) as f64 / n, b + (y - y0) / n)
+    });
+    let (sxy, sxx) = reports.iter().fold((0.0, 0.0), |(a, b), &(x, y)| {
+        let dx = (x - x0) as f64 - mx;
+        (a + dx * ((y - y0) - my), b + dx * dx)
+    });
+    let slope = sxy / sxx;
+    let capture = |ext: i64| y0 + my + slope * ((ext - x0) as f64 - mx);
+
+    let rows = crate::support::timing::rows(dir.path(), &["rec.mp4"]).await;
+    assert_eq!(rows.len(), frames.len(), "a row per frame ffmpeg sees");
+    let mut by_rtp: std::collections::HashMap<u32, (f64, f64)> = std::collections::HashMap::new();
+    for &(ext, recv) in &frames {
+        by_rtp.insert(ext as u32, (recv, capture(ext)));
+    }
+    let mut worst = 0.0_f64;
+    for r in &rows {
+        let (recv, capture) = by_rtp[&r.rtp];
+        assert!((r.recv_unix - recv).abs() < 1e-6, "{r:?}: recv {recv}");
+        assert_eq!(r.capture_from, "sr");
+        worst = worst.max((r.capture_unix.expect("capture") - capture).abs());
+    }
+    eprintln!(
+        "gst-rtsp-server: {} frames, {} sender reports, RTP clock {:+.1} ppm; timing and the \
+         independent fit differ by at most {:.1} µs",
+        rows.len(),
+        reports.len(),
+        (1.0 / slope / 90_000.0 - 1.0) * 1e6,
+        worst * 1e6
+    );
+    assert!(worst < 20e-6, "{worst} s apart");
+}
+
 /// Two audio streams (AAC, then PCMU): the default takes the first and says so; the flags pick
 /// by SDP index, and a wrong index is a usage error naming what the camera offers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,4 +25,5 @@ mod interop;
 mod output;
 mod quirks;
 mod record;
+mod timing;
 mod unattended;

@@ -46,6 +46,46 @@ impl Sample {
     }
 }
 
+/// Turns every `sgpd` (sample group description, §8.9.3) under `body` (a `moov`'s, or at
+/// `depth` one of its containers') into a `free` box, which the decoder skips. Nothing here
+/// reads sample groups, and mp4-atom 0.17 decodes a version-0 `sgpd` of an unknown grouping
+/// type so that a corrupt entry count makes it allocate without bound (found by our fuzzer).
+fn skip_sample_groups(body: &mut [u8], depth: usize) {
+    const CONTAINERS: [&[u8; 4]; 4] = [b"trak", b"mdia", b"minf", b"stbl"];
+    let mut pos = 0;
+    while let Some(header) = body.get(pos..pos + 8) {
+        let size = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let (header_len, size) = match size {
+            0 => (8, body.len() - pos),
+            1 => match body.get(pos + 8..pos + 16) {
+                Some(large) => {
+                    let mut b = [0; 8];
+                    b.copy_from_slice(large);
+                    (
+                        16,
+                        usize::try_from(u64::from_be_bytes(b)).unwrap_or(usize::MAX),
+                    )
+                }
+                None => return,
+            },
+            n => (8, n),
+        };
+        let Some(end) = pos
+            .checked_add(size)
+            .filter(|&e| size >= header_len && e <= body.len())
+        else {
+            return;
+        };
+        let kind = &mut body[pos + 4..pos + 8];
+        if kind == b"sgpd" {
+            kind.copy_from_slice(b"free");
+        } else if CONTAINERS.get(depth).is_some_and(|c| kind == &c[..]) {
+            skip_sample_groups(&mut body[pos + header_len..end], depth + 1);
+        }
+        pos = end;
+    }
+}
+
 /// One `moof` and what it describes.
 #[derive(Debug)]
 pub(crate) struct Fragment {
@@ -169,8 +209,10 @@ impl<'f> Fragments<'f> {
         };
         while let Some((kind, _, start, body_len)) = this.next_box()? {
             if kind == mp4_atom::Moov::KIND {
-                let moov = mp4_atom::Moov::decode_body(&mut &this.read_body(start, body_len)?[..])
-                    .context("cannot decode moov")?;
+                let mut body = this.read_body(start, body_len)?;
+                skip_sample_groups(&mut body, 0);
+                let moov =
+                    mp4_atom::Moov::decode_body(&mut &body[..]).context("cannot decode moov")?;
                 this.set_moov(moov)?;
                 return Ok(this);
             }

@@ -22,8 +22,12 @@ pub(crate) fn samples(
     let sizes: Vec<u32> = match &stbl.stsz.samples {
         mp4_atom::StszSamples::Identical { count, size } => {
             let count = *count as usize;
-            // Every sample takes at least one byte of the file.
-            if count > MAX_SAMPLES || (*size > 0 && count as u64 > file_len / u64::from(*size)) {
+            // Every sample takes at least one byte of the file (a size of 0 here would mean the
+            // sizes are listed one by one: §8.7.3.2).
+            if count > MAX_SAMPLES
+                || (count > 0 && *size == 0)
+                || (*size > 0 && count as u64 > file_len / u64::from(*size))
+            {
                 bail!("track {track_id}: stsz lists {count} samples, more than the file holds");
             }
             vec![*size; count]

@@ -12,7 +12,7 @@ use super::recording::{FrameTime, RecordingTiming};
 /// An interval this many times the median one is a gap: frames are missing there.
 const GAP_FACTOR: f64 = 1.5;
 /// The share of frames, the least late, whose latency tells the clocks' offset.
-const FASTEST_SHARE: f64 = 0.1;
+const FASTEST_SHARE: f64 = 0.02;
 
 /// The summary of a recording: the whole, and each file when there are several.
 #[derive(Clone, Debug, Serialize)]
@@ -52,7 +52,7 @@ pub struct Part {
     pub rtp_clock_error_ppm: Option<f64>,
     /// Steps of the camera's NTP clock.
     pub ntp_steps: Vec<Step>,
-    /// The camera's clock minus this machine's, seconds: minus the median latency of the 10 %
+    /// The camera's clock minus this machine's, seconds: minus the median latency of the 2 %
     /// least late frames (whose network and encoding delay is least).
     pub camera_minus_receiver_s: Option<f64>,
     /// Receive time minus capture time, seconds (including the clocks' offset).

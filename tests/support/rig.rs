@@ -226,10 +226,15 @@ impl Recorder {
         (Finished { status, stderr }, peak.max(children))
     }
 
-    pub async fn wait(mut self) -> Finished {
-        let status = tokio::time::timeout(Duration::from_secs(60), self.child.wait())
+    pub async fn wait(self) -> Finished {
+        self.wait_within(Duration::from_secs(60)).await
+    }
+
+    /// Waits for the recorder to exit; it must within `limit`.
+    pub async fn wait_within(mut self, limit: Duration) -> Finished {
+        let status = tokio::time::timeout(limit, self.child.wait())
             .await
-            .expect("recorder did not exit within 60 s")
+            .unwrap_or_else(|_| panic!("recorder did not exit within {limit:?}"))
             .expect("wait");
         let stderr = std::fs::read_to_string(&self.log).unwrap_or_default();
         Finished { status, stderr }
