@@ -15,6 +15,7 @@ pub mod mp4;
 pub mod output;
 pub mod recorder;
 pub(crate) mod rtsp;
+pub mod sei;
 pub mod source;
 pub mod stop;
 mod throttle;

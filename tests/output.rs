@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use retina_record::camera::{SentFrame, SentReport};
 use retina_record::mp4::read::{Recording, TimedSample};
-use retina_record::timing::sei::{self, SenderReport, TimingMessage};
+use retina_record::sei::{self, SenderReport, TimingMessage};
 
 use crate::support::{self, Recorder, Rig, config};
 

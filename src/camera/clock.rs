@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::timing::sei;
+use crate::sei;
 
 /// How the camera's clocks err; all exact by default.
 #[derive(Clone, Debug, Default)]

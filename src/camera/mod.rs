@@ -38,7 +38,7 @@ use anyhow::{Context as _, bail};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
-use crate::timing::sei;
+use crate::sei;
 
 pub use clip::{BuiltinAudio, Clip};
 pub use clock::CameraClock;

@@ -15,7 +15,7 @@ use super::timeline::duration_ticks;
 use super::tracks::Tracks;
 use super::video::VideoSample;
 use super::{Error, FileSummary, Sink, Stats, Stored};
-use crate::timing::sei;
+use crate::sei;
 
 /// Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01.
 const MP4_UNIX_OFFSET_SECS: u64 = 2_082_844_800;

@@ -20,7 +20,7 @@ use super::video::VideoSample;
 use super::{AUDIO_TRACK_ID, Error, Sink, Stored, VIDEO_TRACK_ID, entry};
 use crate::codec::VideoCodec;
 use crate::codec::h26x;
-use crate::timing::sei;
+use crate::sei;
 
 /// `sample_flags` (§8.8.3.1): a sync sample depends on no other.
 const SYNC_SAMPLE_FLAGS: u32 = 0x0200_0000;

@@ -52,7 +52,7 @@
 use std::time::Duration;
 
 use crate::codec::VideoCodec;
-use crate::timing::sei::{FrameTiming, SenderReport};
+use crate::sei::{FrameTiming, SenderReport};
 
 mod audio;
 pub(crate) mod entry;
@@ -62,6 +62,7 @@ mod header;
 mod index;
 mod muxer;
 pub mod read;
+mod sample;
 mod table;
 mod timeline;
 mod tracks;

@@ -7,7 +7,7 @@ use super::file::{FilePlan, FileState, Ready};
 use super::tracks::Tracks;
 use super::video::{Start, VideoTrack};
 use super::{AudioInput, Config, Error, Sink, Stats, VideoInput};
-use crate::timing::sei::SenderReport;
+use crate::sei::SenderReport;
 
 /// Turns received frames into files: header, fragments, and (when segmenting) the next file.
 pub(crate) struct Muxer {

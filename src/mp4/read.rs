@@ -16,35 +16,9 @@ use anyhow::{Context as _, bail};
 use mp4_atom::{Atom as _, Decode as _};
 
 use crate::codec::VideoCodec;
-use crate::timing::sei::{self, FrameTiming, SenderReport, TimingMessage};
+use crate::sei::{self, FrameTiming, SenderReport, TimingMessage};
 
-/// One sample, with its position in the file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Sample {
-    /// The track it belongs to.
-    pub track_id: u32,
-    /// Decode time, in the track's timescale.
-    pub dts: u64,
-    /// Presentation time minus decode time.
-    pub cts_offset: i64,
-    /// In the track's timescale.
-    pub duration: u32,
-    /// Bytes.
-    pub size: u32,
-    /// A sync sample (a keyframe; every audio sample).
-    pub is_sync: bool,
-    /// Absolute file offset of the sample's data.
-    pub offset: u64,
-    /// 1-based index into the track's sample entries.
-    pub sample_description_index: u32,
-}
-
-impl Sample {
-    /// Presentation time, in the track's timescale (before any edit list).
-    pub fn pts(&self) -> i64 {
-        (self.dts as i64).saturating_add(self.cts_offset)
-    }
-}
+pub use super::sample::Sample;
 
 /// Turns every `sgpd` (sample group description, §8.9.3) under `body` (a `moov`'s, or at
 /// `depth` one of its containers') into a `free` box, which the decoder skips. Nothing here

@@ -7,7 +7,7 @@
 
 use anyhow::bail;
 
-use super::read::Sample;
+use super::sample::Sample;
 
 /// Samples the reader takes from one table before calling the file implausible.
 const MAX_SAMPLES: usize = 50_000_000;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::read::{Recording, Track};
 use super::{AudioInput, Muxer, Sink, Stored, VideoInput};
 use crate::codec::VideoCodec;
-use crate::timing::sei::{self, FrameTiming, SenderReport, TimingMessage};
+use crate::sei::{self, FrameTiming, SenderReport, TimingMessage};
 
 /// The files a muxer made, in memory.
 #[derive(Default)]

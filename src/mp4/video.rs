@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use super::timeline::{Step, Timeline};
 use super::{REORDER_LOOKAHEAD, Stats, VideoConfig, VideoInput};
 use crate::codec::VideoCodec;
-use crate::timing::sei::{FrameTiming, SenderReport};
+use crate::sei::{FrameTiming, SenderReport};
 
 /// A video sample on its way to a fragment; its duration is known once the next one's decode
 /// time is.

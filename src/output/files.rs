@@ -14,7 +14,7 @@ use super::hook::Hooks;
 use super::retention::Retention;
 use super::template::{Template, untaken};
 use crate::mp4::{self, FileSummary, Stored};
-use crate::timing::sei;
+use crate::sei;
 
 /// What the files are called.
 #[derive(Clone, Debug)]

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::mp4::FileSummary;
+use crate::sei;
 use crate::throttle::{Throttle, more};
-use crate::timing::sei;
 
 /// Hooks that may run at once.
 const MAX_RUNNING: usize = 4;

@@ -10,8 +10,8 @@ use crate::codec::audio::AudioFormat;
 use crate::mp4::{AudioInput, VideoInput, entry};
 use crate::output::Message;
 use crate::rtsp::select::Selection;
+use crate::sei::{self, FrameTiming, SenderReport};
 use crate::throttle::{Throttle, more};
-use crate::timing::sei::{self, FrameTiming, SenderReport};
 
 /// The state that turns one recording's retina items into writer messages; it outlives the
 /// sessions of a recording.

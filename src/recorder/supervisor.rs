@@ -24,8 +24,8 @@ use crate::mp4;
 use crate::output::{Message, OutputPlan, Writer};
 use crate::rtsp::connect;
 use crate::rtsp::select::Selection;
+use crate::sei;
 use crate::throttle::{Throttle, more};
-use crate::timing::sei;
 
 /// Frames that may wait for the disk before recording stops with an error: at 30 fps video
 /// plus 50 audio frames/s, about 25 s of slack.

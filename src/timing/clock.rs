@@ -11,7 +11,7 @@
 //!   video ones): one that jumps away and straight back is left out, as is a lone point at
 //!   either end that does not fit the rest;
 //! - over days the rate itself wanders (temperature): long runs of reports are fitted in
-//!   windows of [`WINDOW`] reports either side, not with one line.
+//!   windows of 150 reports either side (`WINDOW`), not with one line.
 //!
 //! Times are handled relative to the first report, as `f64` seconds and ticks: over a week that
 //! keeps 0.1 ns of precision.

@@ -1,8 +1,8 @@
-//! The timing data every recording carries: per-frame receive and RTP times and the video
-//! stream's RTCP sender reports, as H.264/H.265 SEI ([`sei`], specified in
-//! `docs/timing-sei.md`), and what it tells: each frame's capture time by the camera's clock
-//! ([`recording`], fitted by [`clock`]), the clocks' health ([`summary`]) and several cameras
-//! lined up ([`align`]).
+//! What the timing data every recording carries (per-frame receive and RTP times and the video
+//! stream's RTCP sender reports, as H.264/H.265 SEI: [`crate::sei`], specified in
+//! `docs/timing-sei.md`) tells: each frame's capture time by the camera's clock ([`recording`],
+//! fitted by [`clock`]), the clocks' health ([`summary`]) and several cameras lined up
+//! ([`align`]). `retina-record timing` is this module's front-end.
 //!
 //! ```no_run
 //! use retina_record::timing::{align, recording, summary};
@@ -19,5 +19,8 @@
 pub mod align;
 pub mod clock;
 pub mod recording;
-pub mod sei;
 pub mod summary;
+
+/// The SEI format itself, which the muxer writes and this module reads (at the crate root,
+/// below both; re-exported for code written against `timing::sei`).
+pub use crate::sei;

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 
 use super::clock::{CaptureFrom, ClockFit};
-use super::sei::{self, TimingMessage};
 use crate::mp4::read::Recording;
+use crate::sei::{self, TimingMessage};
 
 /// Reports either side that a report is compared with to tell whether it is the video's.
 const NEIGHBOURS: usize = 30;

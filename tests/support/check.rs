@@ -5,7 +5,7 @@ use std::path::Path;
 use retina_record::camera::{Camera, SentFrame, SentReport};
 pub use retina_record::mp4::read::sessions;
 use retina_record::mp4::read::{Recording, TimedSample};
-use retina_record::timing::sei::TimingMessage;
+use retina_record::sei::TimingMessage;
 
 use super::rig::{Rig, clip, config};
 use super::tools::{
