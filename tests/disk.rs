@@ -12,7 +12,7 @@ use retina_record::mp4::read::Recording;
 
 use crate::support::rig::{Finished, only_error, recorder_command};
 use crate::support::tools::installed;
-use crate::support::{self, Recorder, Rig};
+use crate::support::{self, Rig};
 
 /// A tmpfs mounted on a fresh directory for one test, unmounted when dropped.
 struct Tmpfs {
@@ -123,11 +123,7 @@ async fn a_full_disk_is_a_gap_and_writing_resumes_when_there_is_room() {
     };
     let rig = Rig::clip("h264_aac.mp4").await;
     let out = disk.path().join("rec.mp4");
-    let url = rig.cam.url();
-    let rec = Recorder::spawn(
-        rig.dir.path(),
-        &["--url", &url, out.to_str().expect("utf-8")],
-    );
+    let rec = rig.spawn_to(&out, &[]);
     // Once the first fragment is on disk, nothing more fits.
     let partial = retina_record::output::partial_path(&out);
     wait_for_media(&partial).await;
@@ -184,19 +180,7 @@ async fn on_a_full_disk_retention_deletes_the_oldest_recordings_to_make_room() {
     let ballast = disk.fill(300 * 1024);
     let ballast_len = std::fs::metadata(&ballast).expect("ballast").len();
     let template = disk.path().join("cam/%H%M%S.mp4");
-    let url = rig.cam.url();
-    let rec = Recorder::spawn(
-        rig.dir.path(),
-        &[
-            "--url",
-            &url,
-            "--segment-duration",
-            "1s",
-            "--keep-for",
-            "7d",
-            template.to_str().expect("utf-8"),
-        ],
-    );
+    let rec = rig.spawn_to(&template, &["--segment-duration", "1s", "--keep-for", "7d"]);
     rec.wait_for_log("to make room (disk full)").await;
     rig.cam.wait_sent(rig.cam.sent_secs() + 3.0).await;
     rec.signal(libc::SIGINT);

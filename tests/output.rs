@@ -255,17 +255,7 @@ async fn taken_names_get_a_suffix_and_nothing_is_overwritten() {
     let existing = rig.dir.path().join(format!("new/dir/cam-{today}.mp4"));
     std::fs::create_dir_all(existing.parent().expect("dir")).expect("mkdir");
     std::fs::write(&existing, b"someone else's").expect("write");
-    let url = rig.cam.url();
-    let rec = Recorder::spawn(
-        rig.dir.path(),
-        &[
-            "--url",
-            &url,
-            "--segment-duration",
-            "1s",
-            template.to_str().expect("utf-8"),
-        ],
-    );
+    let rec = rig.spawn_to(&template, &["--segment-duration", "1s"]);
     rig.cam.wait_sent(3.5).await;
     rec.signal(libc::SIGINT);
     rec.wait().await.assert_success();
@@ -364,19 +354,15 @@ async fn keep_size_deletes_the_oldest_first() {
     let rig = Rig::clip("h264_aac.mp4").await;
     let dir = rig.dir.path();
     let template = dir.join("rec/%H%M%S.mp4");
-    let url = rig.cam.url();
-    let rec = Recorder::spawn(
-        dir,
+    let rec = rig.spawn_to(
+        &template,
         &[
-            "--url",
-            &url,
             "--segment-duration",
             "1s",
             "--keep-size",
             "150K",
             "--on-segment-complete",
             r#"echo "$RETINA_RECORD_FILE" >> finished.txt"#,
-            template.to_str().expect("utf-8"),
         ],
     );
     rig.cam.wait_sent(6.5).await;

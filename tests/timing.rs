@@ -194,17 +194,7 @@ async fn across_a_reconnect_and_segments_every_frame_once_with_its_capture_time(
     let truth_file = tempfile::NamedTempFile::new().expect("truth file");
     let rig = Rig::new(lying_camera(clock(-0.5, -40.0, 5, 3), truth_file.path())).await;
     let template = rig.dir.path().join("seg-%Y%m%d-%H%M%S.mp4");
-    let url = rig.cam.url();
-    let rec = Recorder::spawn(
-        rig.dir.path(),
-        &[
-            "--url",
-            &url,
-            "--segment-duration",
-            "3s",
-            template.to_str().expect("utf-8"),
-        ],
-    );
+    let rec = rig.spawn_to(&template, &["--segment-duration", "3s"]);
     rig.cam.wait_session_sent(0, 5.0).await;
     rig.cam.drop_connections();
     rig.cam.wait_session_sent(1, 5.0).await;

@@ -62,8 +62,14 @@ impl Rig {
 
     /// Starts the recorder on this camera and output, with `extra` flags.
     pub fn spawn(&self, extra: &[&str]) -> Recorder {
+        self.spawn_to(&self.out, extra)
+    }
+
+    /// Starts the recorder on this camera, writing to `out` (a path or a template), with
+    /// `extra` flags.
+    pub fn spawn_to(&self, out: &Path, extra: &[&str]) -> Recorder {
         let url = self.cam.url();
-        let out = self.out.to_str().expect("utf-8 path");
+        let out = out.to_str().expect("utf-8 path");
         let mut args = vec!["--url", &url];
         args.extend_from_slice(extra);
         args.push(out);
