@@ -59,5 +59,7 @@ async fn dispatch(args: &Args) -> Result<()> {
         Some(Command::Camera(a)) => cmd::camera::run(a, stop).await,
         Some(Command::Demo(a)) => cmd::demo::run(a, stop).await,
         Some(Command::Timing(a)) => cmd::timing::run(a),
+        Some(Command::Completions { shell }) => cmd::docs::completions(*shell),
+        Some(Command::Man) => cmd::docs::man(),
     }
 }

@@ -22,6 +22,7 @@ mod codecs;
 mod disk;
 mod hostile;
 mod interop;
+mod operations;
 mod output;
 mod quirks;
 mod record;

@@ -13,14 +13,23 @@ use retina_record::codec::VideoCodec;
 use retina_record::config::Transport;
 use retina_record::timing::align::AlignBy;
 
+const EXAMPLES: &str = "\
+Examples:
+  retina-record --url rtsp://cam.lan/stream front.mp4
+  retina-record --url rtsp://cam.lan/stream --password-file /etc/cam.pass \\
+      --segment-duration 10m --keep-for 14d 'rec/front/%Y-%m-%d/%H%M%S.mp4'
+  retina-record timing --summary rec/front/2026-11-28/*.mp4
+
+Exit status: 0 clean stop (Ctrl-C, SIGTERM, SIGHUP, --duration); 1 recording failed; 2 bad \
+usage; 130 second Ctrl-C (fragments written so far are kept).";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "retina-record",
     version,
     about = "Record an RTSP camera to a crash-safe fragmented MP4, without transcoding, \
              with per-frame timing data.",
-    after_help = "Exit status: 0 clean stop (Ctrl-C, SIGTERM, SIGHUP, --duration); 1 recording \
-                  failed; 2 bad usage; 130 second Ctrl-C (fragments written so far are kept).",
+    after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -29,100 +38,122 @@ pub(crate) struct Args {
     pub command: Option<Command>,
 
     /// `rtsp://` URL to record. May include credentials (`rtsp://user:pass@host/path`).
-    #[arg(long, value_name = "URL", required = true)]
+    #[arg(help_heading = "Camera", long, value_name = "URL", required = true)]
     pub url: Option<String>,
 
     /// Username, if the camera requires authentication.
-    #[arg(long, env = "RTSP_USERNAME", hide_env_values = true)]
+    #[arg(
+        help_heading = "Camera",
+        long,
+        env = "RTSP_USERNAME",
+        hide_env_values = true
+    )]
     pub username: Option<String>,
 
     /// Password. Prefer --password-file or RTSP_PASSWORD: command lines are visible to
     /// other users of the machine.
-    #[arg(long, env = "RTSP_PASSWORD", hide_env_values = true)]
+    #[arg(
+        help_heading = "Camera",
+        long,
+        env = "RTSP_PASSWORD",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
 
     /// Read the password from the first line of FILE.
-    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    #[arg(
+        help_heading = "Camera",
+        long,
+        value_name = "FILE",
+        conflicts_with = "password"
+    )]
     pub password_file: Option<PathBuf>,
 
     /// Policy for the `rtptime` parameter of the `RTP-Info` header: `default`, `require`,
     /// `ignore` or `permissive`.
-    #[arg(long, default_value_t)]
+    #[arg(help_heading = "Camera", long, default_value_t)]
     pub initial_timestamp: retina::client::InitialTimestampPolicy,
 
     /// Policy for RTCP packets with an unknown SSRC: `default`, `abort-session`,
     /// `drop-packets` or `process-packets`.
-    #[arg(long, default_value_t)]
+    #[arg(help_heading = "Camera", long, default_value_t)]
     pub unknown_rtcp_ssrc: retina::client::UnknownRtcpSsrcPolicy,
 
     /// Don't record video.
-    #[arg(long)]
+    #[arg(help_heading = "Camera", long)]
     pub no_video: bool,
 
     /// Don't record audio.
-    #[arg(long)]
+    #[arg(help_heading = "Camera", long)]
     pub no_audio: bool,
 
     /// Record this video stream, by its index in the camera's SDP (0 = the first `m=` line).
     /// Default: the first video stream that can be stored.
-    #[arg(long, value_name = "N", conflicts_with = "no_video")]
+    #[arg(
+        help_heading = "Camera",
+        long,
+        value_name = "N",
+        conflicts_with = "no_video"
+    )]
     pub video_stream: Option<usize>,
 
     /// Record this audio stream, by its index in the camera's SDP (0 = the first `m=` line).
     /// Default: the first audio stream that can be stored.
-    #[arg(long, value_name = "N", conflicts_with = "no_audio")]
+    #[arg(
+        help_heading = "Camera",
+        long,
+        value_name = "N",
+        conflicts_with = "no_audio"
+    )]
     pub audio_stream: Option<usize>,
-
-    /// Don't write the timing SEI (receive time, RTP time, sender reports).
-    #[arg(long)]
-    pub no_timing_info: bool,
 
     /// Keep recording when RTP packets are lost (the loss is logged); without it, loss stops
     /// the recording. Recommended with --transport udp.
-    #[arg(long)]
+    #[arg(help_heading = "Camera", long)]
     pub allow_loss: bool,
 
     /// When to send `TEARDOWN`: `auto`, `always` or `never`.
-    #[arg(long, default_value_t)]
+    #[arg(help_heading = "Camera", long, default_value_t)]
     pub teardown: retina::client::TeardownPolicy,
-
-    /// Start recording at this local time today, `HH:MM` or `HH:MM:SS`.
-    #[arg(long, value_name = "HH:MM[:SS]", value_parser = parse::start)]
-    pub start: Option<jiff::civil::Time>,
-
-    /// Stop after this long: seconds (`90`) or with units (`90s`, `10m`, `1h30m`).
-    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
-    pub duration: Option<Duration>,
 
     /// RTP transport: `auto` (TCP, or UDP when the camera refuses TCP), `tcp` (interleaved in
     /// the RTSP connection) or `udp`.
-    #[arg(long, default_value = "auto")]
+    #[arg(help_heading = "Camera", long, default_value = "auto")]
     pub transport: Transport,
 
     /// Treat the camera as gone when it sends no frame for this long: reconnect (with
     /// --no-reconnect, stop with an error, keeping the recording).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse::duration)]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION", default_value = "30s", value_parser = parse::duration)]
     pub stall_timeout: Duration,
 
     /// Don't reconnect: a dropped connection, an ended stream or a silent camera ends the
     /// recording (exit 1, file kept), as retina-record 0.2 did.
-    #[arg(long)]
+    #[arg(help_heading = "Connection", long)]
     pub no_reconnect: bool,
 
     /// Longest wait between reconnection attempts (the first comes after 1 s, then doubling).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
     pub reconnect_max_delay: Duration,
 
     /// Exit with an error after this long without a working connection (default: never).
-    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse::duration)]
     pub give_up_after: Option<Duration>,
 
     /// Longest wait for each step of connecting: TCP connect and DESCRIBE, each SETUP, PLAY.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    #[arg(help_heading = "Connection", long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
     pub connect_timeout: Duration,
+
+    /// Start recording at this local time today, `HH:MM` or `HH:MM:SS`.
+    #[arg(help_heading = "Output", long, value_name = "HH:MM[:SS]", value_parser = parse::start)]
+    pub start: Option<jiff::civil::Time>,
+
+    /// Stop after this long: seconds (`90`) or with units (`90s`, `10m`, `1h30m`).
+    #[arg(help_heading = "Output", long, value_name = "DURATION", value_parser = parse::duration)]
+    pub duration: Option<Duration>,
 
     /// Close a fragment once it holds this much media: the most a crash can lose.
     #[arg(
+        help_heading = "Output",
         long,
         value_name = "DURATION",
         default_value = "1s",
@@ -132,24 +163,28 @@ pub(crate) struct Args {
 
     /// Start a new file at the first keyframe at or after each multiple of this from local
     /// midnight (`10m`: at :00, :10, :20, …). Needs OUT to be a template.
-    #[arg(long, value_name = "DURATION", value_parser = parse::segment_duration)]
+    #[arg(help_heading = "Segments and retention", long, value_name = "DURATION", value_parser = parse::segment_duration)]
     pub segment_duration: Option<Duration>,
 
     /// Run this shell command (`sh -c`) after each file is finished, with RETINA_RECORD_FILE,
     /// RETINA_RECORD_START, RETINA_RECORD_END (RFC 3339, UTC) and RETINA_RECORD_CAMERA set. At
     /// most 4 run at once; the recording never waits for them (but waits up to 30 s at exit).
-    #[arg(long, value_name = "COMMAND")]
+    #[arg(help_heading = "Segments and retention", long, value_name = "COMMAND")]
     pub on_segment_complete: Option<String>,
 
     /// Delete this recording's finished files (those OUT's template matches) older than this
     /// (`7d`, `36h`). Needs OUT to be a template.
-    #[arg(long, value_name = "DURATION", value_parser = parse::keep_for)]
+    #[arg(help_heading = "Segments and retention", long, value_name = "DURATION", value_parser = parse::keep_for)]
     pub keep_for: Option<Duration>,
 
     /// Delete this recording's oldest finished files while they take more than this (`500G`,
     /// `1.5T`; binary units). Needs OUT to be a template.
-    #[arg(long, value_name = "SIZE", value_parser = parse::size)]
+    #[arg(help_heading = "Segments and retention", long, value_name = "SIZE", value_parser = parse::size)]
     pub keep_size: Option<u64>,
+
+    /// Don't write the timing SEI (receive time, RTP time, sender reports).
+    #[arg(help_heading = "Timing", long)]
+    pub no_timing_info: bool,
 
     /// Output file, or a strftime template for each file's name, expanded for the local time
     /// of its first frame (`cams/door/%Y-%m-%d/%H%M%S.mp4`; directories are created). Default:
@@ -168,6 +203,14 @@ pub(crate) enum Command {
     /// Read recordings' timing data: each frame's capture time by the camera's clock (CSV),
     /// the clocks' health (--summary), several cameras lined up (--align), a plot (--plot).
     Timing(TimingArgs),
+    /// Print a shell completion script to stdout (e.g. `retina-record completions bash >
+    /// ~/.local/share/bash-completion/completions/retina-record`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) to stdout (e.g. `retina-record man | man -l -`).
+    Man,
 }
 
 #[derive(Debug, clap::Args)]
