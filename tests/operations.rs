@@ -3,9 +3,12 @@
 
 use std::process::Stdio;
 
+use retina_record::mp4::read::Recording;
 use tokio::io::AsyncWriteExt as _;
 
-use crate::support::rig::recorder_command;
+use crate::support::Rig;
+use crate::support::check::check_against_camera;
+use crate::support::rig::{only_error, recorder_command};
 
 async fn output_of(args: &[&str]) -> std::process::Output {
     recorder_command(args).output().await.expect("run")
@@ -68,4 +71,90 @@ fn bin_dir() -> String {
         .expect("bin dir")
         .display()
         .to_string()
+}
+
+/// Runs `script` in bash with the recorder on PATH; its output.
+fn bash(script: &str) -> std::process::Output {
+    std::process::Command::new("bash")
+        .args(["-c", script])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("bash")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_piped_to_ffprobe_and_read_back() {
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let url = rig.cam.url();
+    // Through a real pipe, as a user runs it.
+    let out = bash(&format!(
+        "set -o pipefail; retina-record --url {url} --duration 3 - 2>/dev/null | ffprobe -v \
+         error -count_frames -select_streams v -show_entries stream=nb_read_frames -of \
+         csv=p=0 -"
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probed: u64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("ffprobe's frame count");
+    assert!((60..=80).contains(&probed), "{probed} frames in 3 s");
+
+    // The bytes themselves: the same fragments and timing SEI as a file (from a camera of
+    // its own, whose log holds this recording's frames only).
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let url = rig.cam.url();
+    let run = recorder_command(&["--url", &url, "--duration", "3", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .await
+        .expect("record");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.contains("to stdout"), "{stderr}");
+    let rec = Recording::from_bytes(run.stdout).expect("read the stream");
+    assert!(rec.mfra.is_none(), "no index on a pipe");
+    let (frames, _) = check_against_camera(&rec, &rig.cam);
+    assert!(frames >= 60, "{frames}");
+    assert!(!rig.dir.path().join("-").exists() && !rig.dir.path().join("-.partial").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipe_closed_early_is_a_clean_stop() {
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let url = rig.cam.url();
+    let out = bash(&format!(
+        "retina-record --url {url} - | head -c 100000 >/dev/null; echo ${{PIPESTATUS[0]}}"
+    ));
+    let status = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.trim(), "0", "{stderr}");
+    assert!(
+        stderr.contains("the reader closed stdout: stopping"),
+        "{stderr}"
+    );
+
+    let refused = recorder_command(&["--url", &url, "--segment-duration", "1m", "-"])
+        .stdout(Stdio::piped())
+        .output()
+        .await
+        .expect("run");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(
+        only_error(&stderr),
+        "error: --segment-duration is for files: OUT `-` writes one stream to stdout"
+    );
 }

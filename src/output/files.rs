@@ -23,6 +23,8 @@ pub(crate) enum Naming {
     Plain(PathBuf),
     /// A name for each file, from its first frame's local time.
     Template(Template),
+    /// OUT `-`: one stream on stdout.
+    Stdout,
 }
 
 /// Where a recording goes and what happens to each finished file.
@@ -42,6 +44,7 @@ impl OutputPlan {
         match &self.naming {
             Naming::Plain(path) => path.display().to_string(),
             Naming::Template(t) => format!("files named {}", t.pattern()),
+            Naming::Stdout => "stdout".to_owned(),
         }
     }
 }
@@ -179,6 +182,7 @@ impl mp4::Sink for Files {
         let path = match &self.naming {
             Naming::Plain(path) => path.clone(),
             Naming::Template(template) => untaken(&template.expand(&local_time(first_recv))),
+            Naming::Stdout => return Err(std::io::Error::other("stdout is not a file")),
         };
         self.current = None;
         self.uncreated = Some(path);

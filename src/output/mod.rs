@@ -3,13 +3,14 @@
 //!
 //! The writer thread (`writer.rs`) muxes into the recording's files (`files.rs`), each written
 //! as `OUT.partial` until finished, then `OUT` (`file.rs`), named plainly or by a strftime
-//! template (`template.rs`); finished files go to the hook (`hook.rs`) and retention
-//! (`retention.rs`); `naming.rs` makes default names.
+//! template (`template.rs`), or streamed to stdout for OUT `-` (`pipe.rs`); finished files go
+//! to the hook (`hook.rs`) and retention (`retention.rs`); `naming.rs` makes default names.
 
 mod file;
 mod files;
 mod hook;
 pub(crate) mod naming;
+mod pipe;
 mod plan;
 mod retention;
 pub(crate) mod template;

@@ -2,6 +2,7 @@
 //! template, the hook, retention — and whether the files can be written at all, so that a
 //! wrong directory fails at once with one line rather than after the camera has answered.
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use super::files::{Naming, OutputPlan};
@@ -15,6 +16,7 @@ use crate::error::{Error, Result};
 pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
     let camera = camera(config).await;
     let naming = match &config.out {
+        Some(out) if out.as_os_str() == "-" => Naming::Stdout,
         Some(out) if Template::is_template(out) => {
             let text = out.to_string_lossy();
             Naming::Template(
@@ -36,6 +38,29 @@ pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
             })
         }
         Naming::Template(_) => None,
+        Naming::Stdout => {
+            let files_only = [
+                (config.segment_duration.is_some(), "--segment-duration"),
+                (config.keep_for.is_some(), "--keep-for"),
+                (config.keep_size.is_some(), "--keep-size"),
+                (
+                    config.on_segment_complete.is_some(),
+                    "--on-segment-complete",
+                ),
+            ];
+            if let Some((_, flag)) = files_only.iter().find(|(set, _)| *set) {
+                return Err(Error::usage(format!(
+                    "{flag} is for files: OUT `-` writes one stream to stdout"
+                )));
+            }
+            if std::io::stdout().is_terminal() {
+                return Err(Error::usage(
+                    "OUT `-` writes the recording to stdout, which is a terminal: pipe it to a \
+                     program (`- | ffplay -`) or give a file name",
+                ));
+            }
+            None
+        }
         Naming::Plain(out) => {
             let needs = [
                 (config.segment_duration.is_some(), "--segment-duration"),
@@ -55,10 +80,13 @@ pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
         }
     };
     let first = match &naming {
-        Naming::Plain(out) => out.clone(),
-        Naming::Template(t) => t.expand(&jiff::Zoned::now()),
+        Naming::Plain(out) => Some(out.clone()),
+        Naming::Template(t) => Some(t.expand(&jiff::Zoned::now())),
+        Naming::Stdout => None,
     };
-    check_writable(&first).map_err(Error::failure)?;
+    if let Some(first) = first {
+        check_writable(&first).map_err(Error::failure)?;
+    }
     Ok(OutputPlan {
         naming,
         hook: config.on_segment_complete.clone(),

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context as _, bail};
 use tokio::sync::{mpsc, oneshot};
 
-use super::files::{Files, OutputPlan};
-use crate::mp4::{self, AudioInput, Muxer, Stats, VideoInput};
+use super::files::{Files, Naming, OutputPlan};
+use super::pipe::Pipe;
+use crate::mp4::{self, AudioInput, Muxer, Sink, Stats, VideoInput};
 
 /// What the session sends to the writer.
 pub(crate) enum Message {
@@ -56,13 +57,16 @@ impl Writer {
         config: mp4::Config,
         queue: usize,
     ) -> anyhow::Result<Writer> {
-        let files = Files::new(plan);
+        let output = match plan.naming {
+            Naming::Stdout => Output::Pipe(Pipe::stdout().context("cannot write to stdout")?),
+            _ => Output::Files(Box::new(Files::new(plan))),
+        };
         let (tx, rx) = mpsc::channel(queue);
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("mp4-writer".into())
             .spawn(move || {
-                let _ = done_tx.send(write_recording(files, config, rx));
+                let _ = done_tx.send(write_recording(output, config, rx));
             })
             .context("cannot start the writer thread")?;
         Ok(Writer {
@@ -106,39 +110,73 @@ impl Writer {
     }
 }
 
-/// The writer thread's body: mux until the queue closes, then finish the file.
+/// Where the muxer writes: the recording's files, or stdout.
+enum Output {
+    Files(Box<Files>),
+    Pipe(Pipe),
+}
+
+impl Output {
+    fn sink(&mut self) -> &mut dyn Sink {
+        match self {
+            Output::Files(f) => f.as_mut(),
+            Output::Pipe(p) => p,
+        }
+    }
+
+    /// Where what was written so far is, for errors.
+    fn describe(&self) -> String {
+        match self {
+            Output::Files(f) => format!("{}; {}", f.current(), f.kept()),
+            Output::Pipe(p) => format!("stdout; {} bytes were written to it", p.bytes()),
+        }
+    }
+
+    /// A pipe whose reader has gone: the end of the recording, not a failure.
+    fn reader_gone(&self) -> bool {
+        matches!(self, Output::Pipe(p) if p.closed())
+    }
+}
+
+/// The writer thread's body: mux until the queue closes (or stdout's reader goes), then
+/// finish the file.
 fn write_recording(
-    mut files: Files,
+    mut output: Output,
     config: mp4::Config,
     mut rx: mpsc::Receiver<Message>,
 ) -> anyhow::Result<Outcome> {
     let mut muxer = Muxer::new(config);
     while let Some(msg) = rx.blocking_recv() {
+        let sink = output.sink();
         let result = match msg {
-            Message::Video(f) => muxer.push_video(f, &mut files),
-            Message::Audio(f) => muxer.push_audio(f, &mut files),
-            Message::NewSession { conn } => muxer.new_session(conn, &mut files),
+            Message::Video(f) => muxer.push_video(f, sink),
+            Message::Audio(f) => muxer.push_audio(f, sink),
+            Message::NewSession { conn } => muxer.new_session(conn, sink),
         };
         if let Err(e) = result {
             // Close the queue first so the session notices at once.
             rx.close();
-            bail!("writing {} failed: {e}; {}", files.current(), files.kept());
+            if output.reader_gone() {
+                break;
+            }
+            bail!("writing {} failed: {e}", output.describe());
         }
     }
-    let finished = muxer.finish(&mut files);
-    files.wait_for_hooks();
-    let stats = finished.map_err(|e| {
-        anyhow::anyhow!(
-            "finishing {} failed: {e}; {}",
-            files.current(),
-            files.kept()
-        )
-    })?;
-    let Some(path) = files.last() else {
+    let finished = muxer.finish(output.sink());
+    let path = match &mut output {
+        Output::Files(files) => {
+            files.wait_for_hooks();
+            files.last().map(ToOwned::to_owned)
+        }
+        Output::Pipe(p) => (p.bytes() > 0).then(|| PathBuf::from("-")),
+    };
+    let stats =
+        finished.map_err(|e| anyhow::anyhow!("finishing {} failed: {e}", output.describe()))?;
+    let Some(path) = path else {
         bail!("no frames were recorded, so no file was written");
     };
     Ok(Outcome {
-        path: path.to_owned(),
+        path,
         stats,
         reconnects: 0,
     })
