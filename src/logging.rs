@@ -14,15 +14,27 @@ use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
-use tracing_subscriber::fmt::format::{Format, Writer};
+use tracing_subscriber::fmt::format::{Format, Full, Writer};
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 /// The longest message (and field list) an event prints unless debugging.
 const MAX_MESSAGE_CHARS: usize = 200;
 
-/// Installs the subscriber: `RUST_LOG` if set, else `info`.
+/// Installs the subscriber: `RUST_LOG` if set, else `info`. When stderr is systemd's journal
+/// (`JOURNAL_STREAM` names it), lines carry no timestamp and no colour (the journal has its own
+/// and shows none) but a `<N>` priority prefix (sd-daemon(3)), so that `journalctl -p warning`
+/// finds the warnings.
 pub(crate) fn init() {
+    if JOURNAL.get_or_init(stderr_is_journal) == &true {
+        install(Format::default().without_time().with_ansi(false), true);
+    } else {
+        install(Format::default(), false);
+    }
+}
+
+fn install<T: FormatTime + Send + Sync + 'static>(format: Format<Full, T>, journal: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let full = filter
         .max_level_hint()
@@ -30,14 +42,56 @@ pub(crate) fn init() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(!journal && std::io::stderr().is_terminal())
         .fmt_fields(OneLine { full })
         .event_format(Throttled {
-            inner: Format::default(),
+            inner: format,
             full,
+            journal,
             seen: Mutex::new(HashMap::new()),
         })
         .init();
+}
+
+/// Whether stderr is the journal, once `init` has looked.
+static JOURNAL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// What starts the final `error:` line: its priority, for the journal.
+pub(crate) fn error_prefix() -> &'static str {
+    if JOURNAL.get() == Some(&true) {
+        "<3>"
+    } else {
+        ""
+    }
+}
+
+/// Whether stderr is the stream `JOURNAL_STREAM` (`device:inode`) says systemd connected to
+/// the journal (systemd.exec(5)).
+fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd as _;
+    use std::os::unix::fs::MetadataExt as _;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some(ours) = std::io::stderr()
+        .as_fd()
+        .try_clone_to_owned()
+        .ok()
+        .and_then(|fd| std::fs::File::from(fd).metadata().ok())
+    else {
+        return false;
+    };
+    stream.to_string_lossy() == format!("{}:{}", ours.dev(), ours.ino())
+}
+
+/// sd-daemon(3)'s priority for a level.
+fn priority(level: &tracing::Level) -> u8 {
+    match *level {
+        tracing::Level::ERROR => 3,
+        tracing::Level::WARN => 4,
+        tracing::Level::INFO => 6,
+        _ => 7,
+    }
 }
 
 /// How often a library's repeated message is printed.
@@ -48,6 +102,8 @@ const REPEAT_INTERVAL: Duration = Duration::from_secs(60);
 struct Throttled<F> {
     inner: F,
     full: bool,
+    /// Prefix each line with its sd-daemon(3) priority.
+    journal: bool,
     /// For each library event site: when it was last printed, and how many were held back.
     seen: Mutex<HashMap<Identifier, (Instant, u64)>>,
 }
@@ -65,30 +121,17 @@ where
         event: &tracing::Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        if self.full || meta.target().starts_with(env!("CARGO_CRATE_NAME")) {
-            return self.inner.format_event(ctx, writer, event);
-        }
-        let now = Instant::now();
-        let held_back = {
-            let mut seen = self
-                .seen
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match seen.get_mut(&meta.callsite()) {
-                Some((last, held)) if now.duration_since(*last) < REPEAT_INTERVAL => {
-                    *held += 1;
-                    return Ok(()); // nothing written: no line
-                }
-                Some((last, held)) => {
-                    *last = now;
-                    std::mem::take(held)
-                }
-                None => {
-                    seen.insert(meta.callsite(), (now, 0));
-                    0
-                }
+        let held_back = if self.full || meta.target().starts_with(env!("CARGO_CRATE_NAME")) {
+            0
+        } else {
+            match self.held_back(meta) {
+                Some(n) => n,
+                None => return Ok(()), // nothing written: no line
             }
         };
+        if self.journal {
+            write!(writer, "<{}>", priority(meta.level()))?;
+        }
         if held_back == 0 {
             return self.inner.format_event(ctx, writer, event);
         }
@@ -97,6 +140,32 @@ where
             .format_event(ctx, Writer::new(&mut line), event)?;
         let line = line.trim_end();
         writeln!(writer, "{line} ({held_back} more like it since the last)")
+    }
+}
+
+impl<F> Throttled<F> {
+    /// For a library's event: `None` to hold it back, else how many like it were held back
+    /// since it was last printed.
+    fn held_back(&self, meta: &tracing::Metadata<'_>) -> Option<u64> {
+        let now = Instant::now();
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match seen.get_mut(&meta.callsite()) {
+            Some((last, held)) if now.duration_since(*last) < REPEAT_INTERVAL => {
+                *held += 1;
+                None
+            }
+            Some((last, held)) => {
+                *last = now;
+                Some(std::mem::take(held))
+            }
+            None => {
+                seen.insert(meta.callsite(), (now, 0));
+                Some(0)
+            }
+        }
     }
 }
 

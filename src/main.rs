@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod logging;
+mod systemd;
 
 use std::process::ExitCode;
 
@@ -43,9 +44,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if std::env::var_os("RUST_BACKTRACE").is_some() {
-                eprintln!("error: {e:?}");
+                eprintln!("{}error: {e:?}", logging::error_prefix());
             } else {
-                eprintln!("error: {e}");
+                eprintln!("{}error: {e}", logging::error_prefix());
             }
             ExitCode::from(e.exit_code())
         }

@@ -2,6 +2,7 @@
 //! binary, and the recording piped to another program.
 
 use std::process::Stdio;
+use std::time::Duration;
 
 use retina_record::mp4::read::Recording;
 use tokio::io::AsyncWriteExt as _;
@@ -157,4 +158,191 @@ async fn a_pipe_closed_early_is_a_clean_stop() {
         only_error(&stderr),
         "error: --segment-duration is for files: OUT `-` writes one stream to stdout"
     );
+}
+
+/// A notification from the recorder, and when it came.
+struct Notified {
+    at: std::time::Instant,
+    text: String,
+}
+
+/// Reads `socket` until `until`, gathering what arrives.
+async fn gather(
+    socket: &tokio::net::UnixDatagram,
+    into: &mut Vec<Notified>,
+    until: std::time::Instant,
+) {
+    let mut buf = vec![0; 4096];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(until.into(), socket.recv(&mut buf)).await {
+        into.push(Notified {
+            at: std::time::Instant::now(),
+            text: String::from_utf8_lossy(&buf[..n]).into_owned(),
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_after_the_first_fragment_status_watchdog_and_stopping() {
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let path = rig.dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&path).expect("bind");
+    let rec = rig.spawn_with_env(
+        &[],
+        &[
+            ("NOTIFY_SOCKET", path.to_str().expect("utf-8")),
+            ("WATCHDOG_USEC", "2000000"),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let mut heard = Vec::new();
+    let mut buf = vec![0; 4096];
+    // READY=1 comes once the first fragment is on disk.
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(20), socket.recv(&mut buf))
+            .await
+            .expect("READY=1 within 20 s")
+            .expect("recv");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let ready = text.lines().any(|l| l == "READY=1");
+        heard.push(Notified {
+            at: std::time::Instant::now(),
+            text,
+        });
+        if ready {
+            break;
+        }
+    }
+    let partial = Recording::open(&rig.partial()).expect("the .partial reads at READY");
+    assert!(
+        partial.fragments >= 1,
+        "READY=1 before the first fragment was durable"
+    );
+    gather(
+        &socket,
+        &mut heard,
+        std::time::Instant::now() + Duration::from_secs(4),
+    )
+    .await;
+    let pets: Vec<std::time::Instant> = heard
+        .iter()
+        .filter(|n| n.text.lines().any(|l| l == "WATCHDOG=1"))
+        .map(|n| n.at)
+        .collect();
+    assert!(
+        pets.len() >= 4,
+        "{} WATCHDOG=1 in {:?}",
+        pets.len(),
+        started.elapsed()
+    );
+    for w in pets.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            gap > Duration::from_millis(700) && gap < Duration::from_millis(1300),
+            "WATCHDOG=1 every half of WATCHDOG_USEC (1 s): {gap:?}"
+        );
+    }
+    assert!(
+        heard
+            .iter()
+            .any(|n| n.text.contains("STATUS=") && n.text.contains("frames")),
+        "STATUS= with the counters"
+    );
+
+    // The camera stalls: no fragment becomes durable, and the petting stops.
+    rig.cam.stall(Duration::from_secs(60));
+    let stalled = std::time::Instant::now();
+    let mut after = Vec::new();
+    gather(&socket, &mut after, stalled + Duration::from_secs(6)).await;
+    let late_pets: Vec<Duration> = after
+        .iter()
+        .filter(|n| n.text.lines().any(|l| l == "WATCHDOG=1"))
+        .map(|n| n.at - stalled)
+        .collect();
+    assert!(
+        late_pets.iter().all(|&t| t < Duration::from_millis(3500)),
+        "WATCHDOG=1 after the stall: {late_pets:?}"
+    );
+    assert!(
+        after.iter().any(|n| n.text.contains("STATUS=")),
+        "STATUS= goes on"
+    );
+
+    rec.signal(libc::SIGTERM);
+    let mut end = Vec::new();
+    gather(
+        &socket,
+        &mut end,
+        std::time::Instant::now() + Duration::from_secs(3),
+    )
+    .await;
+    assert!(
+        end.iter()
+            .any(|n| n.text.lines().any(|l| l == "STOPPING=1")),
+        "STOPPING=1 on SIGTERM"
+    );
+    rec.wait().await.assert_success();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_to_the_journal_carry_priorities_and_no_timestamps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("journal.log");
+    // stderr is the file JOURNAL_STREAM names, as systemd sets it for StandardError=journal.
+    let script = format!(
+        "cd {}; exec 2>{log}; JOURNAL_STREAM=$(stat -c '%d:%i' {log}) retina-record --url \
+         rtsp://127.0.0.1:1/ --no-reconnect out.mp4",
+        dir.path().display(),
+        log = log.display()
+    );
+    let out = bash(&script);
+    assert_eq!(out.status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("<6> INFO "), "{text}");
+    assert_eq!(
+        lines.last().copied(),
+        Some("<3>error: camera 127.0.0.1:1: cannot connect: Connection refused (os error 111)")
+    );
+    assert!(!text.contains('\x1b'), "no colours");
+    assert!(
+        lines.iter().all(|l| l.starts_with('<')),
+        "each line starts with its priority, no timestamp: {text}"
+    );
+    // Elsewhere, as before: timestamps, no prefix.
+    let plain = bash(&format!(
+        "cd {}; retina-record --url rtsp://127.0.0.1:1/ --no-reconnect out.mp4",
+        dir.path().display()
+    ));
+    let text = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        text.starts_with(&jiff::Zoned::now().year().to_string()),
+        "{text}"
+    );
+}
+
+/// The shipped unit passes `systemd-analyze verify`, with its ExecStart pointed at the binary
+/// under test (verify checks that the program exists).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_systemd_unit_verifies() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contrib/systemd/retina-record@.service"
+    ))
+    .expect("the unit");
+    assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("retina-record@front.service");
+    let here = unit.replace(
+        "/usr/local/bin/retina-record",
+        env!("CARGO_BIN_EXE_retina-record"),
+    );
+    assert_ne!(here, unit, "ExecStart runs /usr/local/bin/retina-record");
+    std::fs::write(&path, here).expect("write");
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (apt-get install systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
 }

@@ -1,16 +1,24 @@
 //! `retina-record --url …`: flags to a [`RecorderConfig`], recorded, what was written logged.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use retina_record::config::{RecorderConfig, StreamChoice};
 use retina_record::error::{Error, Result};
-use retina_record::recorder;
+use retina_record::recorder::{self, Progress};
 use retina_record::source::{Login, Source};
 use tokio::sync::watch;
 
 use crate::cli::Args;
+use crate::systemd;
 
 pub(crate) async fn run(args: &Args, stop: watch::Receiver<bool>) -> Result<()> {
-    match recorder::record(config(args)?, stop).await? {
+    let config = config(args)?;
+    let progress = Arc::new(Progress::default());
+    let notifier = tokio::spawn(systemd::notify(progress.clone(), stop.clone()));
+    let recorded = recorder::record_observed(config, stop, progress).await;
+    notifier.abort();
+    match recorded? {
         Some(outcome) => recorder::log_outcome(&outcome),
         None => tracing::info!("stopped before anything was recorded; nothing written"),
     }

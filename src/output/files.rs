@@ -7,10 +7,12 @@
 //! and retention, if set, deletes the oldest recording to make room.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::file::{PartialFile, is_full};
 use super::hook::Hooks;
+use super::progress::Progress;
 use super::retention::Retention;
 use super::template::{Template, untaken};
 use crate::mp4::{self, FileSummary, Stored};
@@ -67,10 +69,11 @@ pub(crate) struct Files {
     /// The latest file finished.
     last: Option<PathBuf>,
     full: Option<Full>,
+    progress: Arc<Progress>,
 }
 
 impl Files {
-    pub(crate) fn new(plan: OutputPlan) -> Files {
+    pub(crate) fn new(plan: OutputPlan, progress: Arc<Progress>) -> Files {
         Files {
             naming: plan.naming,
             current: None,
@@ -80,6 +83,7 @@ impl Files {
             retention: plan.retention,
             last: None,
             full: None,
+            progress,
         }
     }
 
@@ -185,6 +189,7 @@ impl mp4::Sink for Files {
             Naming::Stdout => return Err(std::io::Error::other("stdout is not a file")),
         };
         self.current = None;
+        self.progress.file(path.clone());
         self.uncreated = Some(path);
         self.header.clear();
         // Created now, so that a file that cannot be is an error at once; on a full disk,
@@ -211,6 +216,10 @@ impl mp4::Sink for Files {
             Some(file) => file.append(parts)?,
             None => Stored::Dropped,
         };
+        if stored == Stored::Written {
+            let len = parts.iter().map(|p| p.len() as u64).sum();
+            self.progress.written(len, true);
+        }
         Ok(self.stored(stored))
     }
 

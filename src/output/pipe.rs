@@ -7,11 +7,14 @@
 
 use std::io::Write as _;
 use std::os::fd::AsFd as _;
+use std::sync::Arc;
 
+use super::progress::Progress;
 use crate::mp4::{self, FileSummary, Stored};
 
 pub(crate) struct Pipe {
     out: std::fs::File,
+    progress: Arc<Progress>,
     header_sent: bool,
     bytes: u64,
     /// The reader closed the pipe: nothing more is written.
@@ -20,10 +23,12 @@ pub(crate) struct Pipe {
 
 impl Pipe {
     /// Stdout, unbuffered (its own descriptor: std's stdout is line-buffered, for text).
-    pub(crate) fn stdout() -> std::io::Result<Pipe> {
+    pub(crate) fn stdout(progress: Arc<Progress>) -> std::io::Result<Pipe> {
         let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+        progress.file("-".into());
         Ok(Pipe {
             out: std::fs::File::from(fd),
+            progress,
             header_sent: false,
             bytes: 0,
             closed: false,
@@ -39,7 +44,7 @@ impl Pipe {
         self.bytes
     }
 
-    fn write(&mut self, parts: &[&[u8]]) -> std::io::Result<Stored> {
+    fn write(&mut self, parts: &[&[u8]], fragment: bool) -> std::io::Result<Stored> {
         if self.closed {
             return Ok(Stored::Written);
         }
@@ -53,6 +58,8 @@ impl Pipe {
             }
             self.bytes += part.len() as u64;
         }
+        let len = parts.iter().map(|p| p.len() as u64).sum();
+        self.progress.written(len, fragment);
         Ok(Stored::Written)
     }
 }
@@ -68,11 +75,11 @@ impl mp4::Sink for Pipe {
             return Ok(Stored::Written);
         }
         self.header_sent = true;
-        self.write(&[header])
+        self.write(&[header], false)
     }
 
     fn append(&mut self, parts: &[&[u8]]) -> std::io::Result<Stored> {
-        self.write(parts)
+        self.write(parts, true)
     }
 
     fn end_file(&mut self, _summary: &FileSummary) -> std::io::Result<()> {

@@ -3,12 +3,14 @@
 //! `fdatasync`), so a crash, even a power loss, costs at most the fragment being written.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
 use tokio::sync::{mpsc, oneshot};
 
 use super::files::{Files, Naming, OutputPlan};
 use super::pipe::Pipe;
+use super::progress::Progress;
 use crate::mp4::{self, AudioInput, Muxer, Sink, Stats, VideoInput};
 
 /// What the session sends to the writer.
@@ -56,17 +58,20 @@ impl Writer {
         plan: OutputPlan,
         config: mp4::Config,
         queue: usize,
+        progress: Arc<Progress>,
     ) -> anyhow::Result<Writer> {
         let output = match plan.naming {
-            Naming::Stdout => Output::Pipe(Pipe::stdout().context("cannot write to stdout")?),
-            _ => Output::Files(Box::new(Files::new(plan))),
+            Naming::Stdout => {
+                Output::Pipe(Pipe::stdout(progress.clone()).context("cannot write to stdout")?)
+            }
+            _ => Output::Files(Box::new(Files::new(plan, progress.clone()))),
         };
         let (tx, rx) = mpsc::channel(queue);
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("mp4-writer".into())
             .spawn(move || {
-                let _ = done_tx.send(write_recording(output, config, rx));
+                let _ = done_tx.send(write_recording(output, config, rx, &progress));
             })
             .context("cannot start the writer thread")?;
         Ok(Writer {
@@ -144,12 +149,16 @@ fn write_recording(
     mut output: Output,
     config: mp4::Config,
     mut rx: mpsc::Receiver<Message>,
+    progress: &Progress,
 ) -> anyhow::Result<Outcome> {
     let mut muxer = Muxer::new(config);
     while let Some(msg) = rx.blocking_recv() {
         let sink = output.sink();
         let result = match msg {
-            Message::Video(f) => muxer.push_video(f, sink),
+            Message::Video(f) => {
+                progress.frame();
+                muxer.push_video(f, sink)
+            }
             Message::Audio(f) => muxer.push_audio(f, sink),
             Message::NewSession { conn } => muxer.new_session(conn, sink),
         };

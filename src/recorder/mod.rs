@@ -9,6 +9,7 @@ mod frames;
 mod ingest;
 mod supervisor;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -19,13 +20,23 @@ use crate::output;
 use crate::source::redacted;
 
 pub use crate::output::Outcome;
+pub use crate::output::{Progress, Snapshot};
 
 /// Records as `config` says until stopped (a `true` on `stop`), the configured duration, or a
 /// failure that no reconnection fixes, which still finishes the file. `Ok(None)`: stopped
 /// before anything was recorded.
 pub async fn record(
     config: RecorderConfig,
+    stop: watch::Receiver<bool>,
+) -> Result<Option<Outcome>> {
+    record_observed(config, stop, Arc::default()).await
+}
+
+/// As [`record`], with its counters kept in `progress` for a watcher to read.
+pub async fn record_observed(
+    config: RecorderConfig,
     mut stop: watch::Receiver<bool>,
+    progress: Arc<Progress>,
 ) -> Result<Option<Outcome>> {
     let source = &config.source;
     let plan = output::plan(&config).await?;
@@ -47,7 +58,7 @@ pub async fn record(
             Ok(()) = stop.changed() => return Ok(None),
         }
     }
-    let result = supervisor::supervise(&config, &plan, stop).await;
+    let result = supervisor::supervise(&config, &plan, stop, progress).await;
     result.map_err(|e| e.scrub(source.secret()))
 }
 

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::frames::FrameMapper;
 use super::ingest::{End, Ingest};
-use super::{Outcome, log_outcome};
+use super::{Outcome, Progress, log_outcome};
 use crate::config::RecorderConfig;
 use crate::error::{Error, Result};
 use crate::mp4;
@@ -49,6 +49,7 @@ enum Next<T> {
 struct Supervisor<'a> {
     config: &'a RecorderConfig,
     plan: &'a OutputPlan,
+    progress: Arc<Progress>,
     camera: String,
     stop: watch::Receiver<bool>,
     deadline: Option<Instant>,
@@ -75,10 +76,12 @@ pub(crate) async fn supervise(
     config: &RecorderConfig,
     plan: &OutputPlan,
     stop: watch::Receiver<bool>,
+    progress: Arc<Progress>,
 ) -> Result<Option<Outcome>> {
     let mut s = Supervisor {
         config,
         plan,
+        progress,
         camera: config.source.host_port(),
         stop,
         deadline: config.duration.map(|d| Instant::now() + d),
@@ -189,10 +192,16 @@ impl Supervisor<'_> {
         match &mut self.writer {
             None => {
                 let mapper = FrameMapper::new(selection, self.config.allow_loss);
-                let writer = Writer::start(self.plan.clone(), muxing.clone(), WRITER_QUEUE_FRAMES)?;
+                let writer = Writer::start(
+                    self.plan.clone(),
+                    muxing.clone(),
+                    WRITER_QUEUE_FRAMES,
+                    self.progress.clone(),
+                )?;
                 self.writer = Some((writer, mapper, muxing));
             }
             Some((_, mapper, first)) => {
+                self.progress.reconnected();
                 if first.video != muxing.video || first.audio != muxing.audio {
                     return Err(Error::failure(anyhow::anyhow!(
                         "camera {}: after reconnecting, it offers other streams than the \

@@ -68,12 +68,21 @@ impl Rig {
     /// Starts the recorder on this camera, writing to `out` (a path or a template), with
     /// `extra` flags.
     pub fn spawn_to(&self, out: &Path, extra: &[&str]) -> Recorder {
+        self.spawn_full(out, extra, &[])
+    }
+
+    /// Starts the recorder on this camera and output, with `extra` flags and `env` set.
+    pub fn spawn_with_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Recorder {
+        self.spawn_full(&self.out, extra, env)
+    }
+
+    fn spawn_full(&self, out: &Path, extra: &[&str], env: &[(&str, &str)]) -> Recorder {
         let url = self.cam.url();
         let out = out.to_str().expect("utf-8 path");
         let mut args = vec!["--url", &url];
         args.extend_from_slice(extra);
         args.push(out);
-        Recorder::spawn(self.dir.path(), &args)
+        Recorder::spawn_with_env(self.dir.path(), &args, env)
     }
 
     pub async fn record(&self, extra: &[&str]) -> Finished {

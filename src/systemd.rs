@@ -1,0 +1,79 @@
+//! systemd's service notifications (sd_notify(3), through the sd-notify crate: no libsystemd),
+//! when run by a `Type=notify` unit (`NOTIFY_SOCKET` set): `READY=1` once the first fragment is
+//! durable on disk, so that `systemctl start` returning means "recording"; `STATUS=` with the
+//! counters; `WATCHDOG=1` at half of `WATCHDOG_USEC` while fragments keep becoming durable —
+//! a camera that stalls or a writer that hangs stops it, and systemd restarts the recorder;
+//! `STOPPING=1` on a stop signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use retina_record::recorder::{Progress, Snapshot};
+use sd_notify::NotifyState;
+use tokio::sync::watch;
+
+/// How often `STATUS=` is refreshed without a watchdog.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// Notifies systemd about `progress` until `stop`; returns at once outside systemd.
+pub(crate) async fn notify(progress: Arc<Progress>, mut stop: watch::Receiver<bool>) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    let watchdog = sd_notify::watchdog_enabled();
+    let every = watchdog.map_or(STATUS_EVERY, |w| (w / 2).min(STATUS_EVERY));
+    let mut ticks = tokio::time::interval(every);
+    let mut ready = false;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+                    return;
+                }
+            }
+        }
+        let now = progress.snapshot();
+        let status = status(&now);
+        let mut states = vec![NotifyState::Status(&status)];
+        if !ready && now.fragments > 0 {
+            ready = true;
+            states.push(NotifyState::Ready);
+        }
+        // Before the first fragment the recorder is starting (TimeoutStartSec= bounds that);
+        // after it, only fragments that keep coming show it is alive.
+        let alive = match (ready, now.since_durable) {
+            (false, _) => true,
+            (true, Some(ago)) => watchdog.is_some_and(|w| ago < w),
+            (true, None) => false,
+        };
+        if watchdog.is_some() && alive {
+            states.push(NotifyState::Watchdog);
+        }
+        send(&states);
+    }
+}
+
+fn send(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!("cannot notify systemd: {e}");
+    }
+}
+
+/// One line of counters: `STATUS=` here, and the status line on a terminal.
+pub(crate) fn status(s: &Snapshot) -> String {
+    let file = s
+        .file
+        .as_ref()
+        .map_or_else(|| "connecting".to_owned(), |f| f.display().to_string());
+    let durable = s.since_durable.map_or_else(String::new, |d| {
+        format!(", durable {:.1} s ago", d.as_secs_f64())
+    });
+    format!(
+        "{file}: {} frames, {:.1} MiB, {} reconnects{durable}",
+        s.frames,
+        s.bytes as f64 / 1_048_576.0,
+        s.reconnects
+    )
+}
