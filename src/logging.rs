@@ -22,26 +22,40 @@ use tracing_subscriber::registry::LookupSpan;
 /// The longest message (and field list) an event prints unless debugging.
 const MAX_MESSAGE_CHARS: usize = 200;
 
-/// Installs the subscriber: `RUST_LOG` if set, else `info`. When stderr is systemd's journal
+/// Installs the subscriber: `RUST_LOG` if set, else `info` (`warn` when `quiet`). When stderr is systemd's journal
 /// (`JOURNAL_STREAM` names it), lines carry no timestamp and no colour (the journal has its own
 /// and shows none) but a `<N>` priority prefix (sd-daemon(3)), so that `journalctl -p warning`
 /// finds the warnings.
-pub(crate) fn init() {
-    if JOURNAL.get_or_init(stderr_is_journal) == &true {
-        install(Format::default().without_time().with_ansi(false), true);
+pub(crate) fn init(quiet: bool) {
+    // Quiet keeps the one line each stop prints.
+    let level = if quiet {
+        "warn,retina_record::cmd::record=info"
     } else {
-        install(Format::default(), false);
+        "info"
+    };
+    if JOURNAL.get_or_init(stderr_is_journal) == &true {
+        install(
+            Format::default().without_time().with_ansi(false),
+            true,
+            level,
+        );
+    } else {
+        install(Format::default(), false, level);
     }
 }
 
-fn install<T: FormatTime + Send + Sync + 'static>(format: Format<Full, T>, journal: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+fn install<T: FormatTime + Send + Sync + 'static>(
+    format: Format<Full, T>,
+    journal: bool,
+    level: &str,
+) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let full = filter
         .max_level_hint()
         .is_some_and(|l| l >= tracing::level_filters::LevelFilter::DEBUG);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| AboveStatus)
         .with_ansi(!journal && std::io::stderr().is_terminal())
         .fmt_fields(OneLine { full })
         .event_format(Throttled {
@@ -51,6 +65,45 @@ fn install<T: FormatTime + Send + Sync + 'static>(format: Format<Full, T>, journ
             seen: Mutex::new(HashMap::new()),
         })
         .init();
+}
+
+/// The status line being drawn, which log lines print above.
+static STATUS_LINE: Mutex<Option<indicatif::ProgressBar>> = Mutex::new(None);
+
+/// Log lines print above `bar` from now on.
+pub(crate) fn print_above(bar: indicatif::ProgressBar) {
+    *STATUS_LINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(bar);
+}
+
+/// No status line any more.
+pub(crate) fn print_plainly() {
+    *STATUS_LINE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+}
+
+/// stderr, with the status line (if any) lifted for each log line: tracing-subscriber writes
+/// an event in one call.
+struct AboveStatus;
+
+impl std::io::Write for AboveStatus {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = STATUS_LINE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        match bar {
+            Some(bar) => bar.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Whether stderr is the journal, once `init` has looked.

@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod logging;
+mod status;
 mod systemd;
 
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use retina_record::stop;
 
 fn main() -> ExitCode {
     let args = Args::parse(); // exits with status 2 on bad usage, 0 for --help/--version
-    logging::init();
+    logging::init(args.command.is_none() && args.quiet);
     // One line, like every other message (the default hook prints several).
     std::panic::set_hook(Box::new(|info| {
         let at = info

@@ -63,10 +63,11 @@ fn send(states: &[NotifyState<'_>]) {
 
 /// One line of counters: `STATUS=` here, and the status line on a terminal.
 pub(crate) fn status(s: &Snapshot) -> String {
-    let file = s
-        .file
-        .as_ref()
-        .map_or_else(|| "connecting".to_owned(), |f| f.display().to_string());
+    let file = match (&s.file, s.frames) {
+        (Some(f), _) => f.display().to_string(),
+        (None, 0) => "connecting".to_owned(),
+        (None, _) => "first fragment pending".to_owned(),
+    };
     let durable = s.since_durable.map_or_else(String::new, |d| {
         format!(", durable {:.1} s ago", d.as_secs_f64())
     });

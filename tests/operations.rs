@@ -346,3 +346,60 @@ async fn the_systemd_unit_verifies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_line_on_a_terminal_and_none_elsewhere() {
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let url = rig.cam.url();
+    let dir = rig.dir.path().display();
+    // script(1) runs the recorder on a pseudo-terminal and copies what it draws.
+    let out = bash(&format!(
+        "cd {dir} && script -qfec 'retina-record --url {url} --duration 4 tty.mp4' /dev/null"
+    ));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drawn = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        drawn.contains("\x1b[2K"),
+        "the line is redrawn in place: {drawn}"
+    );
+    let counts: Vec<u64> = drawn
+        .split(" frames")
+        .filter_map(|before| before.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert!(
+        counts.windows(2).any(|w| w[1] > w[0]) && counts.last() >= Some(&50),
+        "the frame count climbs: {counts:?}"
+    );
+    assert!(drawn.contains("tty.mp4") && drawn.contains("fps") && drawn.contains("durable"));
+    assert!(
+        drawn.contains("stopped after"),
+        "and the summary at the stop"
+    );
+
+    // Not a terminal: plain lines, no control characters.
+    let run = rig.record(&["--duration", "2"]).await;
+    run.assert_success();
+    assert!(
+        !run.stderr.contains('\x1b') && !run.stderr.contains('\r'),
+        "{:?}",
+        run.stderr
+    );
+    run.assert_says("stopped after 2.");
+    run.assert_says("(--duration reached): ");
+    // --quiet: no line on a terminal either, and only the summary at info.
+    let quiet = bash(&format!(
+        "cd {dir} && script -qfec 'retina-record --quiet --url {url} --duration 2 q.mp4' \
+         /dev/null"
+    ));
+    let drawn = String::from_utf8_lossy(&quiet.stdout);
+    assert!(
+        !drawn.contains("\x1b[2K") && !drawn.contains("fps"),
+        "{drawn}"
+    );
+    assert_eq!(drawn.lines().count(), 1, "{drawn}");
+    assert!(drawn.contains("stopped after"), "{drawn}");
+}

@@ -186,6 +186,11 @@ pub(crate) struct Args {
     #[arg(help_heading = "Timing", long)]
     pub no_timing_info: bool,
 
+    /// No status line on a terminal, and only warnings and errors in the log (RUST_LOG still
+    /// rules when set).
+    #[arg(long, short, help_heading = "Logging")]
+    pub quiet: bool,
+
     /// Output file, or a strftime template for each file's name, expanded for the local time
     /// of its first frame (`cams/door/%Y-%m-%d/%H%M%S.mp4`; directories are created). Default:
     /// `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory, named for the camera's host.

@@ -10,19 +10,45 @@ use retina_record::source::{Login, Source};
 use tokio::sync::watch;
 
 use crate::cli::Args;
+use crate::status::StatusLine;
 use crate::systemd;
 
 pub(crate) async fn run(args: &Args, stop: watch::Receiver<bool>) -> Result<()> {
     let config = config(args)?;
+    let deadline = config.duration;
     let progress = Arc::new(Progress::default());
     let notifier = tokio::spawn(systemd::notify(progress.clone(), stop.clone()));
-    let recorded = recorder::record_observed(config, stop, progress).await;
+    let status = (!args.quiet)
+        .then(|| StatusLine::start(progress.clone()))
+        .flatten();
+    let recorded = recorder::record_observed(config, stop.clone(), progress.clone()).await;
     notifier.abort();
-    match recorded? {
-        Some(outcome) => recorder::log_outcome(&outcome),
-        None => tracing::info!("stopped before anything was recorded; nothing written"),
+    drop(status);
+    let reason = match &recorded {
+        Err(_) => "failed (below)",
+        Ok(_) if *stop.borrow() => "stop signal",
+        Ok(_) if deadline.is_some() => "--duration reached",
+        Ok(_) => "the camera ended the stream",
+    };
+    if let Ok(Some(outcome)) = &recorded {
+        recorder::log_outcome(outcome);
     }
-    Ok(())
+    // One line at every stop, whatever came before it.
+    let now = progress.snapshot();
+    let file = now
+        .file
+        .as_ref()
+        .map_or_else(|| "nothing written".to_owned(), |f| f.display().to_string());
+    tracing::info!(
+        "stopped after {:.1} s ({reason}): {file}, {} frames, {:.1} MiB, {} packets lost, {} \
+         reconnects",
+        now.elapsed.as_secs_f64(),
+        now.frames,
+        now.bytes as f64 / 1_048_576.0,
+        now.lost_packets,
+        now.reconnects
+    );
+    recorded.map(|_| ())
 }
 
 /// The recorder's config from the flags; every error is bad usage.

@@ -15,6 +15,7 @@ pub struct Progress {
     bytes: AtomicU64,
     fragments: AtomicU64,
     reconnects: AtomicU64,
+    lost_packets: AtomicU64,
     /// Milliseconds from `start` to the latest durable fragment; 0: none yet.
     last_durable_ms: AtomicU64,
     file: Mutex<Option<PathBuf>>,
@@ -33,6 +34,8 @@ pub struct Snapshot {
     pub fragments: u64,
     /// Reconnections to the camera.
     pub reconnects: u64,
+    /// RTP packets lost (as of the end of the latest session).
+    pub lost_packets: u64,
     /// How long ago the latest fragment became durable; `None` before the first.
     pub since_durable: Option<Duration>,
     /// The file being written (`-` for stdout).
@@ -47,6 +50,7 @@ impl Default for Progress {
             bytes: AtomicU64::new(0),
             fragments: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
+            lost_packets: AtomicU64::new(0),
             last_durable_ms: AtomicU64::new(0),
             file: Mutex::new(None),
         }
@@ -64,6 +68,7 @@ impl Progress {
             bytes: self.bytes.load(Ordering::Relaxed),
             fragments: self.fragments.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
+            lost_packets: self.lost_packets.load(Ordering::Relaxed),
             since_durable: (durable > 0)
                 .then(|| elapsed.saturating_sub(Duration::from_millis(durable))),
             file: self
@@ -78,7 +83,7 @@ impl Progress {
         self.frames.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A fragment (or header) of `bytes` is written; `durable`: it is on disk (or in the pipe).
+    /// `bytes` are written; `fragment`: a fragment, now durable (on disk, or in the pipe).
     pub(crate) fn written(&self, bytes: u64, fragment: bool) {
         self.bytes.fetch_add(bytes, Ordering::Relaxed);
         if fragment {
@@ -86,6 +91,10 @@ impl Progress {
             let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
             self.last_durable_ms.store(ms.max(1), Ordering::Release);
         }
+    }
+
+    pub(crate) fn lost_packets(&self, total: u64) {
+        self.lost_packets.store(total, Ordering::Relaxed);
     }
 
     pub(crate) fn reconnected(&self) {

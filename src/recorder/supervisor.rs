@@ -253,6 +253,7 @@ impl Supervisor<'_> {
     async fn finish(self, failure: Option<Error>) -> Result<Option<Outcome>> {
         let finished = match self.writer {
             Some((writer, mapper, _)) => {
+                self.progress.lost_packets(mapper.lost_packets);
                 if mapper.lost_packets > 0 {
                     let n = mapper.lost_packets;
                     tracing::warn!("{n} RTP packet(s) were lost during the recording");
