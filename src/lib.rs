@@ -13,6 +13,7 @@ pub mod error;
 mod memory;
 pub mod mp4;
 pub mod output;
+pub mod probe;
 pub mod recorder;
 pub(crate) mod rtsp;
 pub mod sei;

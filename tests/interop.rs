@@ -14,7 +14,9 @@ use retina_record::mp4::read::Recording;
 
 use crate::support::check::check_recording;
 use crate::support::rig::{Finished, Recorder, config, record, spawn_announcing};
-use crate::support::tools::{have_tool, installed, stdout_of_success};
+use crate::support::tools::{
+    assert_probe_matches, ffprobe_video, have_tool, installed, probe_json, stdout_of_success,
+};
 
 const GST_SERVER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -39,7 +41,7 @@ fn make_clip_secs(dir: &Path, codecs: &str, secs: u32) -> PathBuf {
     }
     args.extend(["-g", "25", "-pix_fmt", "yuv420p"]);
     match codecs {
-        "h265-aac" => args.extend([
+        c if c.starts_with("h265") => args.extend([
             "-c:v",
             "libx265",
             "-preset",
@@ -319,6 +321,53 @@ async fn gst_rtsp_server_timing_agrees_with_a_fit_of_ffmpegs_sei() {
         worst * 1e6
     );
     assert!(worst < 20e-6, "{worst} s apart");
+}
+
+/// `retina-record probe` on gst-rtsp-server serving a clip: the video as ffprobe sees the
+/// served file, the audio at its rate, over TCP.
+async fn gst_probe_case(codecs: &str, audio_rate: u64) {
+    if !have_interop_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip_secs(dir.path(), codecs, 12);
+    let server = GstServer::start(&clip, codecs, None).await;
+    let report = probe_json(&[&server.url]).await;
+    assert_probe_matches(&report, &ffprobe_video(&clip));
+    assert_eq!(report["transport"], "tcp");
+    if audio_rate > 0 {
+        let audio = report["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["media"] == "audio"))
+            .unwrap_or_else(|| panic!("no audio: {report}"));
+        assert_eq!(audio["recorded"], true, "{report}");
+        assert_eq!(
+            audio["audio"]["sample_rate"].as_u64(),
+            Some(audio_rate),
+            "{report}"
+        );
+        assert!(audio["frames"].as_u64() > Some(0), "{report}");
+    }
+}
+
+cases!(gst_probe_case {
+    probe_gst_rtsp_server_h264_aac: ("h264-aac", 16000),
+    probe_gst_rtsp_server_h265_pcmu: ("h265-pcmu", 8000),
+    probe_gst_rtsp_server_h264_bframes: ("h264", 0),
+});
+
+/// VLC refuses RTP over TCP: probe says so by reporting UDP, and still reads the stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_vlc_over_udp() {
+    if !have_vlc() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = make_clip_secs(dir.path(), "h264-aac", 30);
+    let server = VlcServer::start(&clip).await;
+    let report = probe_json(&[&server.url]).await;
+    assert_eq!(report["transport"], "udp", "{report}");
+    assert_probe_matches(&report, &ffprobe_video(&clip));
 }
 
 /// Two audio streams (AAC, then PCMU): the default takes the first and says so; the flags pick

@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt as _;
 use crate::support::Rig;
 use crate::support::check::check_against_camera;
 use crate::support::rig::{only_error, recorder_command};
+use crate::support::tools::{assert_probe_matches, ffprobe_video, probe_json};
 
 async fn output_of(args: &[&str]) -> std::process::Output {
     recorder_command(args).output().await.expect("run")
@@ -17,15 +18,15 @@ async fn output_of(args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn completions_are_valid_bash_and_the_man_page_renders() {
-    let bash = output_of(&["completions", "bash"]).await;
-    assert!(bash.status.success());
+    let script = output_of(&["completions", "bash"]).await;
+    assert!(script.status.success());
     let mut check = tokio::process::Command::new("bash")
         .arg("-n")
         .stdin(Stdio::piped())
         .spawn()
         .expect("bash");
     let mut stdin = check.stdin.take().expect("stdin");
-    stdin.write_all(&bash.stdout).await.expect("write");
+    stdin.write_all(&script.stdout).await.expect("write");
     drop(stdin);
     assert!(check.wait().await.expect("bash -n").success(), "bash -n");
     for shell in ["zsh", "fish", "elvish", "powershell"] {
@@ -47,23 +48,14 @@ async fn completions_are_valid_bash_and_the_man_page_renders() {
         "{}",
         &page[..40]
     );
-    if crate::support::have_tool("man") {
-        let rendered = std::process::Command::new("sh")
-            .args(["-c", "retina-record man | man -l - | col -b"])
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    bin_dir(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .env("MANWIDTH", "100")
-            .output()
-            .expect("man");
-        let text = String::from_utf8_lossy(&rendered.stdout);
-        assert!(text.contains("--segment-duration"), "{text}");
-    }
+    // As the README tells users to read it (man-db, which .ci/run installs).
+    let rendered = bash("MANWIDTH=100 retina-record man | man -l - | col -b");
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(text.contains("--segment-duration"), "{text}");
+    assert!(
+        text.contains("retina-record timing"),
+        "the subcommands' pages too"
+    );
 }
 
 fn bin_dir() -> String {
@@ -402,4 +394,65 @@ async fn a_status_line_on_a_terminal_and_none_elsewhere() {
     );
     assert_eq!(drawn.lines().count(), 1, "{drawn}");
     assert!(drawn.contains("stopped after"), "{drawn}");
+}
+
+/// `retina-record probe` on the test camera, for three clips: what ffprobe says of each file,
+/// in JSON and in text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_reports_what_the_test_camera_serves() {
+    for clip in ["h264_aac.mp4", "h264_bframes.mp4", "h265_aac.mp4"] {
+        // Its NTP clock 250 ms ahead of this machine's.
+        let mut camera = crate::support::config(clip);
+        camera.ntp_base = None;
+        camera.clock.offset = 0.25;
+        let rig = Rig::new(camera).await;
+        let url = rig.cam.url();
+        let report = probe_json(&[&url]).await;
+        assert_probe_matches(
+            &report,
+            &ffprobe_video(&crate::support::rig::clip_path(clip)),
+        );
+        assert_eq!(report["transport"], "tcp");
+        let video = &report["streams"][0];
+        let reports = video["sender_reports"].as_u64().expect("count");
+        assert!((3..=4).contains(&reports), "one a second for 3 s: {report}");
+        let interval = video["sender_report_interval_s"]
+            .as_f64()
+            .expect("interval");
+        assert!((interval - 1.0).abs() < 0.05, "{interval}");
+        let offset = report["camera_minus_receiver_s"].as_f64().expect("offset");
+        assert!(
+            (offset - 0.25).abs() < 0.1,
+            "the camera's clock is 250 ms ahead: {offset}"
+        );
+    }
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let out = recorder_command(&["probe", "--duration", "2", &rig.cam.url()])
+        .output()
+        .await
+        .expect("probe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("stream 0: video h264/90000: recording stream 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("320x240, avc1.4D400D Main level 1.3, 25.00 fps, GOP 25 frames, no B-frames"),
+        "{text}"
+    );
+    assert!(text.contains("16000 Hz, 1 channel(s)"), "{text}");
+    let refused = recorder_command(&["probe", "rtsp://127.0.0.1:1/x"])
+        .output()
+        .await
+        .expect("probe");
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        only_error(&String::from_utf8_lossy(&refused.stderr)),
+        "error: camera 127.0.0.1:1: cannot connect: Connection refused (os error 111)"
+    );
 }

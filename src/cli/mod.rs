@@ -18,6 +18,7 @@ Examples:
   retina-record --url rtsp://cam.lan/stream front.mp4
   retina-record --url rtsp://cam.lan/stream --password-file /etc/cam.pass \\
       --segment-duration 10m --keep-for 14d 'rec/front/%Y-%m-%d/%H%M%S.mp4'
+  retina-record probe rtsp://cam.lan/stream
   retina-record timing --summary rec/front/2026-11-28/*.mp4
 
 Exit status: 0 clean stop (Ctrl-C, SIGTERM, SIGHUP, --duration); 1 recording failed; 2 bad \
@@ -208,6 +209,10 @@ pub(crate) enum Command {
     /// Read recordings' timing data: each frame's capture time by the camera's clock (CSV),
     /// the clocks' health (--summary), several cameras lined up (--align), a plot (--plot).
     Timing(TimingArgs),
+    /// What a camera sends, and whether it can be recorded: each stream's codec, resolution,
+    /// profile and level, frame rate, GOP length, B-frames, audio format, sender reports and
+    /// bitrate, from a few seconds of listening.
+    Probe(ProbeArgs),
     /// Print a shell completion script to stdout (e.g. `retina-record completions bash >
     /// ~/.local/share/bash-completion/completions/retina-record`).
     Completions {
@@ -266,6 +271,41 @@ pub(crate) struct CameraArgs {
     /// capture time by the camera's own clock, and when this machine sent it).
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ProbeArgs {
+    /// `rtsp://` URL of the camera. May include credentials (`rtsp://user:pass@host/path`).
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// Username, if the camera requires authentication.
+    #[arg(long, env = "RTSP_USERNAME", hide_env_values = true)]
+    pub username: Option<String>,
+
+    /// Password. Prefer --password-file or RTSP_PASSWORD.
+    #[arg(long, env = "RTSP_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+
+    /// Read the password from the first line of FILE.
+    #[arg(long, value_name = "FILE", conflicts_with = "password")]
+    pub password_file: Option<PathBuf>,
+
+    /// RTP transport, as for recording: `auto`, `tcp` or `udp`.
+    #[arg(long, default_value = "auto")]
+    pub transport: Transport,
+
+    /// How long to listen.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse::duration)]
+    pub duration: Duration,
+
+    /// Longest wait for each step of connecting.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    pub connect_timeout: Duration,
+
+    /// JSON instead of text (the schema: README, "Probing a camera").
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Args)]

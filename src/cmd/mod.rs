@@ -3,5 +3,6 @@
 pub(crate) mod camera;
 pub(crate) mod demo;
 pub(crate) mod docs;
+pub(crate) mod probe;
 pub(crate) mod record;
 pub(crate) mod timing;

@@ -30,8 +30,10 @@ pub(crate) async fn run(args: &Args, stop: watch::Receiver<bool>) -> Result<()> 
         Ok(_) if deadline.is_some() => "--duration reached",
         Ok(_) => "the camera ended the stream",
     };
-    if let Ok(Some(outcome)) = &recorded {
-        recorder::log_outcome(outcome);
+    match &recorded {
+        Ok(Some(outcome)) => recorder::log_outcome(outcome),
+        Ok(None) => tracing::info!("stopped before anything was recorded; nothing written"),
+        Err(_) => {}
     }
     // One line at every stop, whatever came before it.
     let now = progress.snapshot();

@@ -72,9 +72,9 @@ async fn handshake(
         .teardown(config.teardown);
     let describe = Session::describe(source.url.clone(), options);
     let mut session = step(config, "DESCRIBE", describe).await?;
-    let selection = select::select(&session, config.video, config.audio, quiet)
+    let mut selection = select::select(&session, config.video, config.audio, quiet)
         .map_err(ConnectError::permanent)?;
-    setup_streams(&mut session, &selection, config).await?;
+    selection.udp = setup_streams(&mut session, &selection, config).await?;
     // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
     // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
     // extends each timestamp by its signed 32-bit difference from the previous one.
@@ -118,12 +118,12 @@ async fn timed<T>(
 }
 
 /// SETUPs the selected streams. With `auto`, TCP first; a `461 Unsupported Transport` (VLC's
-/// answer, for one) switches this and later streams to UDP.
+/// answer, for one) switches this and later streams to UDP. Whether UDP was used.
 async fn setup_streams(
     session: &mut Session<Described>,
     selection: &Selection,
     config: &RecorderConfig,
-) -> Result<(), ConnectError> {
+) -> Result<bool, ConnectError> {
     let options = |udp: bool| {
         let t = if udp {
             retina::client::Transport::Udp(Default::default())
@@ -154,7 +154,7 @@ async fn setup_streams(
         use_udp = true;
         step(config, "SETUP", session.setup(i, options(true))).await?;
     }
-    Ok(())
+    Ok(use_udp)
 }
 
 /// One line about a retina error, naming the camera; 401, 404 and 461 explained, and each

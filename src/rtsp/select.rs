@@ -16,6 +16,21 @@ use crate::mp4::{self, entry};
 pub(crate) struct Selection {
     pub video: Option<(usize, VideoCodec)>,
     pub audio: Option<(usize, mp4::AudioConfig, AudioFormat)>,
+    /// Every stream the camera offers, and what was decided about it.
+    pub offered: Vec<Offered>,
+    /// The streams came over UDP (asked for, or the camera refused TCP).
+    pub udp: bool,
+}
+
+/// A stream the camera offers, as its SDP describes it, and the decision about it.
+#[derive(Clone, Debug)]
+pub(crate) struct Offered {
+    pub media: String,
+    pub encoding: String,
+    pub clock_rate: u32,
+    pub channels: Option<u16>,
+    /// `recording stream 0 (video h264/90000)`, or `ignoring stream 2 (…): why`.
+    pub decision: String,
 }
 
 impl Selection {
@@ -54,6 +69,8 @@ pub(crate) fn choose(
     let mut chosen = Selection {
         video: None,
         audio: None,
+        offered: Vec::new(),
+        udp: false,
     };
     for (i, offer) in offers.into_iter().enumerate() {
         let what = offer.what;
@@ -137,6 +154,20 @@ pub(crate) fn select(
     audio: StreamChoice,
     quiet: bool,
 ) -> Result<Selection> {
+    let mut offered: Vec<Offered> = session
+        .streams()
+        .iter()
+        .map(|s| Offered {
+            media: s.media().to_owned(),
+            encoding: s.encoding_name().to_owned(),
+            clock_rate: s.clock_rate_hz(),
+            channels: match s.parameters() {
+                Some(ParametersRef::Audio(p)) => Some(p.channels().get()),
+                _ => None,
+            },
+            decision: String::new(),
+        })
+        .collect();
     let offers = session
         .streams()
         .iter()
@@ -155,13 +186,23 @@ pub(crate) fn select(
             },
         })
         .collect();
-    choose(offers, video, audio, &mut |line| {
+    let mut chosen = choose(offers, video, audio, &mut |line| {
+        // Each line names its stream: "recording stream 1 (…)", "ignoring stream 2 (…): …".
+        let index = line
+            .split_once("stream ")
+            .and_then(|(_, rest)| rest.split_once(' '))
+            .and_then(|(n, _)| n.parse::<usize>().ok());
+        if let Some(o) = index.and_then(|i| offered.get_mut(i)) {
+            o.decision.clone_from(&line);
+        }
         if quiet {
             tracing::debug!("{line}");
         } else {
             tracing::info!("{line}");
         }
-    })
+    })?;
+    chosen.offered = offered;
+    Ok(chosen)
 }
 
 /// How an audio stream is stored, or why it cannot be.

@@ -286,3 +286,120 @@ pub async fn gstreamer_decodes(url: &str, transport: &str, video: &str) {
     )
     .await;
 }
+
+/// What ffprobe says of a file's first video stream: what `retina-record probe` must find in
+/// the stream served from it.
+#[derive(Debug)]
+pub struct ProbedVideo {
+    pub codec: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: f64,
+    pub b_frames: bool,
+    /// Median packets from one keyframe to the next.
+    pub gop: u64,
+}
+
+pub fn ffprobe_video(path: &Path) -> ProbedVideo {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .arg("stream=codec_name,width,height,avg_frame_rate,has_b_frames")
+        .args(["-of", "default=nw=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let text = stdout_of_success(&out, "ffprobe");
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("ffprobe gave no {k}: {text}"))
+            .to_owned()
+    };
+    let (num, den) = field("avg_frame_rate")
+        .split_once('/')
+        .map(|(n, d)| {
+            (
+                n.parse::<f64>().expect("num"),
+                d.parse::<f64>().expect("den"),
+            )
+        })
+        .expect("a rate");
+    let flags = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "packet=flags",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let keys: Vec<usize> = stdout_of_success(&flags, "ffprobe")
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with('K'))
+        .map(|(i, _)| i)
+        .collect();
+    let mut gaps: Vec<usize> = keys.windows(2).map(|w| w[1] - w[0]).collect();
+    gaps.sort_unstable();
+    ProbedVideo {
+        codec: field("codec_name"),
+        width: field("width").parse().expect("width"),
+        height: field("height").parse().expect("height"),
+        fps: num / den,
+        b_frames: field("has_b_frames") != "0",
+        gop: gaps.get(gaps.len() / 2).copied().unwrap_or(0) as u64,
+    }
+}
+
+/// `retina-record probe --json ARGS` (which must succeed), parsed.
+pub async fn probe_json(args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["probe", "--json", "--duration", "3"];
+    all.extend_from_slice(args);
+    let out = super::rig::recorder_command(&all)
+        .output()
+        .await
+        .expect("probe");
+    let stdout = stdout_of_success(&out, "retina-record probe");
+    serde_json::from_str(&stdout).expect("probe's JSON")
+}
+
+/// Asserts that `report`'s first video stream is what ffprobe found in the served file.
+#[track_caller]
+pub fn assert_probe_matches(report: &serde_json::Value, served: &ProbedVideo) {
+    let streams = report["streams"].as_array().expect("streams");
+    let video = streams
+        .iter()
+        .find(|s| s["media"] == "video")
+        .unwrap_or_else(|| panic!("no video stream: {report}"));
+    // RTP's encoding names against ffmpeg's codec names.
+    let codec = match served.codec.as_str() {
+        "hevc" => "h265",
+        other => other,
+    };
+    assert_eq!(video["codec"].as_str(), Some(codec), "{report}");
+    assert_eq!(video["recorded"], true, "{report}");
+    let v = &video["video"];
+    assert_eq!(
+        v["width"].as_u64(),
+        Some(u64::from(served.width)),
+        "{report}"
+    );
+    assert_eq!(
+        v["height"].as_u64(),
+        Some(u64::from(served.height)),
+        "{report}"
+    );
+    let fps = v["fps"].as_f64().expect("fps");
+    assert!(
+        (fps - served.fps).abs() < 0.1,
+        "{fps} fps, ffprobe {}",
+        served.fps
+    );
+    assert_eq!(v["b_frames"].as_bool(), Some(served.b_frames), "{report}");
+    assert_eq!(v["gop_frames"].as_u64(), Some(served.gop), "{report}");
+    assert!(video["frames"].as_u64().expect("frames") > 0);
+}
