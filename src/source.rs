@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 
 use crate::error::{Error, Result};
 
@@ -116,8 +116,9 @@ impl Source {
 }
 
 fn read_password_file(path: &std::path::Path) -> anyhow::Result<String> {
+    // The reason in the message itself: it may be shown without its causes.
     let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read --password-file {}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot read --password-file {}: {e}", path.display()))?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
@@ -152,6 +153,7 @@ pub fn redacted(url: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::Context as _;
 
     fn credentials(url: &str, login: &Login) -> anyhow::Result<(String, String, String)> {
         let src = Source::resolve(url, login).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -20,6 +20,7 @@ mod support;
 mod camera;
 mod codecs;
 mod disk;
+mod errors;
 mod hostile;
 mod interop;
 mod operations;
