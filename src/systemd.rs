@@ -71,8 +71,12 @@ pub(crate) fn status(s: &Snapshot) -> String {
     let durable = s.since_durable.map_or_else(String::new, |d| {
         format!(", durable {:.1} s ago", d.as_secs_f64())
     });
+    let lost = match s.lost_packets {
+        0 => String::new(),
+        n => format!(", {n} packets lost"),
+    };
     format!(
-        "{file}: {} frames, {:.1} MiB, {} reconnects{durable}",
+        "{file}: {} frames, {:.1} MiB, {} reconnects{lost}{durable}",
         s.frames,
         s.bytes as f64 / 1_048_576.0,
         s.reconnects

@@ -158,6 +158,15 @@ async fn lost_packets_with_allow_loss_are_counted() {
     let (rig, run) = record_with(losing_one_frame(), &args).await;
     run.assert_success();
     run.assert_says("RTP packet(s) were lost during the recording");
+    let summary = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("stopped after"))
+        .expect("the stop's summary line");
+    assert!(
+        summary.contains(" packets lost") && !summary.contains(" 0 packets lost"),
+        "{summary}"
+    );
     // Every frame the camera sent (the lost one was not) is there, the one after the gap too.
     let (_, frames, secs) = rig.checked(&rig.out, "read");
     assert!(secs >= 3.5, "{secs} s");

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::frames::FrameMapper;
 use crate::error::{Error, one_line};
 use crate::memory::{MemoryGuard, SESSION_LIMIT, mib};
-use crate::output::{SendError, Writer};
+use crate::output::{Progress, SendError, Writer};
 use crate::throttle::{Throttle, more};
 
 /// This many retina errors in a row, with no good item between them, end the session.
@@ -50,6 +50,8 @@ pub(crate) struct Ingest<'a> {
     /// Bad packets skipped over (the whole recording's).
     pub bad_packets: &'a mut u64,
     pub bad_packet_warnings: &'a mut Throttle,
+    /// Where the lost packets are counted for watchers, as they are lost.
+    pub progress: &'a Progress,
 }
 
 /// What a session brought.
@@ -192,7 +194,12 @@ impl Ingest<'_> {
     }
 
     fn forward(&mut self, item: CodecItem, session: &Demuxed) -> Result<(), End> {
-        let message = match self.mapper.map(item, session) {
+        let lost = self.mapper.lost_packets;
+        let mapped = self.mapper.map(item, session);
+        if self.mapper.lost_packets != lost {
+            self.progress.lost_packets(self.mapper.lost_packets);
+        }
+        let message = match mapped {
             Ok(Some(message)) => message,
             Ok(None) => return Ok(()),
             Err(e) => return Err(End::Fatal(Error::failure(e))),

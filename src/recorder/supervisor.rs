@@ -170,6 +170,7 @@ impl Supervisor<'_> {
             camera: &self.camera,
             bad_packets: &mut self.bad_packets,
             bad_packet_warnings: &mut self.bad_packet_warnings,
+            progress: &self.progress,
         };
         let (end, report) = ingest.run(&mut session).await;
         drop(session); // its TEARDOWN goes out in the background (the session group)
