@@ -68,5 +68,27 @@ fn line(now: &Snapshot, before: Option<&Snapshot>) -> String {
             (now.bytes - b.bytes) as f64 * 8.0 / 1000.0 / dt
         )
     });
-    format!("{elapsed} {}{rates}", crate::systemd::status(now))
+    format!("{elapsed} {}{rates}", counters(now))
+}
+
+/// The counters on one line: the status line's, and systemd's `STATUS=`.
+pub(crate) fn counters(s: &Snapshot) -> String {
+    let file = match (&s.file, s.frames) {
+        (Some(f), _) => f.display().to_string(),
+        (None, 0) => "connecting".to_owned(),
+        (None, _) => "first fragment pending".to_owned(),
+    };
+    let durable = s.since_durable.map_or_else(String::new, |d| {
+        format!(", durable {:.1} s ago", d.as_secs_f64())
+    });
+    let lost = match s.lost_packets {
+        0 => String::new(),
+        n => format!(", {n} packets lost"),
+    };
+    format!(
+        "{file}: {} frames, {:.1} MiB, {} reconnects{lost}{durable}",
+        s.frames,
+        s.bytes as f64 / 1_048_576.0,
+        s.reconnects
+    )
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use retina_record::recorder::{Progress, Snapshot};
+use retina_record::recorder::Progress;
 use sd_notify::NotifyState;
 use tokio::sync::watch;
 
@@ -35,7 +35,7 @@ pub(crate) async fn notify(progress: Arc<Progress>, mut stop: watch::Receiver<bo
             }
         }
         let now = progress.snapshot();
-        let status = status(&now);
+        let status = crate::status::counters(&now);
         let mut states = vec![NotifyState::Status(&status)];
         if !ready && now.fragments > 0 {
             ready = true;
@@ -59,26 +59,4 @@ fn send(states: &[NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(states) {
         tracing::debug!("cannot notify systemd: {e}");
     }
-}
-
-/// One line of counters: `STATUS=` here, and the status line on a terminal.
-pub(crate) fn status(s: &Snapshot) -> String {
-    let file = match (&s.file, s.frames) {
-        (Some(f), _) => f.display().to_string(),
-        (None, 0) => "connecting".to_owned(),
-        (None, _) => "first fragment pending".to_owned(),
-    };
-    let durable = s.since_durable.map_or_else(String::new, |d| {
-        format!(", durable {:.1} s ago", d.as_secs_f64())
-    });
-    let lost = match s.lost_packets {
-        0 => String::new(),
-        n => format!(", {n} packets lost"),
-    };
-    format!(
-        "{file}: {} frames, {:.1} MiB, {} reconnects{lost}{durable}",
-        s.frames,
-        s.bytes as f64 / 1_048_576.0,
-        s.reconnects
-    )
 }

@@ -36,7 +36,7 @@ impl ConnectError {
     }
 }
 
-/// Looks at the camera (`probe.rs`), then DESCRIBE, choose the streams (saying which unless
+/// Looks at the camera (`first_look.rs`), then DESCRIBE, choose the streams (saying which unless
 /// `quiet`), SETUP each, PLAY; given up on when the camera makes the recorder hold more than
 /// [`HANDSHAKE_LIMIT`] (see `memory.rs`).
 pub(crate) async fn open(
@@ -44,7 +44,12 @@ pub(crate) async fn open(
     group: &Arc<SessionGroup>,
     quiet: bool,
 ) -> Result<(Demuxed, Selection), ConnectError> {
-    super::probe::probe(config).await?;
+    super::first_look::first_look(config)
+        .await
+        .map_err(|error| ConnectError {
+            error,
+            permanent: false,
+        })?;
     let guard = MemoryGuard::new(HANDSHAKE_LIMIT);
     tokio::select! {
         opened = handshake(config, group, quiet) => opened,

@@ -2,5 +2,5 @@
 //! opening a session, and choosing the camera's streams.
 
 pub(crate) mod connect;
-pub(crate) mod probe;
+mod first_look;
 pub(crate) mod select;

@@ -10,7 +10,6 @@
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::connect::ConnectError;
 use crate::config::RecorderConfig;
 use crate::error::Error;
 
@@ -18,13 +17,11 @@ use crate::error::Error;
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 64 * 1024;
 
-/// Connects, asks `OPTIONS`, and reads the whole answer, within the connect timeout.
-pub(crate) async fn probe(config: &RecorderConfig) -> Result<(), ConnectError> {
+/// Connects, asks `OPTIONS`, and reads the whole answer, within the connect timeout. A
+/// failure is worth retrying.
+pub(crate) async fn first_look(config: &RecorderConfig) -> Result<(), Error> {
     let camera = config.source.host_port();
-    let fail = |why: String| ConnectError {
-        error: Error::failure(anyhow::anyhow!("camera {camera}: {why}")),
-        permanent: false,
-    };
+    let fail = |why: String| Error::failure(anyhow::anyhow!("camera {camera}: {why}"));
     let timeout = config.connect_timeout;
     match tokio::time::timeout(timeout, exchange(config)).await {
         Ok(Ok(())) => Ok(()),
