@@ -58,12 +58,12 @@ pub(crate) enum Kind {
 
 /// Picks the video and audio streams to record: the ones `video`/`audio` name, else the first
 /// of each kind that can be stored without transcoding. Says what it took, what it ignored
-/// and why, through `log`.
+/// and why, through `log` (with the index of the stream each line is about).
 pub(crate) fn choose(
     offers: Vec<Offer>,
     video: StreamChoice,
     audio: StreamChoice,
-    log: &mut dyn FnMut(String),
+    log: &mut dyn FnMut(usize, String),
 ) -> Result<Selection> {
     check_indices(&offers, video, audio)?;
     let mut chosen = Selection {
@@ -78,7 +78,7 @@ pub(crate) fn choose(
             Kind::Video(_) => ("--no-video", video, chosen.video.map(|v| v.0)),
             Kind::Audio(_) => ("--no-audio", audio, chosen.audio.as_ref().map(|a| a.0)),
             Kind::Other => {
-                log(format!("ignoring {what}: not audio or video"));
+                log(i, format!("ignoring {what}: not audio or video"));
                 continue;
             }
         };
@@ -89,7 +89,7 @@ pub(crate) fn choose(
             _ => None,
         };
         if let Some(why) = skip {
-            log(format!("ignoring {what}: {why}"));
+            log(i, format!("ignoring {what}: {why}"));
             continue;
         }
         let storable = match offer.kind {
@@ -101,11 +101,11 @@ pub(crate) fn choose(
             Kind::Other => Ok(()),
         };
         match storable {
-            Ok(()) => log(format!("recording {what}")),
+            Ok(()) => log(i, format!("recording {what}")),
             Err(why) if matches!(choice, StreamChoice::Index(_)) => {
                 return Err(Error::usage(format!("{what} cannot be recorded: {why}")));
             }
-            Err(why) => log(format!("ignoring {what}: {why}")),
+            Err(why) => log(i, format!("ignoring {what}: {why}")),
         }
     }
     if chosen.video.is_none() && chosen.audio.is_none() {
@@ -186,13 +186,8 @@ pub(crate) fn select(
             },
         })
         .collect();
-    let mut chosen = choose(offers, video, audio, &mut |line| {
-        // Each line names its stream: "recording stream 1 (…)", "ignoring stream 2 (…): …".
-        let index = line
-            .split_once("stream ")
-            .and_then(|(_, rest)| rest.split_once(' '))
-            .and_then(|(n, _)| n.parse::<usize>().ok());
-        if let Some(o) = index.and_then(|i| offered.get_mut(i)) {
+    let mut chosen = choose(offers, video, audio, &mut |i, line| {
+        if let Some(o) = offered.get_mut(i) {
             o.decision.clone_from(&line);
         }
         if quiet {
@@ -259,7 +254,7 @@ mod tests {
 
     fn run(video: StreamChoice, audio: StreamChoice) -> (Result<Selection>, Vec<String>) {
         let mut lines = Vec::new();
-        let result = choose(offers(), video, audio, &mut |l| lines.push(l));
+        let result = choose(offers(), video, audio, &mut |_, l| lines.push(l));
         (result, lines)
     }
 

@@ -60,7 +60,7 @@ pub struct Alignment {
 pub fn align(recordings: &[RecordingTiming], by: AlignBy) -> Alignment {
     let offsets: Vec<Option<f64>> = recordings
         .iter()
-        .map(|r| summary::summarise(r).whole.camera_minus_receiver_s)
+        .map(|r| summary::camera_minus_receiver(&r.frames))
         .collect();
     let time = |f: &FrameTime, offset: Option<f64>| -> Option<i128> {
         match by {

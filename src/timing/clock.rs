@@ -172,6 +172,10 @@ impl ClockFit {
             .map(|&(x, y)| ((x - x0) as f64, (y - y0) as f64 / 1e9))
             .collect();
         let (points, outliers, splits) = split_at_steps(points);
+        // The filter keeps at least half of them; should it keep none, there is no clock.
+        if points.is_empty() {
+            return None;
+        }
         let mut pieces = Vec::new();
         let mut steps = Vec::new();
         let mut start = 0;

@@ -178,11 +178,8 @@ fn part(timing: &RecordingTiming, file: Option<String>, frames: &[&FrameTime]) -
         .iter()
         .filter_map(|&s| timing.sessions[s].fit.as_ref())
         .collect();
-    let mut latencies: Vec<f64> = frames.iter().filter_map(|f| f.latency()).collect();
-    latencies.sort_unstable_by(f64::total_cmp);
-    let fastest = ((latencies.len() as f64 * FASTEST_SHARE).ceil() as usize).max(1);
-    let camera_minus_receiver_s =
-        (!latencies.is_empty()).then(|| -median(&latencies[..fastest.min(latencies.len())]));
+    let latencies = sorted_latencies(frames);
+    let camera_minus_receiver_s = offset_from(&latencies);
     Part {
         file,
         frames: frames.len(),
@@ -208,6 +205,25 @@ fn part(timing: &RecordingTiming, file: Option<String>, frames: &[&FrameTime]) -
         latency_s: percentiles(&latencies),
         jitter_s: jitter(frames, timing.clock_rate),
     }
+}
+
+/// The camera's clock minus this machine's, from `frames`' latencies (see
+/// [`Part::camera_minus_receiver_s`]).
+pub fn camera_minus_receiver(frames: &[FrameTime]) -> Option<f64> {
+    let frames: Vec<&FrameTime> = frames.iter().collect();
+    offset_from(&sorted_latencies(&frames))
+}
+
+fn sorted_latencies(frames: &[&FrameTime]) -> Vec<f64> {
+    let mut latencies: Vec<f64> = frames.iter().filter_map(|f| f.latency()).collect();
+    latencies.sort_unstable_by(f64::total_cmp);
+    latencies
+}
+
+/// Minus the median of the least late share of sorted `latencies`.
+fn offset_from(latencies: &[f64]) -> Option<f64> {
+    let fastest = ((latencies.len() as f64 * FASTEST_SHARE).ceil() as usize).max(1);
+    (!latencies.is_empty()).then(|| -median(&latencies[..fastest.min(latencies.len())]))
 }
 
 /// The sender reports of `sessions`.
