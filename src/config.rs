@@ -21,6 +21,9 @@ pub const DEFAULT_FRAGMENT_DURATION: Duration = Duration::from_secs(1);
 pub struct RecorderConfig {
     /// The camera.
     pub source: Source,
+    /// The camera's name, for default file names and hooks (`RETINA_RECORD_CAMERA`). `None`:
+    /// the first label of its host's name (looked up for an IP address).
+    pub name: Option<String>,
     /// The output file, or a strftime template for its name (it has a `%`), expanded for the
     /// local time of each file's first frame. `None`: the template
     /// `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory, named for the camera's host.
@@ -76,6 +79,7 @@ impl RecorderConfig {
     pub fn new(source: Source) -> RecorderConfig {
         RecorderConfig {
             source,
+            name: None,
             out: None,
             segment_duration: None,
             on_segment_complete: None,

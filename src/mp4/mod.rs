@@ -208,6 +208,17 @@ pub struct Stats {
     pub duration_secs: f64,
 }
 
+impl Stats {
+    /// Frames received but not stored, for any of the reasons counted above.
+    pub fn dropped(&self) -> u64 {
+        self.dropped_disk_full
+            + self.dropped_before_keyframe
+            + self.dropped_audio_before_start
+            + self.dropped_audio_backward
+            + self.dropped_empty
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum Error {
     Io(std::io::Error),

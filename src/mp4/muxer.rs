@@ -92,6 +92,11 @@ impl Muxer {
         self.accept_audio(frame, sink)
     }
 
+    /// The counts so far.
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// Writes everything still held as a last fragment and the final header.
     ///
     /// Returns the stats; [`Muxer::has_output`] tells whether anything was recorded.

@@ -174,8 +174,9 @@ impl Files {
         }
         if stored == Stored::Dropped
             && let Some(retention) = &self.retention
+            && retention.delete_oldest()
         {
-            retention.delete_oldest();
+            self.progress.files_deleted(1);
         }
         stored
     }
@@ -241,9 +242,10 @@ impl mp4::Sink for Files {
         if matches!(self.naming, Naming::Template(_)) {
             tracing::info!("finished {}", path.display());
         }
+        self.progress.file_written();
         self.hooks.file_finished(&path, summary);
         if let Some(retention) = &self.retention {
-            retention.sweep();
+            self.progress.files_deleted(retention.sweep());
         }
         self.last = Some(path);
         Ok(())

@@ -97,7 +97,9 @@ pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
 
 /// The camera's name, for default file names and the hook: looked up only if either needs it.
 async fn camera(config: &RecorderConfig) -> String {
-    if config.out.is_none() || config.on_segment_complete.is_some() {
+    if let Some(name) = &config.name {
+        name.clone()
+    } else if config.out.is_none() || config.on_segment_complete.is_some() {
         naming::camera_name(&config.source.url).await
     } else {
         String::new()

@@ -68,9 +68,12 @@ impl Writer {
         };
         let (tx, rx) = mpsc::channel(queue);
         let (done_tx, done_rx) = oneshot::channel();
+        // The thread logs as part of the recording's span (a site's camera name).
+        let span = tracing::Span::current();
         std::thread::Builder::new()
             .name("mp4-writer".into())
             .spawn(move || {
+                let _entered = span.enter();
                 let _ = done_tx.send(write_recording(output, config, rx, &progress));
             })
             .context("cannot start the writer thread")?;
@@ -162,6 +165,7 @@ fn write_recording(
             Message::Audio(f) => muxer.push_audio(f, sink),
             Message::NewSession { conn } => muxer.new_session(conn, sink),
         };
+        progress.dropped_frames(muxer.stats().dropped());
         if let Err(e) = result {
             // Close the queue first so the session notices at once.
             rx.close();

@@ -43,7 +43,9 @@ pub async fn record_observed(
     tracing::info!("recording {} to {}", redacted(&source.url), plan.describe());
     if let Some(retention) = plan.retention.clone() {
         // Before anything connects: old recordings go even if the camera never answers.
-        let _ = tokio::task::spawn_blocking(move || retention.sweep()).await;
+        if let Ok(deleted) = tokio::task::spawn_blocking(move || retention.sweep()).await {
+            progress.files_deleted(deleted);
+        }
     }
     if let Some(start) = &config.start {
         let wait = start.timestamp().duration_since(jiff::Timestamp::now());

@@ -172,7 +172,9 @@ impl Supervisor<'_> {
             bad_packet_warnings: &mut self.bad_packet_warnings,
             progress: &self.progress,
         };
+        self.progress.connected(true);
         let (end, report) = ingest.run(&mut session).await;
+        self.progress.connected(false);
         drop(session); // its TEARDOWN goes out in the background (the session group)
         if report.frames > 0 {
             self.backoff.reset();
