@@ -4,18 +4,18 @@
 mod cli;
 mod cmd;
 mod logging;
+mod metrics;
 mod status;
 mod systemd;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use cli::{Args, Command};
 use retina_record::error::{Error, Result};
 use retina_record::stop;
 
 fn main() -> ExitCode {
-    let args = Args::parse(); // exits with status 2 on bad usage, 0 for --help/--version
+    let args = cli::parse(); // exits with status 2 on bad usage, 0 for --help/--version
     logging::init(args.command.is_none() && args.quiet);
     // One line, like every other message (the default hook prints several).
     std::panic::set_hook(Box::new(|info| {

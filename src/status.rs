@@ -13,6 +13,34 @@ use retina_record::recorder::{Progress, Snapshot};
 /// How often the line is redrawn.
 const EVERY: Duration = Duration::from_secs(1);
 
+/// The recordings a watcher follows: one camera, or a site's (shown as one, summed).
+#[derive(Clone)]
+pub(crate) struct Watched(Vec<Arc<Progress>>);
+
+impl Watched {
+    pub(crate) fn one(progress: Arc<Progress>) -> Watched {
+        Watched(vec![progress])
+    }
+
+    pub(crate) fn all(progress: Vec<Arc<Progress>>) -> Watched {
+        Watched(progress)
+    }
+
+    /// The counters now; a site's named by how many cameras are connected.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        match self.0.as_slice() {
+            [one] => one.snapshot(),
+            all => {
+                let each: Vec<Snapshot> = all.iter().map(|p| p.snapshot()).collect();
+                let connected = each.iter().filter(|s| s.connected).count();
+                let mut sum = Snapshot::combine(&each);
+                sum.file = Some(format!("{} cameras, {connected} connected", each.len()).into());
+                sum
+            }
+        }
+    }
+}
+
 /// A drawn status line; cleared when dropped.
 pub(crate) struct StatusLine {
     bar: ProgressBar,
@@ -20,8 +48,8 @@ pub(crate) struct StatusLine {
 }
 
 impl StatusLine {
-    /// Starts drawing `progress`, if stderr is a terminal.
-    pub(crate) fn start(progress: Arc<Progress>) -> Option<StatusLine> {
+    /// Starts drawing the counters, if stderr is a terminal.
+    pub(crate) fn start(progress: Watched) -> Option<StatusLine> {
         if !std::io::stderr().is_terminal() {
             return None;
         }

@@ -3,20 +3,22 @@
 //! durable on disk, so that `systemctl start` returning means "recording"; `STATUS=` with the
 //! counters; `WATCHDOG=1` at half of `WATCHDOG_USEC` while fragments keep becoming durable —
 //! a camera that stalls or a writer that hangs stops it, and systemd restarts the recorder;
-//! `STOPPING=1` on a stop signal.
+//! `STOPPING=1` on a stop signal. For several cameras, the counters are summed: ready at the
+//! first durable fragment, alive while any camera's fragments keep coming (each camera's own
+//! health is in the metrics).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use retina_record::recorder::Progress;
 use sd_notify::NotifyState;
 use tokio::sync::watch;
+
+use crate::status::Watched;
 
 /// How often `STATUS=` is refreshed without a watchdog.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// Notifies systemd about `progress` until `stop`; returns at once outside systemd.
-pub(crate) async fn notify(progress: Arc<Progress>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn notify(progress: Watched, mut stop: watch::Receiver<bool>) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }

@@ -3,6 +3,7 @@
 //! library's plain configs.
 
 pub(crate) mod parse;
+pub(crate) mod site;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,13 +19,15 @@ Examples:
   retina-record --url rtsp://cam.lan/stream front.mp4
   retina-record --url rtsp://cam.lan/stream --password-file /etc/cam.pass \\
       --segment-duration 10m --keep-for 14d 'rec/front/%Y-%m-%d/%H%M%S.mp4'
+  retina-record --config site.toml --metrics 127.0.0.1:9898
   retina-record probe rtsp://cam.lan/stream
   retina-record timing --summary rec/front/2026-11-28/*.mp4
 
-Exit status: 0 clean stop (Ctrl-C, SIGTERM, SIGHUP, --duration); 1 recording failed; 2 bad \
-usage; 130 second Ctrl-C (fragments written so far are kept).";
+Exit status: 0 clean stop (Ctrl-C, SIGTERM, SIGHUP, --duration); 1 recording failed (with \
+several cameras: any camera failed for good); 2 bad usage or a bad site file; 130 second Ctrl-C \
+(fragments written so far are kept).";
 
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(
     name = "retina-record",
     version,
@@ -38,9 +41,17 @@ pub(crate) struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// `rtsp://` URL to record. May include credentials (`rtsp://user:pass@host/path`).
-    #[arg(help_heading = "Camera", long, value_name = "URL", required = true)]
-    pub url: Option<String>,
+    /// `rtsp://` URL to record. May include credentials (`rtsp://user:pass@host/path`). Give
+    /// it several times to record several cameras in one process, each named for its host
+    /// (the other flags apply to each; OUT then needs `{camera}`).
+    #[arg(
+        help_heading = "Camera",
+        long,
+        value_name = "URL",
+        required_unless_present = "config",
+        conflicts_with = "config"
+    )]
+    pub url: Vec<String>,
 
     /// Username, if the camera requires authentication.
     #[arg(
@@ -192,13 +203,68 @@ pub(crate) struct Args {
     #[arg(long, short, help_heading = "Logging")]
     pub quiet: bool,
 
+    /// Record the cameras of this site file (TOML): a `[defaults]` table and a `[camera.NAME]`
+    /// table per camera, whose keys are these flags' long names (`url`, `password-file`,
+    /// `segment-duration`, …; `output` for OUT, where `{camera}` is the camera's name). See
+    /// README, "Many cameras".
+    #[arg(help_heading = "Several cameras", long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Record only these cameras (names, comma-separated).
+    #[arg(
+        help_heading = "Several cameras",
+        long,
+        value_name = "NAME,…",
+        value_delimiter = ','
+    )]
+    pub only: Vec<String>,
+
+    /// Record only shard K of N: the cameras whose name hashes (FNV-1a) to K modulo N, so that
+    /// N machines or replicas, each with its own K, share a site file without coordinating.
+    #[arg(help_heading = "Several cameras", long, value_name = "K/N", value_parser = parse::shard)]
+    pub shard: Option<(u64, u64)>,
+
+    /// Serve Prometheus metrics (OpenMetrics text) at http://ADDR/metrics: per camera frames,
+    /// bytes, lost packets, dropped frames, reconnects, connected, seconds since the last
+    /// frame and the last durable fragment, files written and deleted; disk free per output
+    /// filesystem.
+    #[arg(help_heading = "Several cameras", long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Output file, or a strftime template for each file's name, expanded for the local time
     /// of its first frame (`cams/door/%Y-%m-%d/%H%M%S.mp4`; directories are created). Default:
     /// `movie%Y%m%d_%H%M%S_<camera>.mp4` in the current directory, named for the camera's host.
     pub out: Option<PathBuf>,
+
+    /// The ids of the flags given on the command line (not defaults or the environment).
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
-#[derive(Debug, clap::Subcommand)]
+/// The command line, knowing which flags were given on it.
+pub(crate) fn parse() -> Args {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let matches = Args::command().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    args.given = given(&matches);
+    args
+}
+
+fn given(matches: &clap::ArgMatches) -> Vec<String> {
+    use clap::CommandFactory as _;
+    let command = Args::command();
+    matches
+        .ids()
+        .filter(|id| {
+            // Arguments only: the struct's group has an id too.
+            command.get_arguments().any(|a| a.get_id() == *id)
+                && matches.value_source(id.as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|id| id.as_str().to_owned())
+        .collect()
+}
+
+#[derive(Clone, Debug, clap::Subcommand)]
 pub(crate) enum Command {
     /// Serve a camera over RTSP (TCP and UDP) until Ctrl-C: the built-in clip, looping, with
     /// sender reports. For trying retina-record, or testing anything that reads RTSP.
@@ -223,7 +289,7 @@ pub(crate) enum Command {
     Man,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub(crate) struct CameraArgs {
     /// Address to listen on; loopback unless told otherwise (`0.0.0.0:8554` serves the network).
     #[arg(long, default_value = "127.0.0.1:8554")]
@@ -273,7 +339,7 @@ pub(crate) struct CameraArgs {
     pub truth: Option<PathBuf>,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub(crate) struct ProbeArgs {
     /// `rtsp://` URL of the camera. May include credentials (`rtsp://user:pass@host/path`).
     #[arg(value_name = "URL")]
@@ -308,7 +374,7 @@ pub(crate) struct ProbeArgs {
     pub json: bool,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub(crate) struct TimingArgs {
     /// Recordings made by retina-record (0.2 or later). Without --align, the files are one
     /// recording (its segments, in any order); with --align, each file is one camera.
@@ -341,7 +407,7 @@ pub(crate) struct TimingArgs {
     pub plot: Option<PathBuf>,
 }
 
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub(crate) struct DemoArgs {
     /// Output file. Default: `demo-%Y%m%d_%H%M%S.mp4`.
     pub out: Option<PathBuf>,

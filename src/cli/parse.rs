@@ -181,6 +181,20 @@ pub(crate) fn start(s: &str) -> Result<jiff::civil::Time, String> {
     jiff::civil::Time::new(h, m, sec, 0).map_err(|e| e.to_string())
 }
 
+/// `--shard K/N`: K in 0..N.
+pub(crate) fn shard(s: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("`{s}` is not a shard: use K/N with K from 0 to N-1 (`0/3`)");
+    let (k, n) = s.split_once('/').ok_or_else(bad)?;
+    let (k, n) = (
+        k.trim().parse::<u64>().map_err(|_| bad())?,
+        n.trim().parse::<u64>().map_err(|_| bad())?,
+    );
+    if k >= n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

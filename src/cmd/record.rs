@@ -5,22 +5,24 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use retina_record::config::{RecorderConfig, StreamChoice};
 use retina_record::error::{Error, Result};
-use retina_record::recorder::{self, Progress};
+use retina_record::recorder::{self, Progress, Snapshot};
 use retina_record::source::{Login, Source};
 use tokio::sync::watch;
 
 use crate::cli::Args;
-use crate::status::StatusLine;
+use crate::status::{StatusLine, Watched};
 use crate::systemd;
 
 pub(crate) async fn run(args: &Args, stop: watch::Receiver<bool>) -> Result<()> {
+    if let Some(cameras) = crate::cli::site::cameras(args)? {
+        return super::site::run(args, cameras, stop).await;
+    }
     let config = config(args)?;
     let deadline = config.duration;
     let progress = Arc::new(Progress::default());
-    let notifier = tokio::spawn(systemd::notify(progress.clone(), stop.clone()));
-    let status = (!args.quiet)
-        .then(|| StatusLine::start(progress.clone()))
-        .flatten();
+    let watched = Watched::one(progress.clone());
+    let notifier = tokio::spawn(systemd::notify(watched.clone(), stop.clone()));
+    let status = (!args.quiet).then(|| StatusLine::start(watched)).flatten();
     let recorded = recorder::record_observed(config, stop.clone(), progress.clone()).await;
     notifier.abort();
     drop(status);
@@ -35,8 +37,12 @@ pub(crate) async fn run(args: &Args, stop: watch::Receiver<bool>) -> Result<()> 
         Ok(None) => tracing::info!("stopped before anything was recorded; nothing written"),
         Err(_) => {}
     }
-    // One line at every stop, whatever came before it.
-    let now = progress.snapshot();
+    stopped(&progress.snapshot(), reason);
+    recorded.map(|_| ())
+}
+
+/// One line at every stop, whatever came before it.
+pub(crate) fn stopped(now: &Snapshot, reason: &str) {
     let file = now
         .file
         .as_ref()
@@ -50,7 +56,6 @@ pub(crate) async fn run(args: &Args, stop: watch::Receiver<bool>) -> Result<()> 
         now.lost_packets,
         now.reconnects
     );
-    recorded.map(|_| ())
 }
 
 /// The recorder's config from the flags; every error is bad usage.
@@ -62,7 +67,7 @@ pub(crate) fn config(args: &Args) -> Result<RecorderConfig> {
     };
     let url = args
         .url
-        .as_deref()
+        .first()
         .ok_or_else(|| Error::usage("--url is required"))?;
     let mut config = RecorderConfig::new(Source::resolve(url, &login)?);
     config.out = args.out.clone();
@@ -101,7 +106,7 @@ fn stream_choice(skip: bool, index: Option<usize>) -> StreamChoice {
 }
 
 /// The next occurrence of `t` today; an error if it has passed.
-fn start_time_today(t: jiff::civil::Time) -> anyhow::Result<jiff::Zoned> {
+pub(crate) fn start_time_today(t: jiff::civil::Time) -> anyhow::Result<jiff::Zoned> {
     let now = jiff::Zoned::now();
     let start = now
         .date()

@@ -1,0 +1,309 @@
+//! `--metrics ADDR`: the recordings' counters in the OpenMetrics text format (the Prometheus
+//! exposition format's successor, <https://prometheus.io/docs/specs/om/open_metrics_spec/>),
+//! encoded by prometheus-client, at `GET /metrics`.
+//!
+//! The counters live in each recording's [`Progress`]; a scrape reads them (lock-free) into the
+//! registry and encodes it, so recording costs nothing more with metrics on. The HTTP side is
+//! HTTP/1.1 with `Connection: close` for one path, on the runtime the cameras already use: what
+//! Prometheus and Kubernetes' probes need, without an HTTP stack's dependencies.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+use retina_record::config::RecorderConfig;
+use retina_record::error::{Error, Result};
+use retina_record::recorder::{Progress, Snapshot};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+
+/// The most of a request that is read: a scraper's request line and headers.
+const MAX_REQUEST: usize = 8192;
+/// A client that sends nothing for this long is dropped.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CameraLabel {
+    camera: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PathLabel {
+    path: String,
+}
+
+type Counters = Family<CameraLabel, Counter>;
+type Seconds = Family<CameraLabel, Gauge<f64, AtomicU64>>;
+
+/// The registry and the metrics in it, refreshed at each scrape.
+struct Metrics {
+    registry: Registry,
+    cameras: Vec<(CameraLabel, Arc<Progress>)>,
+    outputs: Vec<PathBuf>,
+    frames: Counters,
+    bytes: Counters,
+    lost_packets: Counters,
+    dropped_frames: Counters,
+    reconnects: Counters,
+    files_written: Counters,
+    files_deleted: Counters,
+    connected: Family<CameraLabel, Gauge>,
+    since_frame: Seconds,
+    since_durable: Seconds,
+    disk_free: Family<PathLabel, Gauge<i64, AtomicI64>>,
+}
+
+impl Metrics {
+    fn new(cameras: Vec<(String, Arc<Progress>)>, outputs: Vec<PathBuf>) -> Metrics {
+        let mut registry = Registry::with_prefix("retina_record");
+        let mut counter = |name: &str, help: &str, unit: Option<Unit>| {
+            let family = Counters::default();
+            match unit {
+                Some(unit) => registry.register_with_unit(name, help, unit, family.clone()),
+                None => registry.register(name, help, family.clone()),
+            }
+            family
+        };
+        let frames = counter("frames", "Video frames recorded", None);
+        let bytes = counter("written", "Bytes written", Some(Unit::Bytes));
+        let lost_packets = counter("lost_packets", "RTP packets lost", None);
+        let dropped_frames = counter(
+            "dropped_frames",
+            "Frames received but not stored (before the first keyframe, empty, disk full)",
+            None,
+        );
+        let reconnects = counter("reconnects", "Reconnections to the camera", None);
+        let files_written = counter("files_written", "Files finished", None);
+        let files_deleted = counter("files_deleted", "Files deleted by retention", None);
+        let connected = Family::<CameraLabel, Gauge>::default();
+        registry.register(
+            "connected",
+            "1 while a session with the camera is playing",
+            connected.clone(),
+        );
+        let since_frame = Seconds::default();
+        registry.register_with_unit(
+            "last_frame_age",
+            "Since the latest video frame (before the first: since the start)",
+            Unit::Seconds,
+            since_frame.clone(),
+        );
+        let since_durable = Seconds::default();
+        registry.register_with_unit(
+            "last_durable_fragment_age",
+            "Since the latest fragment reached the disk (before the first: since the start)",
+            Unit::Seconds,
+            since_durable.clone(),
+        );
+        let disk_free = Family::<PathLabel, Gauge<i64, AtomicI64>>::default();
+        registry.register_with_unit(
+            "disk_free",
+            "Space free to this process on each output filesystem",
+            Unit::Bytes,
+            disk_free.clone(),
+        );
+        Metrics {
+            registry,
+            cameras: cameras
+                .into_iter()
+                .map(|(camera, p)| (CameraLabel { camera }, p))
+                .collect(),
+            outputs: one_per_filesystem(outputs),
+            frames,
+            bytes,
+            lost_packets,
+            dropped_frames,
+            reconnects,
+            files_written,
+            files_deleted,
+            connected,
+            since_frame,
+            since_durable,
+            disk_free,
+        }
+    }
+
+    /// The text a scrape gets.
+    fn encode(&self) -> String {
+        for (label, progress) in &self.cameras {
+            let s: Snapshot = progress.snapshot();
+            let set = |family: &Counters, v: u64| {
+                family
+                    .get_or_create(label)
+                    .inner()
+                    .store(v, Ordering::Relaxed);
+            };
+            set(&self.frames, s.frames);
+            set(&self.bytes, s.bytes);
+            set(&self.lost_packets, s.lost_packets);
+            set(&self.dropped_frames, s.dropped_frames);
+            set(&self.reconnects, s.reconnects);
+            set(&self.files_written, s.files_written);
+            set(&self.files_deleted, s.files_deleted);
+            self.connected
+                .get_or_create(label)
+                .set(i64::from(s.connected));
+            let age = |d: Option<Duration>| d.unwrap_or(s.elapsed).as_secs_f64();
+            self.since_frame
+                .get_or_create(label)
+                .set(age(s.since_frame));
+            self.since_durable
+                .get_or_create(label)
+                .set(age(s.since_durable));
+        }
+        for dir in &self.outputs {
+            if let Some(free) = free_space(dir) {
+                let label = PathLabel {
+                    path: dir.display().to_string(),
+                };
+                self.disk_free.get_or_create(&label).set(free);
+            }
+        }
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// Binds `addr` (an error before any camera connects) and serves until aborted.
+pub(crate) async fn serve(
+    addr: SocketAddr,
+    cameras: Vec<(String, Arc<Progress>)>,
+    outputs: Vec<PathBuf>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::usage(format!("--metrics: cannot listen on {addr}: {e}")))?;
+    tracing::info!("metrics at http://{addr}/metrics");
+    let metrics = Arc::new(Metrics::new(cameras, outputs));
+    Ok(tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    tokio::spawn(answer(stream, metrics.clone()));
+                }
+                // Out of file descriptors and the like: wait rather than spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }))
+}
+
+/// Reads one request and answers it.
+async fn answer(mut stream: TcpStream, metrics: Arc<Metrics>) {
+    let Ok(Some(request_line)) = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
+        .await
+        .map(|r| r.ok().flatten())
+    else {
+        return;
+    };
+    let mut words = request_line.split(' ');
+    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = target.split('?').next().unwrap_or("");
+    let (status, content_type, body) = match (method, path) {
+        ("GET" | "HEAD", "/metrics") => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        ("GET" | "HEAD", _) => (
+            "404 Not Found",
+            "text/plain; charset=utf-8",
+            "not found: the metrics are at /metrics\n".to_owned(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain; charset=utf-8",
+            "only GET\n".to_owned(),
+        ),
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    if method != "HEAD" {
+        let _ = stream.write_all(body.as_bytes()).await;
+    }
+    let _ = stream.shutdown().await;
+}
+
+/// The request line, once the whole head has come; `None` if it never does.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
+    let mut head = Vec::with_capacity(512);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 || head.len() + n > MAX_REQUEST {
+            return Ok(None);
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    Ok(Some(String::from_utf8_lossy(line).into_owned()))
+}
+
+/// The directory a camera's recordings go under: OUT's part before the first `%` or
+/// `{`, or the current directory.
+pub(crate) fn output_dir(config: &RecorderConfig) -> PathBuf {
+    let Some(out) = &config.out else {
+        return PathBuf::from(".");
+    };
+    let mut dir = PathBuf::new();
+    let components: Vec<_> = out.components().collect();
+    for (i, c) in components.iter().enumerate() {
+        let s = c.as_os_str().to_string_lossy();
+        if s.contains('%') || s.contains('{') || i + 1 == components.len() {
+            break;
+        }
+        dir.push(c);
+    }
+    if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    }
+}
+
+/// Several cameras usually share a filesystem: one gauge each, named for the first directory
+/// on it.
+fn one_per_filesystem(dirs: Vec<PathBuf>) -> Vec<PathBuf> {
+    let mut by_fs: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    let mut unknown = Vec::new();
+    for dir in dirs {
+        match existing(&dir).and_then(|d| rustix::fs::statvfs(d).ok()) {
+            Some(st) => {
+                by_fs.entry(st.f_fsid).or_insert(dir);
+            }
+            // Not created yet and no parent: keep it, it may appear.
+            None => unknown.push(dir),
+        }
+    }
+    let mut all: Vec<PathBuf> = by_fs.into_values().collect();
+    unknown.dedup();
+    all.extend(unknown);
+    all
+}
+
+/// `dir`, or its nearest ancestor that exists (recordings' directories are made as needed).
+fn existing(dir: &Path) -> Option<&Path> {
+    dir.ancestors()
+        .find(|d| !d.as_os_str().is_empty() && d.exists())
+        .or_else(|| Some(Path::new(".")))
+}
+
+/// Bytes free to an unprivileged writer on `dir`'s filesystem.
+fn free_space(dir: &Path) -> Option<i64> {
+    let st = rustix::fs::statvfs(existing(dir)?).ok()?;
+    i64::try_from(st.f_bavail.saturating_mul(st.f_frsize)).ok()
+}
