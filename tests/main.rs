@@ -19,6 +19,7 @@ mod support;
 
 mod camera;
 mod codecs;
+mod deploy;
 mod disk;
 mod errors;
 mod hostile;
