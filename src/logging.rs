@@ -56,6 +56,9 @@ fn install<T: FormatTime + Send + Sync + 'static>(
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| AboveStatus)
+        // Its report of a failed write is an eprintln!, which panics when stderr's reader has
+        // gone (`2>&1 | head`): a closed log must not end the recording.
+        .log_internal_errors(false)
         .with_ansi(!journal && std::io::stderr().is_terminal())
         .fmt_fields(OneLine { full })
         .event_format(Throttled {

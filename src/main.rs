@@ -8,6 +8,7 @@ mod metrics;
 mod status;
 mod systemd;
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use cli::{Args, Command};
@@ -44,11 +45,13 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(&args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if std::env::var_os("RUST_BACKTRACE").is_some() {
-                eprintln!("{}error: {e:?}", logging::error_prefix());
+            // Not eprintln!, which panics when stderr's reader has gone.
+            let mut stderr = std::io::stderr();
+            let _ = if std::env::var_os("RUST_BACKTRACE").is_some() {
+                writeln!(stderr, "{}error: {e:?}", logging::error_prefix())
             } else {
-                eprintln!("{}error: {e}", logging::error_prefix());
-            }
+                writeln!(stderr, "{}error: {e}", logging::error_prefix())
+            };
             ExitCode::from(e.exit_code())
         }
     }

@@ -37,6 +37,9 @@ pub(crate) struct OutputPlan {
     pub hook: Option<String>,
     /// The camera's name, for the hook.
     pub camera: String,
+    /// Environment variables that hold the camera's password (a site file's `password-env`),
+    /// withheld from the hook like `RTSP_PASSWORD`: their names, never their values.
+    pub secret_env: Vec<std::ffi::OsString>,
     pub retention: Option<Retention>,
 }
 
@@ -79,7 +82,7 @@ impl Files {
             current: None,
             uncreated: None,
             header: Vec::new(),
-            hooks: Hooks::new(plan.hook, plan.camera),
+            hooks: Hooks::new(plan.hook, plan.camera, plan.secret_env),
             retention: plan.retention,
             last: None,
             full: None,

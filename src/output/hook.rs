@@ -21,15 +21,22 @@ pub(crate) struct Hooks {
     command: Option<String>,
     /// The camera's name, for `RETINA_RECORD_CAMERA`.
     camera: String,
+    /// More variables to withhold: those holding the password.
+    secret_env: Vec<std::ffi::OsString>,
     running: Vec<(Child, PathBuf)>,
     skipped: Throttle,
 }
 
 impl Hooks {
-    pub(crate) fn new(command: Option<String>, camera: String) -> Hooks {
+    pub(crate) fn new(
+        command: Option<String>,
+        camera: String,
+        secret_env: Vec<std::ffi::OsString>,
+    ) -> Hooks {
         Hooks {
             command,
             camera,
+            secret_env,
             running: Vec::new(),
             skipped: Throttle::new(),
         }
@@ -67,6 +74,9 @@ impl Hooks {
             // Its output joins the log, never the recording (which may be stdout).
             .stdout(stderr_or_null());
         for name in WITHHELD {
+            cmd.env_remove(name);
+        }
+        for name in &self.secret_env {
             cmd.env_remove(name);
         }
         match cmd.spawn() {

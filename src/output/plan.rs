@@ -91,8 +91,20 @@ pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
         naming,
         hook: config.on_segment_complete.clone(),
         camera,
+        secret_env: secret_env(config),
         retention,
     })
+}
+
+/// The names of the environment variables whose value is the camera's password.
+fn secret_env(config: &RecorderConfig) -> Vec<std::ffi::OsString> {
+    let Some(secret) = config.source.secret().filter(|s| !s.is_empty()) else {
+        return Vec::new();
+    };
+    std::env::vars_os()
+        .filter(|(_, value)| value.as_encoded_bytes() == secret.as_bytes())
+        .map(|(name, _)| name)
+        .collect()
 }
 
 /// The camera's name, for default file names and the hook: looked up only if either needs it.
