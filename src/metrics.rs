@@ -183,7 +183,9 @@ pub(crate) async fn serve(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| Error::usage(format!("--metrics: cannot listen on {addr}: {e}")))?;
-    tracing::info!("metrics at http://{addr}/metrics");
+    // The port the system chose, for `--metrics 127.0.0.1:0`.
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!("metrics at http://{bound}/metrics");
     let metrics = Arc::new(Metrics::new(cameras, outputs));
     Ok(tokio::spawn(async move {
         loop {

@@ -28,5 +28,6 @@ mod operations;
 mod output;
 mod quirks;
 mod record;
+mod site;
 mod timing;
 mod unattended;

@@ -158,6 +158,27 @@ struct Notified {
     text: String,
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stderr_does_not_crash_the_recorder() {
+    use std::os::fd::{FromRawFd as _, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe(2) fills the two descriptors; each is owned once below.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read); // the log's reader has gone, as with `2>&1 | head -0`
+    let status = recorder_command(&["--url", "rtsp://127.0.0.1:1/", "--give-up-after", "1s"])
+        .stderr(Stdio::from(write))
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .expect("run");
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "the failure's own status, not an abort: {status}"
+    );
+}
+
 /// Reads `socket` until `until`, gathering what arrives.
 async fn gather(
     socket: &tokio::net::UnixDatagram,

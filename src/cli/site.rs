@@ -196,7 +196,7 @@ fn from_file(args: &Args, path: &Path) -> Result<Vec<Camera>> {
         .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
     let src = Source { path, text: &text };
     let file: SiteFile = toml::from_str(&text).map_err(|e| {
-        let message = e.message().trim_end();
+        let message = retina_record::error::one_line(e.message());
         match e.span() {
             Some(span) => src.error(&span, message),
             None => Error::usage(format!("{}: {message}", path.display())),
@@ -262,11 +262,11 @@ fn camera_from_table(
             }
             PASSWORD => {
                 if world_readable {
-                    return Err(err(format!(
-                        "{} holds a password and every user can read it: `chmod o-r` it, or \
-                         use password-file or password-env",
-                        src.path.display()
-                    )));
+                    return Err(err(
+                        "every user can read this file: `chmod o-r` it, or use password-file or \
+                         password-env"
+                            .to_owned(),
+                    ));
                 }
                 password = Some(value.ok_or_else(|| err("expected a string".into()))?);
                 continue;
