@@ -15,17 +15,9 @@ cargo build --release --locked --bin retina-record
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
-# 720p25, 4 Mbit/s constant-ish bitrate, keyframe every second, AAC 48 kHz stereo: 10 s, looped.
-ffmpeg -v error -y -f lavfi -i "testsrc2=size=1280x720:rate=25:duration=10" \
-  -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=10" -ac 2 -c:a aac -b:a 128k \
-  -c:v libx264 -preset veryfast -bf 0 -g 25 -keyint_min 25 -sc_threshold 0 -pix_fmt yuv420p \
-  -b:v 4M -minrate 4M -maxrate 4M -bufsize 1M -x264-params nal-hrd=cbr \
-  -avoid_negative_ts make_non_negative -movflags +frag_keyframe+empty_moov+default_base_moof \
-  -video_track_timescale 90000 -shortest "$work/clip.mp4"
-
-target/release/retina-record camera --listen 127.0.0.1:0 --speed "$speed" --clip "$work/clip.mp4" \
-  > "$work/url" 2>/dev/null &
-for _ in $(seq 100); do [ -s "$work/url" ] && break; sleep 0.1; done
+source bench/lib.sh
+make_clip "$work"
+serve target/release/retina-record "$work/clip.mp4" "$work/url" --speed "$speed"
 url=$(cat "$work/url")
 
 measure() { # name, then the command
