@@ -4,11 +4,14 @@
 # by `retina-record camera --clip` (one camera process per CLIENTS_PER_CAMERA (25) recorders).
 # Prints, per N and way: CPU seconds per camera-minute (the recorders' user + system), peak RSS
 # (one process: its peak; separate: the sum of each one's peak), fragment syncs per second (each
-# fragment is fdatasync'ed once), and what the recorders lost: RTP packets, and frames short of
-# the 25 per second the cameras send (a recorder that falls behind makes TCP hold the camera back).
+# fragment is fdatasync'ed once), what the recorders lost (RTP packets, and frames missing inside
+# the recordings: gaps in `timing --summary`), how far behind the worst camera fell (p99 of
+# receive time minus capture time: over TCP a recorder that falls behind holds the camera back
+# rather than losing packets), and how busy the machine was (all CPUs, and the cameras' share).
 #
 #   bench/many-cameras.sh                 # N = 1 10 50 100 200
 #   bench/many-cameras.sh 100             # one N
+#   KEEP=/tmp/runs bench/many-cameras.sh 400   # keep each N's logs and recordings there
 # Needs ffmpeg and GNU time (`apt-get install -y ffmpeg time`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,18 +26,25 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 source bench/lib.sh
 make_clip "$work"
 
-printf '%5s %-9s %14s %13s %11s %9s %12s %s\n' N way "CPU s/cam-min" "peak RSS MiB" "RSS/cam MiB" \
-  "syncs/s" "lost packets" "frames short (worst camera)"
+printf '%5s %-9s %14s %13s %11s %8s %6s %7s %9s %6s %8s\n' N way "CPU s/cam-min" "peak RSS MiB" \
+  "RSS/cam MiB" "syncs/s" "lost" "missing" "p99 late" "busy" "cameras"
 for n in "${counts[@]}"; do
   run=$work/$n
   mkdir -p "$run"
   cameras=$(((n + per_camera - 1) / per_camera))
   urls=()
+  camera_pids=()
   for c in $(seq "$cameras"); do
     serve "$bin" "$work/clip.mp4" "$run/url$c"
+    camera_pids+=($!)
     urls+=("$(cat "$run/url$c")")
   done
   url_of() { echo "${urls[$(($1 % cameras))]}"; }
+  # CPU seconds the camera processes have used, and the machine's busy and total jiffies.
+  camera_cpu() { for p in "${camera_pids[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat"; done |
+    awk '{s += $1} END {print s / 100}'; }
+  machine() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8}' /proc/stat; }
+  echo "$(camera_cpu) $(machine)" > "$run/before-one"
 
   # One process, from a site file.
   mkdir -p "$run/one"
@@ -44,6 +54,7 @@ for n in "${counts[@]}"; do
   } > "$run/site.toml"
   /usr/bin/time -f "%U %S %M" -o "$run/one.time" \
     "$bin" --config "$run/site.toml" --duration "$seconds" 2> "$run/one.log" > /dev/null
+  echo "$(camera_cpu) $(machine)" > "$run/after-one"
 
   # Separate processes, started together.
   mkdir -p "$run/sep"
@@ -55,31 +66,11 @@ for n in "${counts[@]}"; do
     pids+=($!)
   done
   wait "${pids[@]}"
+  echo "$(camera_cpu) $(machine)" > "$run/after-separate"
   kill $(jobs -p) 2>/dev/null || true
   wait 2>/dev/null || true
 
-  python3 - "$run" "$n" "$seconds" <<'PY'
-import glob, re, sys
-run, n, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-expected = 25 * seconds
-def parse(times, logs):
-    cpu = rss = 0.0
-    for t in times:
-        u, s, m = open(t).read().split()[-3:]
-        cpu += float(u) + float(s); rss += int(m) / 1024
-    text = "".join(open(l).read() for l in logs)
-    frames = [int(x) for x in re.findall(r"s, (\d+) video frames", text)]
-    fragments = sum(int(x) for x in re.findall(r"(\d+) fragments", text))
-    lost = sum(int(x) for x in re.findall(r"(\d+) packets lost", text))
-    short = max(0, expected - min(frames)) if len(frames) == n else "a camera wrote nothing"
-    return cpu, rss, fragments, lost, short, len(frames)
-for way, times, logs in [
-    ("one", [f"{run}/one.time"], [f"{run}/one.log"]),
-    ("separate", sorted(glob.glob(f"{run}/sep/*.time")), sorted(glob.glob(f"{run}/sep/*.log"))),
-]:
-    cpu, rss, fragments, lost, short, files = parse(times, logs)
-    print(f"{n:5d} {way:<9s} {cpu / n / (seconds / 60):14.3f} {rss:13.1f} {rss / n:11.2f} "
-          f"{fragments / seconds:9.1f} {lost:12d} {short} ({files} of {n} cameras recorded)")
-PY
+  python3 bench/many-cameras-report.py "$run" "$n" "$seconds" "$bin"
+  [ -n "${KEEP:-}" ] && cp -r "$run" "$KEEP/" # the logs and recordings, to look into
   rm -rf "$run"
 done

@@ -6,7 +6,14 @@
 //! the recorder without bound. So the recorder watches its own resident memory (Linux
 //! `/proc/self/status`, `VmRSS`) while connecting and while recording, and gives up on a
 //! session that has grown it by more than a limit: a failed attempt, retried like any other.
+//!
+//! Resident memory is the process's, not the session's: with several cameras, every session
+//! grows it. So each session's limit is raised by what the other live sessions may hold
+//! ([`OTHERS_EACH`] apiece): one camera alone keeps the tight bound; a site of N cameras bounds
+//! a hostile one at the limit plus N × that. (Before this, 400 cameras starting together grew
+//! the process by 280 MiB, and every session was dropped as the culprit.)
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Growth allowed while connecting: a DESCRIBE answer is a few KiB.
@@ -14,6 +21,14 @@ pub(crate) const HANDSHAKE_LIMIT: u64 = 32 << 20;
 
 /// Growth allowed while recording: room for the writer's queue of a high-bitrate camera.
 pub(crate) const SESSION_LIMIT: u64 = 256 << 20;
+
+/// What each other live session may hold without the blame: its camera's buffers and its
+/// writer's queue. Measured: 0.9 MiB per 4 Mbit/s camera with 200 in one process; room for
+/// cameras several times that.
+pub(crate) const OTHERS_EACH: u64 = 8 << 20;
+
+/// Guards alive in this process.
+static LIVE: AtomicU64 = AtomicU64::new(0);
 
 /// The process's resident memory, in bytes; `None` where `/proc` does not say.
 pub(crate) fn resident_bytes() -> Option<u64> {
@@ -31,16 +46,19 @@ pub(crate) struct MemoryGuard {
 
 impl MemoryGuard {
     pub(crate) fn new(limit: u64) -> MemoryGuard {
+        LIVE.fetch_add(1, Ordering::Relaxed);
         MemoryGuard {
             baseline: resident_bytes(),
             limit,
         }
     }
 
-    /// How much the process has grown, if more than the limit.
+    /// How much the process has grown, if more than the limit and the other live sessions'
+    /// allowance.
     pub(crate) fn exceeded(&self) -> Option<u64> {
         let grown = resident_bytes()?.saturating_sub(self.baseline?);
-        (grown > self.limit).then_some(grown)
+        let others = LIVE.load(Ordering::Relaxed).saturating_sub(1);
+        (grown > self.limit + others * OTHERS_EACH).then_some(grown)
     }
 
     /// Resolves once the limit is exceeded (checking every `every`), with the growth; never
@@ -55,6 +73,12 @@ impl MemoryGuard {
                 return grown;
             }
         }
+    }
+}
+
+impl Drop for MemoryGuard {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -81,6 +105,21 @@ mod tests {
             .exceeded()
             .expect("64 MiB more is over an 8 MiB limit");
         assert!(grown >= 56 << 20, "{grown}");
+        drop(block);
+    }
+
+    #[test]
+    fn other_sessions_raise_the_bound() {
+        let guard = MemoryGuard::new(8 << 20);
+        let others: Vec<MemoryGuard> = (0..16).map(|_| MemoryGuard::new(8 << 20)).collect();
+        // 64 MiB is within 8 MiB + 16 others × 8 MiB.
+        let block = vec![1u8; 64 << 20];
+        assert_eq!(guard.exceeded(), None, "blamed for the others' share");
+        drop(others);
+        assert!(
+            guard.exceeded().is_some(),
+            "alone again, 64 MiB is over 8 MiB"
+        );
         drop(block);
     }
 }

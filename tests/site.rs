@@ -445,5 +445,22 @@ async fn a_password_in_a_world_readable_site_file_is_refused() {
         "{error}"
     );
     assert!(!run.stderr.contains("hunter2"));
+    // A password in the URL is a password in the file too.
+    let url = cam.url().replace("rtsp://", "rtsp://u:hunter2@");
+    std::fs::write(&site, format!("[camera.a]\nurl = \"{url}\"\n")).expect("write");
+    let run = record(
+        dir.path(),
+        &["--config", site.to_str().expect("utf-8"), "--duration", "1"],
+    )
+    .await;
+    let error = run.error_exit(2);
+    assert!(
+        error.ends_with(
+            "site.toml:2: url: holds a password, and every user can read this file: `chmod o-r` \
+             it, or use password-file or password-env"
+        ),
+        "{error}"
+    );
+    assert!(!run.stderr.contains("hunter2"));
     assert!(cam.log().frames.is_empty());
 }

@@ -284,6 +284,17 @@ fn camera_from_table(
             }
             _ => {}
         }
+        if key == "url"
+            && world_readable
+            && let Some(url) = &value
+            && url::Url::parse(url).is_ok_and(|u| u.password().is_some())
+        {
+            return Err(err(
+                "holds a password, and every user can read this file: `chmod o-r` it, or use \
+                 password-file or password-env"
+                    .to_owned(),
+            ));
+        }
         if PROCESS_WIDE.contains(&key) {
             return Err(err(format!(
                 "is the same for every camera: give --{key} on the command line"
