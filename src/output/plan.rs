@@ -135,7 +135,10 @@ fn check_writable(file: &Path) -> anyhow::Result<()> {
         );
     }
     std::fs::create_dir_all(&dir).map_err(cannot)?;
-    let probe = dir.join(format!(".retina-record-{}.probe", std::process::id()));
+    // Unique within the process too: a site's cameras check their directories at once.
+    static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = dir.join(format!(".retina-record-{}-{n}.probe", std::process::id()));
     std::fs::File::options()
         .write(true)
         .create_new(true)
