@@ -32,22 +32,7 @@ fn main() -> ExitCode {
             .unwrap_or("a panic");
         tracing::error!("panic at {at}: {what}");
     }));
-    // One camera's work fits one thread, the cheapest runtime; a site's cameras share one
-    // runtime with a worker per CPU (README, "Performance": on one thread, 600 cameras fell
-    // 0.67 s behind, on two 0.23 s; 800, 17.6 s against 3.8 s).
-    let mut builder = if args.command.is_none() && (args.config.is_some() || args.url.len() > 1) {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    let runtime = match builder.enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(dispatch(&args)) {
+    match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Not eprintln!, which panics when stderr's reader has gone.
@@ -62,15 +47,41 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(args: &Args) -> Result<()> {
+/// Cameras from which a site shares a multi-threaded runtime (a worker per CPU). Measured
+/// (README, "Performance"): below, its idle workers cost more than they give (one camera: 0.58
+/// CPU s per minute against 0.30); above, one thread falls behind (600 cameras: p99 0.67 s
+/// late on one thread, 0.23 s on two; 800: 17.6 s against 3.8 s).
+const MULTI_THREAD_FROM: usize = 100;
+
+fn run(args: &Args) -> Result<()> {
+    // A site is read before the runtime exists: its size chooses the runtime.
+    let site = match args.command {
+        None => cli::site::cameras(args)?,
+        Some(_) => None,
+    };
+    let mut builder = match &site {
+        Some(cameras) if cameras.len() >= MULTI_THREAD_FROM => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = builder
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failure(anyhow::anyhow!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(dispatch(args, site))
+}
+
+async fn dispatch(args: &Args, site: Option<Vec<cli::site::Camera>>) -> Result<()> {
     let stop = stop::listen().map_err(Error::failure)?;
-    match &args.command {
-        None => cmd::record::run(args, stop).await,
-        Some(Command::Camera(a)) => cmd::camera::run(a, stop).await,
-        Some(Command::Demo(a)) => cmd::demo::run(a, stop).await,
-        Some(Command::Timing(a)) => cmd::timing::run(a),
-        Some(Command::Probe(a)) => cmd::probe::run(a).await,
-        Some(Command::Completions { shell }) => cmd::docs::completions(*shell),
-        Some(Command::Man) => cmd::docs::man(),
+    match (&args.command, site) {
+        (None, Some(cameras)) => cmd::site::run(args, cameras, stop).await,
+        (None, None) => cmd::record::run(args, stop).await,
+        (Some(Command::Camera(a)), _) => cmd::camera::run(a, stop).await,
+        (Some(Command::Demo(a)), _) => cmd::demo::run(a, stop).await,
+        (Some(Command::Timing(a)), _) => cmd::timing::run(a),
+        (Some(Command::Probe(a)), _) => cmd::probe::run(a).await,
+        (Some(Command::Completions { shell }), _) => cmd::docs::completions(*shell),
+        (Some(Command::Man), _) => cmd::docs::man(),
     }
 }

@@ -214,6 +214,34 @@ async fn three_cameras_record_together_and_one_outage_leaves_the_others_whole() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_cameras_share_the_multi_threaded_runtime() {
+    // From 100 cameras, a site's runtime has a worker per CPU: the cameras' tasks then run on
+    // several threads at once (each camera's directory checked, files named, hooks run).
+    let cam = camera(0.0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = "[defaults]\noutput = \"rec/{camera}.mp4\"\n".to_owned();
+    for i in 0..100 {
+        text += &format!("\n[camera.c{i:03}]\nurl = \"{}\"\n", cam.url());
+    }
+    let site = site_file(dir.path(), &text);
+    let run = record(
+        dir.path(),
+        &["--config", site.to_str().expect("utf-8"), "--duration", "3"],
+    )
+    .await;
+    run.assert_success();
+    let mut frames = Vec::new();
+    for i in 0..100 {
+        let path = dir.path().join(format!("rec/c{i:03}.mp4"));
+        let rec = Recording::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        frames.push(rec.video_timing().expect("timing").len());
+    }
+    let (least, most) = (frames.iter().min(), frames.iter().max());
+    eprintln!("100 cameras: {least:?} to {most:?} frames each");
+    assert!(frames.iter().all(|&n| n >= 60), "{frames:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_camera_fails_alone_and_sets_the_exit_status() {
     let good = camera(0.0).await;
     let mut locked = config("h264_aac.mp4");

@@ -14,9 +14,6 @@ use crate::status::{StatusLine, Watched};
 use crate::systemd;
 
 pub(crate) async fn run(args: &Args, stop: watch::Receiver<bool>) -> Result<()> {
-    if let Some(cameras) = crate::cli::site::cameras(args)? {
-        return super::site::run(args, cameras, stop).await;
-    }
     let config = config(args)?;
     let deadline = config.duration;
     let progress = Arc::new(Progress::default());
