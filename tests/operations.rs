@@ -337,27 +337,8 @@ async fn logs_to_the_journal_carry_priorities_and_no_timestamps() {
 /// under test (verify checks that the program exists).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_systemd_unit_verifies() {
-    let unit = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/contrib/systemd/retina-record@.service"
-    ))
-    .expect("the unit");
+    let unit = crate::deploy::verify_unit("retina-record@.service", "retina-record@front.service");
     assert!(unit.contains("Type=notify") && unit.contains("WatchdogSec="));
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("retina-record@front.service");
-    let here = unit.replace(
-        "/usr/local/bin/retina-record",
-        env!("CARGO_BIN_EXE_retina-record"),
-    );
-    assert_ne!(here, unit, "ExecStart runs /usr/local/bin/retina-record");
-    std::fs::write(&path, here).expect("write");
-    let out = std::process::Command::new("systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(&path)
-        .output()
-        .expect("systemd-analyze (apt-get install systemd)");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && stderr.trim().is_empty(), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

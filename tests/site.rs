@@ -11,7 +11,7 @@ use retina_record::mp4::read::Recording;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::support::check::check_against_camera;
-use crate::support::rig::only_error;
+use crate::support::rig::{Finished, only_error};
 use crate::support::timing::{rows, summary, timing_ok};
 use crate::support::{Recorder, config, record};
 
@@ -36,6 +36,13 @@ fn site_file(dir: &Path, text: &str) -> PathBuf {
     std::fs::write(&path, text).expect("write site file");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     path
+}
+
+/// The recorder run to its end on `site`, with `extra` flags and `env`.
+async fn run_site(dir: &Path, site: &Path, extra: &[&str], env: &[(&str, &str)]) -> Finished {
+    let mut args = vec!["--config", site.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    Recorder::spawn_with_env(dir, &args, env).wait().await
 }
 
 /// `GET /metrics` on `addr`: each sample's value by its name and labels as written
@@ -224,11 +231,7 @@ async fn a_hundred_cameras_share_the_multi_threaded_runtime() {
         text += &format!("\n[camera.c{i:03}]\nurl = \"{}\"\n", cam.url());
     }
     let site = site_file(dir.path(), &text);
-    let run = record(
-        dir.path(),
-        &["--config", site.to_str().expect("utf-8"), "--duration", "3"],
-    )
-    .await;
+    let run = run_site(dir.path(), &site, &["--duration", "3"], &[]).await;
     run.assert_success();
     let mut frames = Vec::new();
     for i in 0..100 {
@@ -257,12 +260,12 @@ async fn a_refused_camera_fails_alone_and_sets_the_exit_status() {
             locked.url()
         ),
     );
-    let run = Recorder::spawn_with_env(
+    let run = run_site(
         dir.path(),
-        &["--config", site.to_str().expect("utf-8"), "--duration", "3"],
+        &site,
+        &["--duration", "3"],
         &[("LOCKED_PASS", "wrong-secret")],
     )
-    .wait()
     .await;
     let error = run.error_exit(1);
     assert_eq!(
@@ -347,12 +350,12 @@ async fn a_password_env_never_reaches_a_hook() {
             locked.url()
         ),
     );
-    let run = Recorder::spawn_with_env(
+    let run = run_site(
         dir.path(),
-        &["--config", site.to_str().expect("utf-8"), "--duration", "2"],
+        &site,
+        &["--duration", "2"],
         &[("DOOR_PASS", "s3cret-value")],
     )
-    .wait()
     .await;
     run.assert_success();
     let env = std::fs::read_to_string(dir.path().join("hook-env.txt")).expect("the hook ran");
@@ -367,9 +370,7 @@ async fn refused(text: &str, extra: &[&str], expected: &str) {
     let cam = camera(0.0).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let site = site_file(dir.path(), &text.replace("URL", &cam.url()));
-    let mut args = vec!["--config", site.to_str().expect("utf-8")];
-    args.extend_from_slice(extra);
-    let run = record(dir.path(), &args).await;
+    let run = run_site(dir.path(), &site, extra, &[]).await;
     let error = only_error(&run.stderr).replace(site.to_str().expect("utf-8"), "site.toml");
     assert_eq!(run.status.code(), Some(2), "{}", run.stderr);
     let matches = match expected.split_once('*') {
@@ -459,11 +460,7 @@ async fn a_password_in_a_world_readable_site_file_is_refused() {
         ),
     );
     std::fs::set_permissions(&site, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-    let run = record(
-        dir.path(),
-        &["--config", site.to_str().expect("utf-8"), "--duration", "1"],
-    )
-    .await;
+    let run = run_site(dir.path(), &site, &["--duration", "1"], &[]).await;
     let error = run.error_exit(2);
     assert!(
         error.ends_with(
@@ -476,11 +473,7 @@ async fn a_password_in_a_world_readable_site_file_is_refused() {
     // A password in the URL is a password in the file too.
     let url = cam.url().replace("rtsp://", "rtsp://u:hunter2@");
     std::fs::write(&site, format!("[camera.a]\nurl = \"{url}\"\n")).expect("write");
-    let run = record(
-        dir.path(),
-        &["--config", site.to_str().expect("utf-8"), "--duration", "1"],
-    )
-    .await;
+    let run = run_site(dir.path(), &site, &["--duration", "1"], &[]).await;
     let error = run.error_exit(2);
     assert!(
         error.ends_with(
