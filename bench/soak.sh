@@ -8,13 +8,15 @@
 # outside the outages (each gap in each camera's recording must fall in one of its outages).
 #
 #   bench/soak.sh                     # two hours; SOAK_DIR keeps everything (default: mktemp)
-#   SOAK_SECONDS=900 DROP_EVERY=120 bench/soak.sh   # a quick look
+#   SOAK_SECONDS=900 DROP_EVERY=120 SEGMENT=1m bench/soak.sh   # a quick look
+# Ports: cameras at PORT_BASE (21000) + i, so that two soaks can run side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cameras=${CAMERAS:-10}
 seconds=${SOAK_SECONDS:-7200}
 drop_every=${DROP_EVERY:-600}
 outage=${OUTAGE:-5}
+segment=${SEGMENT:-10m}
 dir=${SOAK_DIR:-$(mktemp -d)}
 mkdir -p "$dir"
 cargo build --release --locked --bin retina-record
@@ -24,7 +26,7 @@ bin=$dir/retina-record
 git rev-parse HEAD > "$dir/commit" 2>/dev/null || true
 echo "soak in $dir: $cameras cameras, ${seconds} s, each dropped for ${outage} s every ${drop_every} s"
 
-port() { echo $((21000 + $1)); }
+port() { echo $((${PORT_BASE:-21000} + $1)); }
 start_camera() {
   "$bin" camera --listen "127.0.0.1:$(port "$1")" >> "$dir/camera$1.log" 2>&1 &
   echo $! > "$dir/camera$1.pid"
@@ -41,7 +43,7 @@ trap cleanup EXIT
 {
   echo '[defaults]'
   echo "output = \"$dir/rec/{camera}/%Y%m%d-%H%M%S.mp4\""
-  echo 'segment-duration = "10m"'
+  echo "segment-duration = \"$segment\""
   echo 'reconnect-max-delay = "2s"'
   for i in $(seq 0 $((cameras - 1))); do
     printf '\n[camera.c%02d]\nurl = "rtsp://127.0.0.1:%s/"\n' "$i" "$(port "$i")"
