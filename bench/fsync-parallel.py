@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """How many fragment syncs a disk takes per second, from K threads at once: each thread appends
 a 512 KiB fragment (1 s of a 4 Mbit/s camera) to its own file and fdatasyncs it, as fast as it
-can, for SECONDS (5). Why it matters: one writer thread per camera lets syncs overlap (ext4 and
+can, for FSYNC_SECONDS (5). Each file is a ring of 16 fragments (8 MiB), rewritten in place, so
+that a long run cannot fill the disk (an early version wrote 60 GB and did). Why it matters: one writer thread per camera lets syncs overlap (ext4 and
 the disk commit concurrent ones together); a small shared pool of writer threads would queue
 them, and cap the cameras a process can record at its threads / sync latency.
 
@@ -16,7 +17,8 @@ import time
 
 directory = sys.argv[1] if len(sys.argv) > 1 else None
 counts = [int(k) for k in sys.argv[2:]] or [1, 2, 8, 32, 100]
-seconds = float(os.environ.get("SECONDS", "5"))
+seconds = float(os.environ.get("FSYNC_SECONDS", "5"))
+RING = 16
 fragment = os.urandom(512 * 1024)
 
 
@@ -24,7 +26,7 @@ def writer(path, stop, out):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     n, waited = 0, 0.0
     while not stop.is_set():
-        os.write(fd, fragment)
+        os.pwrite(fd, fragment, (n % RING) * len(fragment))
         t = time.perf_counter()
         os.fdatasync(fd)
         waited += time.perf_counter() - t

@@ -19,9 +19,12 @@ outage=${OUTAGE:-5}
 segment=${SEGMENT:-10m}
 dir=${SOAK_DIR:-$(mktemp -d)}
 mkdir -p "$dir"
-cargo build --release --locked --bin retina-record
-# A copy: rebuilding during the soak must not change what runs.
-cp target/release/retina-record "$dir/retina-record"
+# A copy: rebuilding during the soak must not change what runs. RECORDER=path soaks that build.
+if [ -z "${RECORDER:-}" ]; then
+  cargo build --release --locked --bin retina-record
+  RECORDER=target/release/retina-record
+fi
+cp "$RECORDER" "$dir/retina-record"
 bin=$dir/retina-record
 git rev-parse HEAD > "$dir/commit" 2>/dev/null || true
 echo "soak in $dir: $cameras cameras, ${seconds} s, each dropped for ${outage} s every ${drop_every} s"
