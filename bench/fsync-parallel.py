@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """How many fragment syncs a disk takes per second, from K threads at once: each thread appends
 a 512 KiB fragment (1 s of a 4 Mbit/s camera) to its own file and fdatasyncs it, as fast as it
-can, for FSYNC_SECONDS (5). Each file is a ring of 16 fragments (8 MiB), rewritten in place, so
-that a long run cannot fill the disk (an early version wrote 60 GB and did). Why it matters: one writer thread per camera lets syncs overlap (ext4 and
+can, for FSYNC_SECONDS (5). Each file is appended to and cut back to nothing every 16 fragments
+(8 MiB), so that a long run cannot fill the disk (an early version wrote 60 GB and did). Why it matters: one writer thread per camera lets syncs overlap (ext4 and
 the disk commit concurrent ones together); a small shared pool of writer threads would queue
 them, and cap the cameras a process can record at its threads / sync latency.
 
@@ -26,7 +26,10 @@ def writer(path, stop, out):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     n, waited = 0, 0.0
     while not stop.is_set():
-        os.pwrite(fd, fragment, (n % RING) * len(fragment))
+        if n % RING == 0:
+            os.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, fragment)
         t = time.perf_counter()
         os.fdatasync(fd)
         waited += time.perf_counter() - t
