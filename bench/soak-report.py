@@ -51,6 +51,7 @@ for row in csv.DictReader(open(os.path.join(d, "outages.csv"))):
 lost_outside = 0
 total_frames = 0
 gaps_total = 0
+gaps_outside = 0
 for cam_dir in sorted(glob.glob(os.path.join(d, "rec", "*"))):
     cam = os.path.basename(cam_dir)
     files = sorted(glob.glob(os.path.join(cam_dir, "*.mp4")))
@@ -66,6 +67,7 @@ for cam_dir in sorted(glob.glob(os.path.join(d, "rec", "*"))):
         if not any(down - 1.0 <= start <= up and stop >= up for down, up in downs):
             unexplained.append(g)
     gaps_total += len(whole["gaps"])
+    gaps_outside += len(unexplained)
     lost = sum(g["missing_frames"] for g in unexplained)
     lost_outside += lost
     print(
@@ -73,7 +75,11 @@ for cam_dir in sorted(glob.glob(os.path.join(d, "rec", "*"))):
         f"{len(downs)} outages, {len(whole['gaps'])} gaps, {lost} frames lost outside outages"
         + (f" {unexplained}" if unexplained else "")
     )
-check(lost_outside == 0, f"frames lost outside outages: {lost_outside} (of {total_frames} recorded; {gaps_total} gaps, all in outages)")
+check(
+    lost_outside == 0,
+    f"frames lost outside outages: {lost_outside} (of {total_frames} recorded; {gaps_total} gaps, "
+    f"{gaps_outside} of them outside outages)",
+)
 
 metrics = sorted(glob.glob(os.path.join(d, "metrics", "*.txt")))
 if metrics:
