@@ -19,7 +19,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
-use retina_record::config::RecorderConfig;
 use retina_record::error::{Error, Result};
 use retina_record::recorder::{Progress, Snapshot};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -253,28 +252,6 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
     }
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     Ok(Some(String::from_utf8_lossy(line).into_owned()))
-}
-
-/// The directory a camera's recordings go under: OUT's part before the first `%` or
-/// `{`, or the current directory.
-pub(crate) fn output_dir(config: &RecorderConfig) -> PathBuf {
-    let Some(out) = &config.out else {
-        return PathBuf::from(".");
-    };
-    let mut dir = PathBuf::new();
-    let components: Vec<_> = out.components().collect();
-    for (i, c) in components.iter().enumerate() {
-        let s = c.as_os_str().to_string_lossy();
-        if s.contains('%') || s.contains('{') || i + 1 == components.len() {
-            break;
-        }
-        dir.push(c);
-    }
-    if dir.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        dir
-    }
 }
 
 /// Several cameras usually share a filesystem: one gauge each, named for the first directory

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use retina_record::config::RecorderConfig;
 use retina_record::error::{Error, Result};
+use retina_record::output;
 use retina_record::recorder::{self, Outcome, Progress};
 use tokio::sync::watch;
 use tracing::Instrument as _;
@@ -54,7 +55,7 @@ pub(crate) async fn run(
                 .zip(&progress)
                 .map(|(c, p)| (c.name.clone(), p.clone()))
                 .collect();
-            let outputs = configs.iter().map(metrics::output_dir).collect();
+            let outputs = configs.iter().map(output::recordings_dir).collect();
             Some(metrics::serve(addr, watched, outputs).await?)
         }
         None => None,

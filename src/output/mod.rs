@@ -20,6 +20,7 @@ mod writer;
 pub use file::partial_path;
 pub(crate) use files::OutputPlan;
 pub(crate) use plan::plan;
+pub use plan::recordings_dir;
 pub use progress::{Progress, Snapshot};
 pub use writer::Outcome;
 pub(crate) use writer::{Message, SendError, Writer};

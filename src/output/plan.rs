@@ -96,6 +96,23 @@ pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
     })
 }
 
+/// The directory every recording of `config` lies under: a template's fixed leading part (as
+/// retention walks it), a plain file's directory, or the current directory (default names).
+pub fn recordings_dir(config: &RecorderConfig) -> PathBuf {
+    let dir = match &config.out {
+        Some(out) if Template::is_template(out) => Template::parse(&out.to_string_lossy())
+            .map(|t| t.root().to_owned())
+            .unwrap_or_default(),
+        Some(out) => out.parent().map(Path::to_owned).unwrap_or_default(),
+        None => PathBuf::new(),
+    };
+    if dir.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        dir
+    }
+}
+
 /// The names of the environment variables whose value is the camera's password.
 fn secret_env(config: &RecorderConfig) -> Vec<std::ffi::OsString> {
     let Some(secret) = config.source.secret().filter(|s| !s.is_empty()) else {
