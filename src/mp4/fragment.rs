@@ -108,6 +108,14 @@ impl TrackFragment {
         self.end = self.end.max(sample.t + u64::from(sample.duration));
     }
 
+    /// Takes `old`'s sample and data buffers (emptied, keeping their allocations).
+    pub(super) fn take_buffers(&mut self, old: &mut TrackFragment) {
+        self.entries = std::mem::take(&mut old.entries);
+        self.entries.clear();
+        self.data = std::mem::take(&mut old.data);
+        self.data.clear();
+    }
+
     /// The first sample of a fragment sets its decode time and sample description.
     fn start_at(&mut self, dts: u64, sample_description_index: u32) {
         if self.entries.is_empty() {

@@ -13,7 +13,6 @@ use crate::sei::SenderReport;
 pub(crate) struct Muxer {
     tracks: Tracks,
     file: FileState,
-    plan: FilePlan,
     stats: Stats,
     /// The latest video sender report written, of the current session.
     last_report: Option<SenderReport>,
@@ -36,7 +35,6 @@ impl Muxer {
                 conn: 0,
             },
             file: FileState::new(plan, config.creation_time),
-            plan,
             stats: Stats::default(),
             last_report: None,
             repeat_report: false,
@@ -149,7 +147,7 @@ impl Muxer {
     fn add(&mut self, mut sample: Ready, sink: &mut dyn Sink) -> Result<(), Error> {
         if self.file.ends_before(&sample, &self.tracks) {
             self.file.finish(&self.tracks, sink, &mut self.stats)?;
-            self.file = FileState::new(self.plan, jiff::Timestamp::now());
+            self.file = self.file.next(jiff::Timestamp::now());
             self.repeat_report = self.last_report.is_some();
         }
         if let Ready::Video(s) = &mut sample {
