@@ -34,6 +34,17 @@ check(
     f"MiB ({(rss_last / rss_first - 1) * 100:+.1f} %); max {max(int(s['rss_kb']) for s in samples) / 1024:.2f} MiB; "
     f"{len(samples)} samples over {(end - t0) / 3600:.2f} h",
 )
+by_kind = os.path.join(d, "rss-by-kind.csv")
+if os.path.exists(by_kind):
+    rows = list(csv.DictReader(open(by_kind)))
+    kinds = [k for k in rows[0] if k not in ("unix", "total")] if rows else []
+    early = [r for r in rows if int(r["unix"]) <= t0 + 600]
+    late = [r for r in rows if int(r["unix"]) >= end - 600]
+    if early and late:
+        print(
+            "     RSS by kind, first -> last 10 min (MiB): "
+            + ", ".join(f"{k} {mean(early, k) / 1024:.2f} -> {mean(late, k) / 1024:.2f}" for k in kinds)
+        )
 fds = [int(s["fds"]) for s in samples]
 threads = [int(s["threads"]) for s in samples]
 check(

@@ -74,6 +74,10 @@ echo "unix,rss_kb,fds,threads" > "$dir/samples.csv"
   done
 ) &
 pids+=($!)
+# Where that RSS is (binary, heap, arenas, stacks), every minute: it tells a leak from a
+# high-water mark.
+python3 bench/rss-by-kind.py "$recorder" "$dir/rss-by-kind.csv" &
+pids+=($!)
 mkdir -p "$dir/metrics"
 (
   n=0
