@@ -3,15 +3,21 @@
 use anyhow::Context as _;
 use mp4_atom::Encode as _;
 
-use super::read::{Data, Fragments};
+use super::read::{Data, Fragments, Track};
+use super::{AUDIO_TRACK_ID, VIDEO_TRACK_ID};
 
-/// Builds the `mfra` index of a finished recording by reading its fragments back.
+/// Builds the `mfra` index of a recording this muxer finished, by reading its fragments back.
 ///
 /// Reading back (rather than remembering every fragment while recording) keeps the recorder's
 /// memory flat however long it runs. Video gets one entry per sync sample; audio, whose every
-/// sample is a sync sample, one per fragment.
+/// sample is a sync sample, one per fragment. The tracks are the muxer's, so the `moov` is
+/// not decoded.
 pub(crate) fn build_mfra(file: &Data) -> anyhow::Result<Vec<u8>> {
-    let mut frags = Fragments::new(file)?;
+    let tracks = vec![
+        Track::known(VIDEO_TRACK_ID, b"vide"),
+        Track::known(AUDIO_TRACK_ID, b"soun"),
+    ];
+    let mut frags = Fragments::with_tracks(file, tracks)?;
     let mut tfras: Vec<mp4_atom::Tfra> = frags
         .tracks
         .iter()
