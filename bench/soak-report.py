@@ -92,16 +92,28 @@ check(
     f"{gaps_outside} of them outside outages)",
 )
 
-metrics = sorted(glob.glob(os.path.join(d, "metrics", "*.txt")))
-if metrics:
-    text = open(metrics[-1]).read()
-    lost_packets = sum(
-        float(line.split()[-1]) for line in text.splitlines() if line.startswith("retina_record_lost_packets_total")
+# The last scrape that answered (the one at the SIGTERM may be empty): it must show every
+# camera's counters, or this check would pass on nothing.
+scrapes = [open(p).read() for p in sorted(glob.glob(os.path.join(d, "metrics", "*.txt")))]
+scrapes = [t for t in scrapes if "retina_record_reconnects_total" in t]
+
+
+def total(text, name):
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+if scrapes:
+    text = scrapes[-1]
+    lost_packets = total(text, "retina_record_lost_packets_total")
+    reconnects = total(text, "retina_record_reconnects_total")
+    outage_count = sum(len(v) for v in outages.values())
+    check(
+        lost_packets == 0 and reconnects > 0,
+        f"metrics (last answered scrape of {len(scrapes)}): {lost_packets:.0f} RTP packets lost, "
+        f"{reconnects:.0f} reconnects ({outage_count} outages)",
     )
-    reconnects = sum(
-        float(line.split()[-1]) for line in text.splitlines() if line.startswith("retina_record_reconnects_total")
-    )
-    check(lost_packets == 0, f"metrics (last scrape): {lost_packets:.0f} RTP packets lost, {reconnects:.0f} reconnects")
+else:
+    check(False, "metrics: no scrape answered")
 status = open(os.path.join(d, "exit-status")).read().strip()
 check(status == "0", f"recorder exit status on SIGTERM: {status}")
 sys.exit(0 if ok else 1)
