@@ -260,7 +260,7 @@ fn one_per_filesystem(dirs: Vec<PathBuf>) -> Vec<PathBuf> {
     let mut by_fs: BTreeMap<u64, PathBuf> = BTreeMap::new();
     let mut unknown = Vec::new();
     for dir in dirs {
-        match existing(&dir).and_then(|d| rustix::fs::statvfs(d).ok()) {
+        match rustix::fs::statvfs(existing(&dir)).ok() {
             Some(st) => {
                 by_fs.entry(st.f_fsid).or_insert(dir);
             }
@@ -275,14 +275,14 @@ fn one_per_filesystem(dirs: Vec<PathBuf>) -> Vec<PathBuf> {
 }
 
 /// `dir`, or its nearest ancestor that exists (recordings' directories are made as needed).
-fn existing(dir: &Path) -> Option<&Path> {
+fn existing(dir: &Path) -> &Path {
     dir.ancestors()
         .find(|d| !d.as_os_str().is_empty() && d.exists())
-        .or_else(|| Some(Path::new(".")))
+        .unwrap_or(Path::new("."))
 }
 
 /// Bytes free to an unprivileged writer on `dir`'s filesystem.
 fn free_space(dir: &Path) -> Option<i64> {
-    let st = rustix::fs::statvfs(existing(dir)?).ok()?;
+    let st = rustix::fs::statvfs(existing(dir)).ok()?;
     i64::try_from(st.f_bavail.saturating_mul(st.f_frsize)).ok()
 }
