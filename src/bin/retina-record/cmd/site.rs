@@ -17,8 +17,9 @@ use super::record;
 use crate::cli::Args;
 use crate::cli::site::Camera;
 use crate::metrics;
-use crate::status::{StatusLine, Watched};
+use crate::status::StatusLine;
 use crate::systemd;
+use crate::watched::Watched;
 
 /// One camera's recording.
 struct Running {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use sd_notify::NotifyState;
 use tokio::sync::watch;
 
-use crate::status::Watched;
+use crate::watched::Watched;
 
 /// How often `STATUS=` is refreshed without a watchdog.
 const STATUS_EVERY: Duration = Duration::from_secs(5);

@@ -1,14 +1,9 @@
-//! `--metrics ADDR`: the recordings' counters in the OpenMetrics text format (the Prometheus
-//! exposition format's successor, <https://prometheus.io/docs/specs/om/open_metrics_spec/>),
-//! encoded by prometheus-client, at `GET /metrics`.
-//!
-//! The counters live in each recording's [`Progress`]; a scrape reads them (lock-free) into the
-//! registry and encodes it, so recording costs nothing more with metrics on. The HTTP side is
-//! HTTP/1.1 with `Connection: close` for one path, on the runtime the cameras already use: what
-//! Prometheus and Kubernetes' probes need, without an HTTP stack's dependencies.
+//! The metrics' registry: each recording's [`Progress`] counters read (lock-free) into
+//! prometheus-client's families at each scrape and encoded in the OpenMetrics text format
+//! (<https://prometheus.io/docs/specs/om/open_metrics_spec/>), so recording costs nothing more
+//! with metrics on; and the free space of the filesystems the recordings go to.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -19,15 +14,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
-use retina_record::error::{Error, Result};
 use retina_record::recorder::{Progress, Snapshot};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-
-/// The most of a request that is read: a scraper's request line and headers.
-const MAX_REQUEST: usize = 8192;
-/// A client that sends nothing for this long is dropped.
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CameraLabel {
@@ -43,7 +30,7 @@ type Counters = Family<CameraLabel, Counter>;
 type Seconds = Family<CameraLabel, Gauge<f64, AtomicU64>>;
 
 /// The registry and the metrics in it, refreshed at each scrape.
-struct Metrics {
+pub(super) struct Metrics {
     registry: Registry,
     cameras: Vec<(CameraLabel, Arc<Progress>)>,
     outputs: Vec<PathBuf>,
@@ -61,7 +48,7 @@ struct Metrics {
 }
 
 impl Metrics {
-    fn new(cameras: Vec<(String, Arc<Progress>)>, outputs: Vec<PathBuf>) -> Metrics {
+    pub(super) fn new(cameras: Vec<(String, Arc<Progress>)>, outputs: Vec<PathBuf>) -> Metrics {
         let mut registry = Registry::with_prefix("retina_record");
         let mut counter = |name: &str, help: &str, unit: Option<Unit>| {
             let family = Counters::default();
@@ -131,7 +118,7 @@ impl Metrics {
     }
 
     /// The text a scrape gets.
-    fn encode(&self) -> String {
+    pub(super) fn encode(&self) -> String {
         for (label, progress) in &self.cameras {
             let s: Snapshot = progress.snapshot();
             let set = |family: &Counters, v: u64| {
@@ -171,87 +158,6 @@ impl Metrics {
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
     }
-}
-
-/// Binds `addr` (an error before any camera connects) and serves until aborted.
-pub(crate) async fn serve(
-    addr: SocketAddr,
-    cameras: Vec<(String, Arc<Progress>)>,
-    outputs: Vec<PathBuf>,
-) -> Result<tokio::task::JoinHandle<()>> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| Error::usage(format!("--metrics: cannot listen on {addr}: {e}")))?;
-    // The port the system chose, for `--metrics 127.0.0.1:0`.
-    let bound = listener.local_addr().unwrap_or(addr);
-    tracing::info!("metrics at http://{bound}/metrics");
-    let metrics = Arc::new(Metrics::new(cameras, outputs));
-    Ok(tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    tokio::spawn(answer(stream, metrics.clone()));
-                }
-                // Out of file descriptors and the like: wait rather than spin.
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    }))
-}
-
-/// Reads one request and answers it.
-async fn answer(mut stream: TcpStream, metrics: Arc<Metrics>) {
-    let Ok(Some(request_line)) = tokio::time::timeout(READ_TIMEOUT, read_head(&mut stream))
-        .await
-        .map(|r| r.ok().flatten())
-    else {
-        return;
-    };
-    let mut words = request_line.split(' ');
-    let (method, target) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let path = target.split('?').next().unwrap_or("");
-    let (status, content_type, body) = match (method, path) {
-        ("GET" | "HEAD", "/metrics") => (
-            "200 OK",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.encode(),
-        ),
-        ("GET" | "HEAD", _) => (
-            "404 Not Found",
-            "text/plain; charset=utf-8",
-            "not found: the metrics are at /metrics\n".to_owned(),
-        ),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain; charset=utf-8",
-            "only GET\n".to_owned(),
-        ),
-    };
-    let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = stream.write_all(head.as_bytes()).await;
-    if method != "HEAD" {
-        let _ = stream.write_all(body.as_bytes()).await;
-    }
-    let _ = stream.shutdown().await;
-}
-
-/// The request line, once the whole head has come; `None` if it never does.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<String>> {
-    let mut head = Vec::with_capacity(512);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 || head.len() + n > MAX_REQUEST {
-            return Ok(None);
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
-    Ok(Some(String::from_utf8_lossy(line).into_owned()))
 }
 
 /// Several cameras usually share a filesystem: one gauge each, named for the first directory

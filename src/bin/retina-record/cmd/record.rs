@@ -10,8 +10,9 @@ use retina_record::source::{Login, Source};
 use tokio::sync::watch;
 
 use crate::cli::Args;
-use crate::status::{StatusLine, Watched};
+use crate::status::StatusLine;
 use crate::systemd;
+use crate::watched::Watched;
 
 pub(crate) async fn run(args: &Args, stop: watch::Receiver<bool>) -> Result<()> {
     let config = config(args)?;

@@ -4,42 +4,15 @@
 //! stderr is not a terminal, or with `--quiet`.
 
 use std::io::IsTerminal as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use retina_record::recorder::{Progress, Snapshot};
+use retina_record::recorder::Snapshot;
+
+use crate::watched::Watched;
 
 /// How often the line is redrawn.
 const EVERY: Duration = Duration::from_secs(1);
-
-/// The recordings a watcher follows: one camera, or a site's (shown as one, summed).
-#[derive(Clone)]
-pub(crate) struct Watched(Vec<Arc<Progress>>);
-
-impl Watched {
-    pub(crate) fn one(progress: Arc<Progress>) -> Watched {
-        Watched(vec![progress])
-    }
-
-    pub(crate) fn all(progress: Vec<Arc<Progress>>) -> Watched {
-        Watched(progress)
-    }
-
-    /// The counters now; a site's named by how many cameras are connected.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        match self.0.as_slice() {
-            [one] => one.snapshot(),
-            all => {
-                let each: Vec<Snapshot> = all.iter().map(|p| p.snapshot()).collect();
-                let connected = each.iter().filter(|s| s.connected).count();
-                let mut sum = Snapshot::combine(&each);
-                sum.file = Some(format!("{} cameras, {connected} connected", each.len()).into());
-                sum
-            }
-        }
-    }
-}
 
 /// A drawn status line; cleared when dropped.
 pub(crate) struct StatusLine {

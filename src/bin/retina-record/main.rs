@@ -7,6 +7,7 @@ mod logging;
 mod metrics;
 mod status;
 mod systemd;
+mod watched;
 
 use std::io::Write as _;
 use std::process::ExitCode;
