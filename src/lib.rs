@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 mod memory;
 pub mod mp4;
+pub mod ntp;
 pub mod output;
 pub mod probe;
 pub mod recorder;

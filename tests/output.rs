@@ -2,13 +2,14 @@
 //! templates (never overwriting), the hook told of each finished file, and retention deleting
 //! only what it owns.
 
+use retina_record::ntp;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use retina_record::camera::{SentFrame, SentReport};
 use retina_record::mp4::read::{Recording, TimedSample};
-use retina_record::sei::{self, SenderReport, TimingMessage};
+use retina_record::sei::{SenderReport, TimingMessage};
 
 use crate::support::{self, Recorder, Rig, config};
 
@@ -32,7 +33,7 @@ fn files_under(dir: &Path, suffix: &str) -> Vec<PathBuf> {
 
 /// Seconds since the Unix epoch of an NTP-format time.
 fn unix_secs(ntp: u64) -> f64 {
-    sei::unix_from_ntp(ntp) as f64 / 1e9
+    ntp::to_unix(ntp) as f64 / 1e9
 }
 
 /// The sender reports in a frame's timing messages.

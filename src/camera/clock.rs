@@ -5,13 +5,12 @@
 //! video frame, its RTP time, when it was captured by the camera's own clock, and when it was
 //! sent by this machine's.
 
+use crate::ntp;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
-
-use crate::sei;
 
 /// How the camera's clocks err; all exact by default.
 #[derive(Clone, Debug, Default)]
@@ -45,8 +44,8 @@ impl SessionClock {
     /// tests' fixed point) instead of this machine's clock plus the offset.
     pub(crate) fn new(clock: &CameraClock, fixed: Option<u64>, session: usize) -> SessionClock {
         let ntp_zero = fixed.unwrap_or_else(|| {
-            let now = sei::unix_from_ntp(sei::ntp_from_system_time(std::time::SystemTime::now()));
-            sei::ntp_from_unix(now + (clock.offset * 1e9) as i128)
+            let now = ntp::to_unix(ntp::from_system_time(std::time::SystemTime::now()));
+            ntp::from_unix(now + (clock.offset * 1e9) as i128)
         });
         SessionClock {
             ntp_zero,
@@ -63,8 +62,8 @@ impl SessionClock {
             Some((by, at)) if media >= at => media + by,
             _ => media,
         };
-        let nanos = sei::unix_from_ntp(self.ntp_zero) + (stepped * 1e9).round() as i128;
-        sei::ntp_from_unix(nanos)
+        let nanos = ntp::to_unix(self.ntp_zero) + (stepped * 1e9).round() as i128;
+        ntp::from_unix(nanos)
     }
 
     /// RTP ticks on the camera's (drifting) RTP clock for `ticks` of exact media time.
@@ -133,7 +132,7 @@ impl Truth {
 
 /// An NTP-format time as Unix seconds with nine decimals.
 fn unix_text(ntp: u64) -> String {
-    let nanos = sei::unix_from_ntp(ntp);
+    let nanos = ntp::to_unix(ntp);
     format!(
         "{}.{:09}",
         nanos.div_euclid(1_000_000_000),
@@ -166,9 +165,9 @@ mod tests {
         }
         // Unpinned, the clock is this machine's plus the offset.
         let host = SessionClock::new(&clock, None, 0);
-        let now = sei::unix_from_ntp(sei::ntp_from_system_time(std::time::SystemTime::now()));
-        let ahead = (sei::unix_from_ntp(host.ntp_at(0.0)) - now) as f64 / 1e9;
+        let now = ntp::to_unix(ntp::from_system_time(std::time::SystemTime::now()));
+        let ahead = (ntp::to_unix(host.ntp_at(0.0)) - now) as f64 / 1e9;
         assert!((ahead - 0.25).abs() < 0.05, "{ahead}");
-        assert_eq!(unix_text(sei::ntp_from_unix(1_500_000_000)), "1.500000000");
+        assert_eq!(unix_text(ntp::from_unix(1_500_000_000)), "1.500000000");
     }
 }

@@ -30,6 +30,7 @@ mod rtp;
 mod rtsp;
 mod schedule;
 
+use crate::ntp;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -37,8 +38,6 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
-
-use crate::sei;
 
 pub use clip::{BuiltinAudio, Clip};
 pub use clock::CameraClock;
@@ -347,5 +346,5 @@ impl Camera {
 
 /// Now, in the 64-bit NTP format.
 fn ntp_now() -> u64 {
-    sei::ntp_from_system_time(std::time::SystemTime::now())
+    ntp::from_system_time(std::time::SystemTime::now())
 }

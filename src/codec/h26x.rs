@@ -7,6 +7,8 @@
 //! * NAL units in MP4 samples are each prefixed with a 4-byte big-endian length
 //!   (ISO/IEC 14496-15 §5.3.2, retina's `lengthSizeMinusOne` of 3).
 //! * Fragmentation units for RTP: H.264 FU-A (RFC 6184 §5.8), H.265 FU (RFC 7798 §4.4.3).
+//! * Emulation prevention (H.264 §7.4.1, H.265 §7.4.2), for the SEI the recorder writes and
+//!   reads.
 
 use std::fmt;
 
@@ -217,6 +219,46 @@ pub fn append_length_prefixed(out: &mut Vec<u8>, nal: &[u8]) {
     out.extend_from_slice(nal);
 }
 
+/// Inserts `emulation_prevention_three_byte` (H.264 §7.4.1, H.265 §7.4.2) while appending
+/// RBSP bytes to a NAL unit.
+pub struct EmulationPrevention<'a> {
+    out: &'a mut Vec<u8>,
+    zeros: u8,
+}
+
+impl<'a> EmulationPrevention<'a> {
+    /// Appends to `out`, which ends in a NAL unit header.
+    pub fn new(out: &'a mut Vec<u8>) -> Self {
+        Self { out, zeros: 0 }
+    }
+
+    /// Appends one RBSP byte, preceded by `0x03` where two zeros and a byte of at most 3 would
+    /// make a start code.
+    pub fn push(&mut self, b: u8) {
+        if self.zeros >= 2 && b <= 3 {
+            self.out.push(3);
+            self.zeros = 0;
+        }
+        self.out.push(b);
+        self.zeros = if b == 0 { self.zeros + 1 } else { 0 };
+    }
+}
+
+/// Removes `emulation_prevention_three_byte`s (H.264 §7.4.1, H.265 §7.4.2).
+pub fn remove_emulation_prevention(ebsp: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ebsp.len());
+    let mut zeros = 0;
+    for &b in ebsp {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        out.push(b);
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +286,20 @@ mod tests {
         assert!(!h265.starts_picture(&nals(&[&[0x26, 0x01, 0x2F]])));
         // Truncated input is not a picture start, and no panic.
         assert!(!h264.starts_picture(&[0, 0, 0, 9, 0x65]));
+    }
+
+    #[test]
+    fn emulation_prevention_round_trips() {
+        let mut out = Vec::new();
+        let mut ep = EmulationPrevention::new(&mut out);
+        for b in [0, 0, 1, 0, 0, 0, 0, 3, 5] {
+            ep.push(b);
+        }
+        assert_eq!(out, [0, 0, 3, 1, 0, 0, 3, 0, 0, 3, 3, 5]);
+        assert_eq!(
+            remove_emulation_prevention(&out),
+            [0, 0, 1, 0, 0, 0, 0, 3, 5]
+        );
     }
 
     #[test]

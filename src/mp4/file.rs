@@ -6,6 +6,7 @@
 //! received at or after the next wall-clock boundary: a multiple of the segment duration from
 //! local midnight, as ffmpeg's `-segment_atclocktime` cuts.
 
+use crate::ntp;
 use std::time::Duration;
 
 use super::audio::AudioSample;
@@ -15,7 +16,6 @@ use super::timeline::duration_ticks;
 use super::tracks::Tracks;
 use super::video::VideoSample;
 use super::{Error, FileSummary, Sink, Stats, Stored};
-use crate::sei;
 
 /// Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01.
 const MP4_UNIX_OFFSET_SECS: u64 = 2_082_844_800;
@@ -327,7 +327,7 @@ impl FileState {
 /// The first multiple of `every` from the local midnight of `after`'s day that comes after
 /// `after`, both NTP-format wall-clock times.
 pub(crate) fn next_boundary(after: u64, every: Duration) -> u64 {
-    let unix = sei::unix_from_ntp(after);
+    let unix = ntp::to_unix(after);
     let Ok(at) = jiff::Timestamp::from_nanosecond(unix) else {
         return u64::MAX;
     };
@@ -338,5 +338,5 @@ pub(crate) fn next_boundary(after: u64, every: Duration) -> u64 {
     let since = (unix - midnight.timestamp().as_nanosecond()).max(0);
     let step = i128::try_from(every.as_nanos()).unwrap_or(i128::MAX).max(1);
     let boundary = midnight.timestamp().as_nanosecond() + (since / step + 1) * step;
-    sei::ntp_from_unix(boundary)
+    ntp::from_unix(boundary)
 }

@@ -3,6 +3,7 @@
 //! reader and SEI parser survive truncated and corrupted files (deterministic mutation fuzzers:
 //! cargo-fuzz needs nightly Rust).
 
+use crate::ntp;
 use std::io::Write as _;
 use std::time::Duration;
 
@@ -103,7 +104,7 @@ fn ntp_after_midnight(ticks: i64, rate: u32) -> u64 {
     const MIDNIGHT_UNIX_SECS: i128 = 1_795_478_400;
     let nanos =
         MIDNIGHT_UNIX_SECS * 1_000_000_000 + i128::from(ticks) * 1_000_000_000 / i128::from(rate);
-    sei::ntp_from_unix(nanos)
+    ntp::from_unix(nanos)
 }
 
 /// As [`mux_fixture`], received from a wall-clock midnight on, cut into files of `segment`

@@ -6,6 +6,7 @@
 //! media is dropped (a gap, like an outage) until a write succeeds again, the log says so once,
 //! and retention, if set, deletes the oldest recording to make room.
 
+use crate::ntp;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +17,6 @@ use super::progress::Progress;
 use super::retention::Retention;
 use super::template::{Template, untaken};
 use crate::mp4::{self, FileSummary, Stored};
-use crate::sei;
 
 /// What the files are called.
 #[derive(Clone, Debug)]
@@ -277,7 +277,7 @@ fn create(path: &Path) -> std::io::Result<PartialFile> {
 
 /// An NTP-format time in the local time zone.
 fn local_time(ntp: u64) -> jiff::Zoned {
-    let at = jiff::Timestamp::from_nanosecond(sei::unix_from_ntp(ntp))
+    let at = jiff::Timestamp::from_nanosecond(ntp::to_unix(ntp))
         .unwrap_or_else(|_| jiff::Timestamp::now());
     at.to_zoned(jiff::tz::TimeZone::system())
 }

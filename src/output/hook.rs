@@ -3,12 +3,12 @@
 //! (a file finished while they all still run gets none, and the log says so); a failing one is
 //! logged with its exit status; at the end, running ones are waited for a bounded time.
 
+use crate::ntp;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::mp4::FileSummary;
-use crate::sei;
 use crate::throttle::{Throttle, more};
 
 /// Hooks that may run at once.
@@ -128,7 +128,7 @@ impl Hooks {
 
 /// An NTP-format time as RFC 3339 (UTC).
 fn rfc3339(ntp: u64) -> String {
-    jiff::Timestamp::from_nanosecond(sei::unix_from_ntp(ntp))
+    jiff::Timestamp::from_nanosecond(ntp::to_unix(ntp))
         .map(|t| t.to_string())
         .unwrap_or_default()
 }

@@ -9,6 +9,7 @@
 
 mod profile;
 
+use crate::ntp;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +22,6 @@ use crate::codec::VideoCodec;
 use crate::config::RecorderConfig;
 use crate::error::{Error, Result};
 use crate::rtsp::connect;
-use crate::sei;
 use crate::source::redacted;
 
 /// What a camera sends.
@@ -207,8 +207,8 @@ fn note(
                 let received: SystemTime = rtcp.ctx().received_wall().into();
                 s.reports.push(received);
                 if clock_offset.is_none() {
-                    let ntp = sei::unix_from_ntp(sr.ntp_timestamp().0);
-                    let recv = sei::unix_from_ntp(sei::ntp_from_system_time(received));
+                    let ntp = ntp::to_unix(sr.ntp_timestamp().0);
+                    let recv = ntp::to_unix(ntp::from_system_time(received));
                     *clock_offset = Some((ntp - recv) as f64 / 1e9);
                 }
             }

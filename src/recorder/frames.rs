@@ -2,6 +2,7 @@
 //! receive time) and the video sender reports (RFC 3550 §6.4.1) received since the frame
 //! before; audio in the form it is stored in; lost packets counted or refused.
 
+use crate::ntp;
 use anyhow::{Context as _, bail};
 use retina::client::Demuxed;
 use retina::codec::{AudioFrame, CodecItem, ParametersRef, VideoFrame};
@@ -10,7 +11,7 @@ use crate::codec::audio::AudioFormat;
 use crate::mp4::{AudioInput, VideoInput, entry};
 use crate::output::Message;
 use crate::rtsp::select::Selection;
-use crate::sei::{self, FrameTiming, SenderReport};
+use crate::sei::{FrameTiming, SenderReport};
 use crate::throttle::{Throttle, more};
 
 /// The state that turns one recording's retina items into writer messages; it outlives the
@@ -81,7 +82,7 @@ impl FrameMapper {
                     // Only the video stream's reports: another stream's RTP clock is different.
                     Some(sr) if Some(rtcp.stream_id()) == self.video_stream => {
                         self.pending_reports.push(SenderReport {
-                            recv: sei::ntp_from_system_time(rtcp.ctx().received_wall().into()),
+                            recv: ntp::from_system_time(rtcp.ctx().received_wall().into()),
                             ntp: sr.ntp_timestamp().0,
                             rtp: sr.rtp_timestamp(),
                         });
@@ -108,7 +109,7 @@ impl FrameMapper {
             None
         };
         let timing = FrameTiming {
-            recv: sei::ntp_from_system_time(f.end_ctx().received_wall().into()),
+            recv: ntp::from_system_time(f.end_ctx().received_wall().into()),
             rtp: f.timestamp().timestamp() as u32,
             conn: None,
         };
@@ -156,7 +157,7 @@ impl FrameMapper {
         Ok(Message::Audio(AudioInput {
             pts: f.timestamp().elapsed(),
             samples,
-            recv: sei::ntp_from_system_time(f.ctx().received_wall().into()),
+            recv: ntp::from_system_time(f.ctx().received_wall().into()),
             data,
         }))
     }

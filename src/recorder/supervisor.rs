@@ -7,6 +7,7 @@
 //! session is named in the timing data (`docs/timing-sei.md`, `conn`), because each has its own
 //! RTP clock.
 
+use crate::ntp;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +25,6 @@ use crate::mp4;
 use crate::output::{Message, OutputPlan, Writer};
 use crate::rtsp::connect;
 use crate::rtsp::select::Selection;
-use crate::sei;
 use crate::throttle::{Throttle, more};
 
 /// Frames that may wait for the disk before recording stops with an error: at 30 fps video
@@ -191,7 +191,7 @@ impl Supervisor<'_> {
     /// The first session creates the writer; later ones must bring the same kinds of streams.
     fn start_session(&mut self, selection: &Selection, muxing: mp4::Config) -> Result<()> {
         self.sessions += 1;
-        let conn = sei::ntp_from_system_time(std::time::SystemTime::now());
+        let conn = ntp::from_system_time(std::time::SystemTime::now());
         match &mut self.writer {
             None => {
                 let mapper = FrameMapper::new(selection, self.config.allow_loss);

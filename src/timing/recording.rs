@@ -8,6 +8,7 @@
 //! rate barely moves from one report to the next; another clock's does, by most of a second per
 //! second, so a report that agrees with none of its neighbours is not the video's.
 
+use crate::ntp;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -168,7 +169,7 @@ pub fn from_recordings(recordings: &[(PathBuf, Recording)]) -> anyhow::Result<Re
             pts: (r.pts - origin as i64) as f64 / f64::from(clock_rate),
             keyframe: r.keyframe,
             rtp: r.timing.rtp,
-            recv_unix_nanos: sei::unix_from_ntp(r.timing.recv),
+            recv_unix_nanos: ntp::to_unix(r.timing.recv),
             capture,
             session,
         })
@@ -292,7 +293,7 @@ fn fit_session(reads: &[Read], clock_rate: u32) -> (Session, Vec<Option<(i128, C
         ext.push(e);
         for sr in &r.reports {
             let sr_ext = e + i64::from(sr.rtp.wrapping_sub(rtp) as i32);
-            reports.push((sr_ext, sei::unix_from_ntp(sr.ntp)));
+            reports.push((sr_ext, ntp::to_unix(sr.ntp)));
         }
     }
     reports.sort_unstable();
