@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use retina_record::camera::{Camera, CameraConfig, Clip, SentFrame};
-use retina_record::mp4::read::{Recording, TimedSample, sessions};
+use retina_record::mp4::read::{Recording, TimedSample};
+use retina_record::timing::sessions::of_file as sessions;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {

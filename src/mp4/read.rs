@@ -559,24 +559,3 @@ impl TimedSample {
         }
     }
 }
-
-/// Video samples (in file order, of one file or of consecutive files) split into the RTSP
-/// sessions they were received in: a session starts where an `89H` carries a `conn` other than
-/// the one before (`docs/timing-sei.md`; a new file repeats the current `conn`, which does not
-/// split). Files without `conn` are one session.
-pub fn sessions(timing: &[TimedSample]) -> Vec<&[TimedSample]> {
-    let mut parts = Vec::new();
-    let (mut start, mut conn) = (0, None);
-    for (i, t) in timing.iter().enumerate() {
-        let c = t.frame().and_then(|f| f.conn);
-        if c.is_some() && c != conn {
-            if i > start {
-                parts.push(&timing[start..i]);
-            }
-            start = i;
-            conn = c;
-        }
-    }
-    parts.push(&timing[start..]);
-    parts
-}

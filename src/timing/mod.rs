@@ -19,6 +19,7 @@
 pub mod align;
 pub mod clock;
 pub mod recording;
+pub mod sessions;
 pub mod summary;
 
 /// The SEI format itself, which the muxer writes and this module reads (at the crate root,

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 
 use super::clock::{CaptureFrom, ClockFit};
+use super::sessions::FrameKey;
 use crate::mp4::read::Recording;
 use crate::sei::{self, TimingMessage};
 
@@ -252,27 +253,15 @@ fn fit_sessions(
 ) -> (Vec<Session>, Vec<(usize, Option<(i128, CaptureFrom)>)>) {
     let mut sessions = Vec::new();
     let mut out = Vec::with_capacity(reads.len());
-    let mut start = 0;
-    while start < reads.len() {
-        let conn = reads[start].timing.conn;
-        // A session runs while `conn` stays the same (a new file repeats it); files from before
-        // 0.3 have none, and each is its own session.
-        let end = (start + 1..reads.len())
-            .find(|&i| {
-                let r = &reads[i];
-                let new_file = r.file != reads[i - 1].file;
-                match (conn, r.timing.conn) {
-                    (_, Some(c)) => Some(c) != conn,
-                    (None, None) => new_file,
-                    (Some(_), None) => false,
-                }
-            })
-            .unwrap_or(reads.len());
-        let (session, captures) = fit_session(&reads[start..end], clock_rate);
+    let keys = reads.iter().map(|r| FrameKey {
+        file: r.file,
+        conn: r.timing.conn,
+    });
+    for span in super::sessions::sessions(keys) {
+        let (session, captures) = fit_session(&reads[span.frames], clock_rate);
         let k = sessions.len();
         sessions.push(session);
         out.extend(captures.into_iter().map(|c| (k, c)));
-        start = end;
     }
     (sessions, out)
 }

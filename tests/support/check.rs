@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use retina_record::camera::{Camera, SentFrame, SentReport};
-pub use retina_record::mp4::read::sessions;
 use retina_record::mp4::read::{Recording, TimedSample};
 use retina_record::sei::TimingMessage;
+pub use retina_record::timing::sessions::of_file as sessions;
 
 use super::rig::{Rig, clip, config};
 use super::tools::{
