@@ -90,6 +90,22 @@ async fn main() -> anyhow::Result<()> {
         "{} recorded sessions, {sent_sessions} sent",
         parts.len()
     );
+    let inside_total = session_table(&parts, &video)?;
+    outage_table(&parts);
+    println!(
+        "frames missing outside outages: {inside_total}; recorder CPU {:.2} s (user {:.2} + sys \
+         {:.2}), peak RSS {:.1} MiB",
+        secs(usage.ru_utime) + secs(usage.ru_stime),
+        secs(usage.ru_utime),
+        secs(usage.ru_stime),
+        usage.ru_maxrss as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// One row per session: frames sent, recorded, missing inside it and lost at its ends; the
+/// frames missing inside sessions, in all.
+fn session_table(parts: &[&[TimedSample]], video: &[&SentFrame]) -> anyhow::Result<usize> {
     let mut inside_total = 0;
     for (s, part) in parts.iter().enumerate() {
         let cam_frames: Vec<&&SentFrame> = video.iter().filter(|f| f.session == s).collect();
@@ -117,6 +133,11 @@ async fn main() -> anyhow::Result<()> {
             cam_frames.len() - 1 - hi
         );
     }
+    Ok(inside_total)
+}
+
+/// One row per outage: the gap it left on the file's timeline and by the receive clock.
+fn outage_table(parts: &[&[TimedSample]]) {
     let ends: Vec<(Option<&TimedSample>, Option<&TimedSample>)> =
         parts.iter().map(|p| (p.first(), p.last())).collect();
     println!("outage  file-gap-s  recv-gap-s");
@@ -135,13 +156,4 @@ async fn main() -> anyhow::Result<()> {
             recv(next) - recv(end)
         );
     }
-    println!(
-        "frames missing outside outages: {inside_total}; recorder CPU {:.2} s (user {:.2} + sys \
-         {:.2}), peak RSS {:.1} MiB",
-        secs(usage.ru_utime) + secs(usage.ru_stime),
-        secs(usage.ru_utime),
-        secs(usage.ru_stime),
-        usage.ru_maxrss as f64 / 1024.0
-    );
-    Ok(())
 }

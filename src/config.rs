@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::error::{Error, Result};
+use crate::output::template::Template;
 use crate::source::Source;
 
 /// Default of [`RecorderConfig::stall_timeout`].
@@ -71,6 +73,9 @@ pub struct RecorderConfig {
     pub initial_timestamp: retina::client::InitialTimestampPolicy,
     /// Policy for RTCP packets with an unknown SSRC.
     pub unknown_rtcp_ssrc: retina::client::UnknownRtcpSsrcPolicy,
+    /// How errors and warnings name these fields: as the front-end that filled them in asks
+    /// (a flag, a site file's key). Default: the fields' own names.
+    pub wording: Wording,
 }
 
 impl RecorderConfig {
@@ -101,7 +106,117 @@ impl RecorderConfig {
             teardown: Default::default(),
             initial_timestamp: Default::default(),
             unknown_rtcp_ssrc: Default::default(),
+            wording: Wording::default(),
         }
+    }
+
+    /// The settings that only make sense together, checked: a front-end calls this where it
+    /// builds the config (and words the error as it was asked), the recorder again before it
+    /// plans the output.
+    pub fn check(&self) -> Result<()> {
+        let name = |f: Field| self.wording.of(f);
+        let files_only = [
+            (self.segment_duration.is_some(), Field::SegmentDuration),
+            (self.keep_for.is_some(), Field::KeepFor),
+            (self.keep_size.is_some(), Field::KeepSize),
+            (self.on_segment_complete.is_some(), Field::OnSegmentComplete),
+        ];
+        let set = |fields: &[(bool, Field)]| fields.iter().find(|(set, _)| *set).map(|(_, f)| *f);
+        match &self.out {
+            Some(out) if out.as_os_str() == "-" => match set(&files_only) {
+                Some(f) => Err(Error::usage(format!(
+                    "{} is for files: {} `-` writes one stream to stdout",
+                    name(f),
+                    name(Field::Out)
+                ))),
+                None => Ok(()),
+            },
+            Some(out) if !Template::is_template(out) => match set(&files_only[..3]) {
+                Some(f) => Err(Error::usage(format!(
+                    "{} needs {} to be a strftime template, so that each file gets its own \
+                     name: {} has no `%` (e.g. '{}-%Y%m%d_%H%M%S.mp4')",
+                    name(f),
+                    name(Field::Out),
+                    out.display(),
+                    out.file_stem().unwrap_or_default().to_string_lossy()
+                ))),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A setting of [`RecorderConfig`] (and of [`crate::source::Login`]), as errors and warnings
+/// name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[allow(missing_docs)] // Each is the field of the same name.
+pub enum Field {
+    Url,
+    Username,
+    Password,
+    PasswordFile,
+    Out,
+    SegmentDuration,
+    OnSegmentComplete,
+    KeepFor,
+    KeepSize,
+    Duration,
+    StallTimeout,
+    GiveUpAfter,
+    ConnectTimeout,
+    Transport,
+    Video,
+    Audio,
+    AllowLoss,
+}
+
+impl Field {
+    /// The field's own name, as a library user knows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Url => "source.url",
+            Field::Username => "login.username",
+            Field::Password => "login.password",
+            Field::PasswordFile => "login.password_file",
+            Field::Out => "out",
+            Field::SegmentDuration => "segment_duration",
+            Field::OnSegmentComplete => "on_segment_complete",
+            Field::KeepFor => "keep_for",
+            Field::KeepSize => "keep_size",
+            Field::Duration => "duration",
+            Field::StallTimeout => "stall_timeout",
+            Field::GiveUpAfter => "give_up_after",
+            Field::ConnectTimeout => "connect_timeout",
+            Field::Transport => "transport",
+            Field::Video => "video",
+            Field::Audio => "audio",
+            Field::AllowLoss => "allow_loss",
+        }
+    }
+}
+
+/// How a front-end names [`Field`]s: the command line as its flags, a site file as its keys.
+#[derive(Clone, Copy)]
+pub struct Wording(pub fn(Field) -> &'static str);
+
+impl Wording {
+    /// What `field` is called.
+    pub fn of(self, field: Field) -> &'static str {
+        (self.0)(field)
+    }
+}
+
+impl Default for Wording {
+    fn default() -> Wording {
+        Wording(Field::name)
+    }
+}
+
+/// The same for every wording, so that configs compare by what they record.
+impl std::fmt::Debug for Wording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Wording")
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
+use crate::config::{Field, Wording};
 use crate::error::{Error, Result};
 
 /// Where to connect and as whom.
@@ -46,18 +47,24 @@ impl std::fmt::Debug for Source {
 impl Source {
     /// Parses `url` and resolves the credentials, in precedence order: the password file, then
     /// the password given apart, then the URL's; likewise the user name given apart before the
-    /// URL's. Every error is bad usage, and none echoes the URL (it may hold a password).
-    pub fn resolve(url: &str, login: &Login) -> Result<Source> {
-        Self::resolve_inner(url, login).map_err(Error::usage)
+    /// URL's. Every error is bad usage, names the settings as `wording` does, and never echoes
+    /// the URL (it may hold a password).
+    pub fn resolve(url: &str, login: &Login, wording: Wording) -> Result<Source> {
+        Self::resolve_inner(url, login, wording).map_err(Error::usage)
     }
 
-    fn resolve_inner(url: &str, login: &Login) -> anyhow::Result<Source> {
+    fn resolve_inner(url: &str, login: &Login, wording: Wording) -> anyhow::Result<Source> {
+        let name = |f: Field| wording.of(f);
         let mut url = url::Url::parse(url).map_err(|e| {
-            anyhow::anyhow!("--url is not a valid URL ({e}); expected rtsp://host[:port]/path")
+            anyhow::anyhow!(
+                "{} is not a valid URL ({e}); expected rtsp://host[:port]/path",
+                name(Field::Url)
+            )
         })?;
         if url.scheme() != "rtsp" {
             bail!(
-                "--url must be an rtsp:// URL, not {}://",
+                "{} must be an rtsp:// URL, not {}://",
+                name(Field::Url),
                 url.scheme()
                     .chars()
                     .filter(char::is_ascii_alphanumeric)
@@ -65,7 +72,7 @@ impl Source {
             );
         }
         if url.host_str().is_none_or(str::is_empty) {
-            bail!("--url has no host name");
+            bail!("{} has no host name", name(Field::Url));
         }
         let url_user = percent_decode(url.username());
         let url_pass = url.password().map(percent_decode);
@@ -73,7 +80,7 @@ impl Source {
         let _ = url.set_password(None);
 
         let password = match &login.password_file {
-            Some(path) => Some(read_password_file(path)?),
+            Some(path) => Some(read_password_file(path, name(Field::PasswordFile))?),
             None => login.password.clone().or(url_pass),
         };
         let username = login
@@ -87,8 +94,8 @@ impl Source {
             }),
             (None, None) => None,
             (None, Some(_)) => bail!(
-                "a password was given without a username: pass --username, set RTSP_USERNAME, \
-                 or put it in the URL"
+                "a password was given without a username: give {}, or put it in the URL",
+                name(Field::Username)
             ),
         };
         Ok(Source { url, credentials })
@@ -115,10 +122,10 @@ impl Source {
     }
 }
 
-fn read_password_file(path: &std::path::Path) -> anyhow::Result<String> {
+fn read_password_file(path: &std::path::Path, setting: &str) -> anyhow::Result<String> {
     // The reason in the message itself: it may be shown without its causes.
     let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read --password-file {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("cannot read {setting} {}: {e}", path.display()))?;
     Ok(text.lines().next().unwrap_or_default().to_owned())
 }
 
@@ -156,7 +163,8 @@ mod tests {
     use anyhow::Context as _;
 
     fn credentials(url: &str, login: &Login) -> anyhow::Result<(String, String, String)> {
-        let src = Source::resolve(url, login).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let src =
+            Source::resolve(url, login, Wording::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
         let c = src.credentials.context("no credentials")?;
         Ok((src.url.to_string(), c.username, c.password))
     }
@@ -187,7 +195,7 @@ mod tests {
     #[test]
     fn bad_url_error_does_not_echo_it() {
         for url in ["rtsp://user:hunter2@[bad/s", "http://user:hunter2@cam/s"] {
-            match Source::resolve(url, &Login::default()) {
+            match Source::resolve(url, &Login::default(), Wording::default()) {
                 Ok(_) => panic!("{url} was accepted"),
                 Err(e) => {
                     assert!(!e.to_string().contains("hunter2"), "{e}");

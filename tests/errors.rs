@@ -75,7 +75,7 @@ cases!(fails {
     error_password_without_user: (
         &["--url", "rtsp://127.0.0.1:9/x", "--password", "pw", "o.mp4"],
         2,
-        "error: a password was given without a username: pass --username, set RTSP_USERNAME, \
+        "error: a password was given without a username: give --username (or RTSP_USERNAME), \
          or put it in the URL"
     ),
     error_missing_password_file: (

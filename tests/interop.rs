@@ -9,13 +9,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use retina_record::camera::Camera;
 use retina_record::mp4::read::Recording;
 
 use crate::support::check::check_recording;
-use crate::support::rig::{Finished, Recorder, config, record, spawn_announcing};
+use crate::support::rig::{Finished, record, spawn_announcing};
 use crate::support::tools::{
-    assert_probe_matches, ffprobe_video, have_tool, installed, probe_json, stdout_of_success,
+    assert_probe_matches, ffprobe_video, have_tool, installed, probe_json,
 };
 
 const GST_SERVER: &str = concat!(
@@ -27,11 +26,11 @@ const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
 /// Makes an 8 s 320x240 25 fps clip for `codecs` (`h264-aac`, `h264` with B-frames,
 /// `h265-aac`, `h264-pcmu`, `h264-pcma`, `h264-aac+pcmu`) with ffmpeg.
-fn make_clip(dir: &Path, codecs: &str) -> PathBuf {
+pub(crate) fn make_clip(dir: &Path, codecs: &str) -> PathBuf {
     make_clip_secs(dir, codecs, 8)
 }
 
-fn make_clip_secs(dir: &Path, codecs: &str, secs: u32) -> PathBuf {
+pub(crate) fn make_clip_secs(dir: &Path, codecs: &str, secs: u32) -> PathBuf {
     let out = dir.join(format!("{codecs}.mkv"));
     let video = format!("testsrc2=size=320x240:rate=25:duration={secs}");
     let mut args: Vec<&str> = vec!["-v", "error", "-y", "-f", "lavfi", "-i", &video];
@@ -105,7 +104,7 @@ impl GstServer {
 }
 
 /// Interop tools this file needs; with RETINA_RECORD_REQUIRE_TOOLS set, all must be there.
-fn have_interop_tools() -> bool {
+pub(crate) fn have_interop_tools() -> bool {
     let python_gi = std::process::Command::new(SYSTEM_PYTHON)
         .args([
             "-c",
@@ -120,7 +119,7 @@ fn have_interop_tools() -> bool {
 }
 
 /// Records 4 s from `url` over `transport` into `dir`/rec.mp4.
-async fn record_4s(dir: &Path, url: &str, transport: &str) -> Finished {
+pub(crate) async fn record_4s(dir: &Path, url: &str, transport: &str) -> Finished {
     record(
         dir,
         &[
@@ -356,20 +355,6 @@ cases!(gst_probe_case {
     probe_gst_rtsp_server_h264_bframes: ("h264", 0),
 });
 
-/// VLC refuses RTP over TCP: probe says so by reporting UDP, and still reads the stream.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn probe_vlc_over_udp() {
-    if !have_vlc() {
-        return;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clip = make_clip_secs(dir.path(), "h264-aac", 30);
-    let server = VlcServer::start(&clip).await;
-    let report = probe_json(&[&server.url]).await;
-    assert_eq!(report["transport"], "udp", "{report}");
-    assert_probe_matches(&report, &ffprobe_video(&clip));
-}
-
 /// Two audio streams (AAC, then PCMU): the default takes the first and says so; the flags pick
 /// by SDP index, and a wrong index is a usage error naming what the camera offers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -478,285 +463,3 @@ cases!(auth_case {
     gst_rtsp_server_tcp_basic_auth: ("basic"),
     gst_rtsp_server_tcp_digest_auth: ("digest"),
 });
-
-/// VLC's RTSP server (`cvlc --sout '#rtp{sdp=rtsp://…}'`), a live broadcast that refuses
-/// interleaved TCP. VLC will not run as root, so as root it runs as `nobody`.
-struct VlcServer {
-    _child: tokio::process::Child,
-    url: String,
-}
-
-impl VlcServer {
-    async fn start(clip: &Path) -> VlcServer {
-        use std::os::unix::fs::PermissionsExt as _;
-        // Readable by `nobody`.
-        let dir = clip.parent().expect("dir");
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        std::fs::set_permissions(clip, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let url = format!("rtsp://127.0.0.1:{port}/stream");
-        let sout = format!("#rtp{{sdp={url}}}");
-        // SAFETY: getuid(2) has no preconditions.
-        let root = unsafe { libc::getuid() } == 0;
-        let mut cmd = tokio::process::Command::new(if root { "runuser" } else { "cvlc" });
-        if root {
-            cmd.args(["-u", "nobody", "--", "cvlc"]);
-        }
-        cmd.args(["-q", "--intf", "dummy"])
-            .arg(clip)
-            .args(["--sout", &sout]);
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start cvlc");
-        // VLC says nothing when it is ready. It listens before its stream is set up (and
-        // answers DESCRIBE with 500 until then), so ready means a 200 to DESCRIBE.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !describe_succeeds(port, &url).await {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "VLC did not serve {url} within 20 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        VlcServer { _child: child, url }
-    }
-}
-
-/// Whether a DESCRIBE of `url` gets `200 OK`.
-async fn describe_succeeds(port: u16, url: &str) -> bool {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let Ok(mut conn) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let request = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n");
-    if conn.write_all(request.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut reply = [0u8; 64];
-    let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut reply)).await;
-    matches!(read, Ok(Ok(n)) if reply[..n].starts_with(b"RTSP/1.0 200"))
-}
-
-fn have_vlc() -> bool {
-    let ok = std::process::Command::new("cvlc")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    installed(ok, "VLC (cvlc)") && have_interop_tools()
-}
-
-/// Records 4 s from VLC over `transport`: the run and its directory. `None` without VLC.
-async fn vlc_case(transport: &str) -> Option<(Finished, tempfile::TempDir)> {
-    if !have_vlc() {
-        return None;
-    }
-    let dir = tempfile::tempdir().expect("tempdir");
-    // Longer than the recording: VLC ends its RTSP sessions when the input ends.
-    let clip = make_clip_secs(dir.path(), "h264-aac", 30);
-    let server = VlcServer::start(&clip).await;
-    Some((record_4s(dir.path(), &server.url, transport).await, dir))
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vlc_auto_falls_back_to_udp_h264_aac() {
-    let Some((run, dir)) = vlc_case("auto").await else {
-        return;
-    };
-    run.assert_success();
-    run.assert_says("refused RTP over TCP (461 Unsupported Transport); using UDP");
-    // VLC's broadcast is joined mid-stream: up to a second before the first keyframe.
-    check_recording(&dir.path().join("rec.mp4"), 60, true);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vlc_udp_h264_aac() {
-    let Some((run, dir)) = vlc_case("udp").await else {
-        return;
-    };
-    run.assert_success();
-    check_recording(&dir.path().join("rec.mp4"), 60, true);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn vlc_tcp_is_refused_with_one_clear_line() {
-    let Some((run, dir)) = vlc_case("tcp").await else {
-        return;
-    };
-    let error = run.error_exit(1);
-    assert!(error.contains("461"), "{error}");
-    assert!(!dir.path().join("rec.mp4.partial").exists());
-}
-
-const PLAYER: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/interop/play_in_chromium.mjs"
-);
-const PLAYWRIGHT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/interop/node_modules/playwright-core"
-);
-
-fn have_chromium() -> bool {
-    let ok = Path::new("/usr/bin/chromium").exists()
-        && Path::new(PLAYWRIGHT).exists()
-        && std::process::Command::new("node")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    installed(
-        ok,
-        "Chromium, node or tests/interop/node_modules/playwright-core (npm ci)",
-    )
-}
-
-/// Serves `dir`'s files over HTTP/1.0 on loopback (whole files, no ranges: enough to play a
-/// file front to back). Returns the port.
-async fn serve_dir(dir: PathBuf) -> u16 {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let dir = dir.clone();
-            tokio::spawn(async move {
-                let mut req = Vec::new();
-                let mut buf = [0u8; 2048];
-                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match conn.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => req.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let line = String::from_utf8_lossy(&req);
-                let name = line
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or("/")
-                    .trim_start_matches('/');
-                let path = dir.join(name);
-                let (status, body, kind) = match (name.contains(".."), std::fs::read(&path)) {
-                    (false, Ok(body)) => {
-                        let kind = if name.ends_with(".html") {
-                            "text/html"
-                        } else {
-                            "video/mp4"
-                        };
-                        ("200 OK", body, kind)
-                    }
-                    _ => ("404 Not Found", Vec::new(), "text/plain"),
-                };
-                let head = format!(
-                    "HTTP/1.0 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                let _ = conn.write_all(head.as_bytes()).await;
-                let _ = conn.write_all(&body).await;
-            });
-        }
-    });
-    port
-}
-
-/// A page whose <video> plays `file` and reports in `window.result`.
-fn write_player_page(dir: &Path, file: &str) -> String {
-    let page = format!("play-{file}.html");
-    let html = format!(
-        r#"<!doctype html>
-<video id="v" src="{file}" muted playsinline></video>
-<script>
-  const v = document.getElementById("v");
-  let maxTime = 0, advances = 0;
-  const report = (extra) => {{
-    window.result = Object.assign({{ maxTime, advances, duration: v.duration }}, extra);
-  }};
-  v.addEventListener("timeupdate", () => {{
-    if (v.currentTime > maxTime) {{ maxTime = v.currentTime; advances++; }}
-  }});
-  v.addEventListener("ended", () => report({{ ended: true, error: null }}));
-  v.addEventListener("error", () => report({{
-    ended: false,
-    error: v.error ? `${{v.error.code}} ${{v.error.message}}` : "error",
-  }}));
-  v.play().catch((e) => report({{ ended: false, error: `play(): ${{e}}` }}));
-</script>
-"#
-    );
-    std::fs::write(dir.join(&page), html).expect("write page");
-    page
-}
-
-/// Plays `file` in headless Chromium; it must reach the end, time advancing, no error.
-async fn chromium_plays(dir: &Path, port: u16, file: &str, media_secs: f64) {
-    let page = write_player_page(dir, file);
-    let url = format!("http://127.0.0.1:{port}/{page}");
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new("node")
-            .arg(PLAYER)
-            .arg(&url)
-            .arg("40000")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("chromium finished in time")
-    .expect("node");
-    let report = stdout_of_success(&out, &format!("Chromium did not play {file} to the end"));
-    let number = |key: &str| -> f64 {
-        report
-            .split(&format!("\"{key}\":"))
-            .nth(1)
-            .and_then(|v| v.split([',', '}']).next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0)
-    };
-    assert!(number("advances") >= 5.0, "currentTime advanced: {report}");
-    assert!(
-        (number("maxTime") - media_secs).abs() < 0.3,
-        "played to {} of {media_secs} s: {report}",
-        number("maxTime")
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_plays_finished_and_killed_h264_recordings() {
-    if !have_chromium() {
-        return;
-    }
-    // One camera per recording, so that "4 s sent" means this recording's session.
-    let cam = Camera::start(config("h264_aac.mp4")).await.expect("camera");
-    let cam2 = Camera::start(config("h264_aac.mp4")).await.expect("camera");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (url, url2) = (cam.url(), cam2.url());
-    let finished = Recorder::spawn(
-        dir.path(),
-        &["--url", &url, "--duration", "4", "finished.mp4"],
-    );
-    let killed = Recorder::spawn(dir.path(), &["--url", &url2, "killed.mp4"]);
-    cam2.wait_sent(4.0).await;
-    killed.signal(libc::SIGKILL);
-    killed.wait().await;
-    let run = finished.wait().await;
-    run.assert_success();
-
-    let port = serve_dir(dir.path().to_owned()).await;
-    for file in ["finished.mp4", "killed.mp4.partial"] {
-        let rec = Recording::open(&dir.path().join(file)).expect("recording");
-        let secs = rec.track_duration_secs(rec.video_track().expect("video"));
-        assert!(secs >= 3.0, "{file}: {secs} s");
-        chromium_plays(dir.path(), port, file, secs).await;
-    }
-}

@@ -17,17 +17,21 @@ macro_rules! cases {
 
 mod support;
 
+mod browser;
 mod camera;
 mod codecs;
 mod deploy;
 mod disk;
 mod errors;
 mod hostile;
+
 mod interop;
 mod operations;
 mod output;
 mod quirks;
 mod record;
 mod site;
+mod structure;
 mod timing;
 mod unattended;
+mod vlc;

@@ -2,13 +2,13 @@
 //! templates (never overwriting), the hook told of each finished file, and retention deleting
 //! only what it owns.
 
-use retina_record::ntp;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use retina_record::camera::{SentFrame, SentReport};
 use retina_record::mp4::read::{Recording, TimedSample};
+use retina_record::ntp;
 use retina_record::sei::{SenderReport, TimingMessage};
 
 use crate::support::{self, Recorder, Rig, config};

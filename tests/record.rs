@@ -311,10 +311,11 @@ async fn recorder_runs_from_a_config_built_in_code() {
     let url = url::Url::parse(&rig.cam.url()).expect("camera URL");
     let mut config = RecorderConfig::new(Source::from_url(url));
     config.out = Some(rig.out.clone());
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (stop_tx, stop) = retina_record::stop::channel();
     let recording = tokio::spawn(retina_record::recorder::record(config, stop));
     rig.cam.wait_sent(3.0).await;
-    stop_tx.send(true).expect("recorder listening");
+    let signal = Some(retina_record::stop::StopReason::Signal);
+    stop_tx.send(signal).expect("recorder listening");
     let outcome = recording
         .await
         .expect("recorder task")

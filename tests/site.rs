@@ -142,28 +142,7 @@ async fn three_cameras_record_together_and_one_outage_leaves_the_others_whole() 
         run.stderr
     );
 
-    // The metrics: counters moving for every camera, b's reconnect, all connected.
-    for (name, _) in offsets {
-        let frames = |m| metric(m, "retina_record_frames_total", name);
-        assert!(frames(&after) > frames(&before), "{name}: frames moved");
-        let bytes = |m| metric(m, "retina_record_written_bytes_total", name);
-        assert!(bytes(&after) > bytes(&before), "{name}: bytes moved");
-        assert_eq!(metric(&after, "retina_record_connected", name), 1.0);
-        assert_eq!(
-            metric(&after, "retina_record_lost_packets_total", name),
-            0.0
-        );
-        let reconnects = metric(&after, "retina_record_reconnects_total", name);
-        assert_eq!(reconnects, if name == "b" { 1.0 } else { 0.0 }, "{name}");
-        let age = metric(&after, "retina_record_last_frame_age_seconds", name);
-        assert!((0.0..1.0).contains(&age), "{name}: last frame {age} s ago");
-    }
-    assert!(
-        after
-            .keys()
-            .any(|k| k.starts_with("retina_record_disk_free_bytes{path=")),
-        "disk free: {after:?}"
-    );
+    check_site_metrics(&offsets.map(|(n, _)| n), &before, &after);
 
     // Each camera in its own file, every frame it sent there; b's outage a gap in b's only.
     let mut firsts = Vec::new();
@@ -218,6 +197,29 @@ async fn three_cameras_record_together_and_one_outage_leaves_the_others_whole() 
     assert!((relative - 0.25).abs() < 0.005, "{relative}");
     let (pairs, _) = timing_ok(dir.path(), &["--align", "rec-a.mp4", "rec-c.mp4"]).await;
     assert!(pairs.lines().count() > 100, "a pair per frame of a");
+}
+
+/// The metrics of the three cameras' site: counters moving for every camera, b's reconnect,
+/// all connected.
+fn check_site_metrics(names: &[&str], before: &HashMap<String, f64>, after: &HashMap<String, f64>) {
+    for &name in names {
+        let frames = |m| metric(m, "retina_record_frames_total", name);
+        assert!(frames(after) > frames(before), "{name}: frames moved");
+        let bytes = |m| metric(m, "retina_record_written_bytes_total", name);
+        assert!(bytes(after) > bytes(before), "{name}: bytes moved");
+        assert_eq!(metric(after, "retina_record_connected", name), 1.0);
+        assert_eq!(metric(after, "retina_record_lost_packets_total", name), 0.0);
+        let reconnects = metric(after, "retina_record_reconnects_total", name);
+        assert_eq!(reconnects, if name == "b" { 1.0 } else { 0.0 }, "{name}");
+        let age = metric(after, "retina_record_last_frame_age_seconds", name);
+        assert!((0.0..1.0).contains(&age), "{name}: last frame {age} s ago");
+    }
+    assert!(
+        after
+            .keys()
+            .any(|k| k.starts_with("retina_record_disk_free_bytes{path=")),
+        "disk free: {after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

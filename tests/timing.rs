@@ -190,6 +190,26 @@ fn name(p: &Path) -> &str {
     p.file_name().and_then(|n| n.to_str()).expect("utf-8 name")
 }
 
+/// `timing --plot` over `names` (the recording's `files`): both panels, a legend entry per
+/// file, a point per frame.
+async fn check_plot(dir: &Path, names: &[&str], files: &[PathBuf], frames: usize) {
+    let (_, stderr) = timing_ok(dir, &[&["--plot", "plot.svg"][..], names].concat()).await;
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    let svg = std::fs::read_to_string(dir.join("plot.svg")).expect("the plot");
+    assert!(svg.starts_with("<svg"), "an SVG");
+    assert!(
+        svg.contains("latency") && svg.contains("clock fit"),
+        "both panels"
+    );
+    for f in files {
+        assert!(svg.contains(name(f)), "a legend entry for {}", name(f));
+    }
+    assert!(
+        svg.matches("<circle").count() >= frames,
+        "a point per frame"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn across_a_reconnect_and_segments_every_frame_once_with_its_capture_time() {
     let truth_file = tempfile::NamedTempFile::new().expect("truth file");
@@ -276,21 +296,7 @@ async fn across_a_reconnect_and_segments_every_frame_once_with_its_capture_time(
         "and each file on its own"
     );
 
-    let (_, stderr) = timing_ok(dir, &[&["--plot", "plot.svg"][..], &names].concat()).await;
-    assert!(!stderr.contains("WARN"), "{stderr}");
-    let svg = std::fs::read_to_string(dir.join("plot.svg")).expect("the plot");
-    assert!(svg.starts_with("<svg"), "an SVG");
-    assert!(
-        svg.contains("latency") && svg.contains("clock fit"),
-        "both panels"
-    );
-    for f in &files {
-        assert!(svg.contains(name(f)), "a legend entry for {}", name(f));
-    }
-    assert!(
-        svg.matches("<circle").count() >= rows.len(),
-        "a point per frame"
-    );
+    check_plot(dir, &names, &files, rows.len()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,12 +5,13 @@
 //! video frame, its RTP time, when it was captured by the camera's own clock, and when it was
 //! sent by this machine's.
 
-use crate::ntp;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
+
+use crate::ntp;
 
 /// How the camera's clocks err; all exact by default.
 #[derive(Clone, Debug, Default)]

@@ -11,9 +11,9 @@
 //! * Clips play in sequence and loop, with RTP timestamps continuing across the joins. The RTP
 //!   timestamps start close to 2^32 so they wrap a few seconds in, as a long-running camera's do.
 //! * A sender report goes out for each stream once per second of media. Its NTP time is this
-//!   machine's clock at the session's start plus the media time since (or a fixed point the caller
-//!   sets with `ntp_base`); `clock.rs` makes it err as real cameras' clocks do (an offset, RTP drift,
-//!   an NTP step, send jitter) and writes the truth about every frame to a file.
+//!   machine's clock at the session's start plus the media time since (or a fixed point the
+//!   caller sets with `ntp_base`); `clock.rs` makes it err as real cameras' clocks do (an offset,
+//!   RTP drift, an NTP step, send jitter) and writes the truth about every frame to a file.
 //! * With `keep_log`, every frame's send time (just before its last packet went to the socket)
 //!   and every SR is logged, for tests to compare with a recording.
 //! * Faults on demand: [`Camera::drop_connections`], [`Camera::stall`]; and the quirks real
@@ -30,7 +30,6 @@ mod rtp;
 mod rtsp;
 mod schedule;
 
-use crate::ntp;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -38,6 +37,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
+
+use crate::ntp;
 
 pub use clip::{BuiltinAudio, Clip};
 pub use clock::CameraClock;

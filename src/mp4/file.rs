@@ -6,7 +6,6 @@
 //! received at or after the next wall-clock boundary: a multiple of the segment duration from
 //! local midnight, as ffmpeg's `-segment_atclocktime` cuts.
 
-use crate::ntp;
 use std::time::Duration;
 
 use super::audio::AudioSample;
@@ -16,6 +15,8 @@ use super::timeline::duration_ticks;
 use super::tracks::Tracks;
 use super::video::VideoSample;
 use super::{Error, FileSummary, Sink, Stats, Stored};
+
+use crate::ntp;
 
 /// Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01.
 const MP4_UNIX_OFFSET_SECS: u64 = 2_082_844_800;

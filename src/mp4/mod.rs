@@ -31,8 +31,8 @@
 //! decode times) and `audio.rs` (waiting for video, overlap), each on its timeline
 //! (`timeline.rs`). File state starts afresh with each file: `file.rs` (header region, cut
 //! rules), `fragment.rs` (`moof` + `mdat`), `header.rs` (`ftyp` + `moov`). `muxer.rs` passes
-//! samples from the first to the second. [`read`] reads recordings back; `index.rs` builds the
-//! `mfra` of a finished one.
+//! samples from the first to the second; `index.rs` builds the `mfra` of a finished file. The
+//! reader, [`read`], is a folder of its own: recordings read back, ours and others'.
 //!
 //! # Timing
 //!
@@ -62,8 +62,6 @@ mod header;
 mod index;
 mod muxer;
 pub mod read;
-mod sample;
-mod table;
 mod timeline;
 mod tracks;
 mod video;

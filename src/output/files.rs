@@ -6,7 +6,6 @@
 //! media is dropped (a gap, like an outage) until a write succeeds again, the log says so once,
 //! and retention, if set, deletes the oldest recording to make room.
 
-use crate::ntp;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +15,9 @@ use super::hook::Hooks;
 use super::progress::Progress;
 use super::retention::Retention;
 use super::template::{Template, untaken};
+use crate::config::Field;
 use crate::mp4::{self, FileSummary, Stored};
+use crate::ntp;
 
 /// What the files are called.
 #[derive(Clone, Debug)]
@@ -33,8 +34,10 @@ pub(crate) enum Naming {
 #[derive(Clone, Debug)]
 pub(crate) struct OutputPlan {
     pub naming: Naming,
-    /// `--on-segment-complete`.
+    /// The command run with each finished file.
     pub hook: Option<String>,
+    /// How the hook's and retention's warnings name their settings.
+    pub wording: crate::config::Wording,
     /// The camera's name, for the hook.
     pub camera: String,
     /// Environment variables that hold the camera's password (a site file's `password-env`),
@@ -82,7 +85,12 @@ impl Files {
             current: None,
             uncreated: None,
             header: Vec::new(),
-            hooks: Hooks::new(plan.hook, plan.camera, plan.secret_env),
+            hooks: Hooks::new(
+                plan.hook,
+                plan.wording.of(Field::OnSegmentComplete),
+                plan.camera,
+                plan.secret_env,
+            ),
             retention: plan.retention,
             last: None,
             full: None,

@@ -3,12 +3,12 @@
 //! (a file finished while they all still run gets none, and the log says so); a failing one is
 //! logged with its exit status; at the end, running ones are waited for a bounded time.
 
-use crate::ntp;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::mp4::FileSummary;
+use crate::ntp;
 use crate::throttle::{Throttle, more};
 
 /// Hooks that may run at once.
@@ -19,6 +19,8 @@ const WITHHELD: [&str; 2] = ["RTSP_PASSWORD", "RTSP_USERNAME"];
 
 pub(crate) struct Hooks {
     command: Option<String>,
+    /// What the front-end calls the hook, for warnings.
+    name: &'static str,
     /// The camera's name, for `RETINA_RECORD_CAMERA`.
     camera: String,
     /// More variables to withhold: those holding the password.
@@ -30,11 +32,13 @@ pub(crate) struct Hooks {
 impl Hooks {
     pub(crate) fn new(
         command: Option<String>,
+        name: &'static str,
         camera: String,
         secret_env: Vec<std::ffi::OsString>,
     ) -> Hooks {
         Hooks {
             command,
+            name,
             camera,
             secret_env,
             running: Vec::new(),
@@ -54,8 +58,8 @@ impl Hooks {
         if self.running.len() >= MAX_RUNNING {
             if let Some(held_back) = self.skipped.hit() {
                 tracing::warn!(
-                    "not running --on-segment-complete for {}: {MAX_RUNNING} are still \
-                     running{}",
+                    "not running {} for {}: {MAX_RUNNING} are still running{}",
+                    self.name,
                     file.display(),
                     more(held_back)
                 );
@@ -81,26 +85,24 @@ impl Hooks {
         }
         match cmd.spawn() {
             Ok(child) => self.running.push((child, absolute)),
-            Err(e) => tracing::warn!("cannot run --on-segment-complete: {e}"),
+            Err(e) => tracing::warn!("cannot run {}: {e}", self.name),
         }
     }
 
     /// Notes the hooks that have ended, logging failures.
     fn reap(&mut self) {
+        let name = self.name;
         self.running
             .retain_mut(|(child, file)| match child.try_wait() {
                 Ok(None) => true,
                 Ok(Some(status)) => {
                     if !status.success() {
-                        tracing::warn!(
-                            "--on-segment-complete for {} failed: {status}",
-                            file.display()
-                        );
+                        tracing::warn!("{} for {} failed: {status}", name, file.display());
                     }
                     false
                 }
                 Err(e) => {
-                    tracing::warn!("--on-segment-complete for {}: {e}", file.display());
+                    tracing::warn!("{} for {}: {e}", name, file.display());
                     false
                 }
             });
@@ -116,8 +118,9 @@ impl Hooks {
             }
             if Instant::now() >= deadline {
                 tracing::warn!(
-                    "{} --on-segment-complete command(s) still running; not waiting for them",
-                    self.running.len()
+                    "{} {} command(s) still running; not waiting for them",
+                    self.running.len(),
+                    self.name
                 );
                 return;
             }

@@ -9,20 +9,20 @@ use super::files::{Naming, OutputPlan};
 use super::retention::Retention;
 use super::template::Template;
 use super::{file, naming};
-use crate::config::RecorderConfig;
+use crate::config::{Field, RecorderConfig};
 use crate::error::{Error, Result};
 
 /// The output `config` asks for, checked: names, directories (created), writability.
 pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
+    config.check()?;
     let camera = camera(config).await;
     let naming = match &config.out {
         Some(out) if out.as_os_str() == "-" => Naming::Stdout,
         Some(out) if Template::is_template(out) => {
             let text = out.to_string_lossy();
-            Naming::Template(
-                Template::parse(&text)
-                    .map_err(|why| Error::usage(format!("OUT {text:?}: {why}")))?,
-            )
+            Naming::Template(Template::parse(&text).map_err(|why| {
+                Error::usage(format!("{} {text:?}: {why}", config.wording.of(Field::Out)))
+            })?)
         }
         Some(out) => Naming::Plain(out.clone()),
         None => Naming::Template(
@@ -35,46 +35,21 @@ pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
                 template: t.clone(),
                 keep_for: config.keep_for,
                 keep_size: config.keep_size,
+                wording: config.wording,
             })
         }
         Naming::Template(_) => None,
         Naming::Stdout => {
-            let files_only = [
-                (config.segment_duration.is_some(), "--segment-duration"),
-                (config.keep_for.is_some(), "--keep-for"),
-                (config.keep_size.is_some(), "--keep-size"),
-                (
-                    config.on_segment_complete.is_some(),
-                    "--on-segment-complete",
-                ),
-            ];
-            if let Some((_, flag)) = files_only.iter().find(|(set, _)| *set) {
-                return Err(Error::usage(format!(
-                    "{flag} is for files: OUT `-` writes one stream to stdout"
-                )));
-            }
             if std::io::stdout().is_terminal() {
-                return Err(Error::usage(
-                    "OUT `-` writes the recording to stdout, which is a terminal: pipe it to a \
+                return Err(Error::usage(format!(
+                    "{} `-` writes the recording to stdout, which is a terminal: pipe it to a \
                      program (`- | ffplay -`) or give a file name",
-                ));
+                    config.wording.of(Field::Out)
+                )));
             }
             None
         }
         Naming::Plain(out) => {
-            let needs = [
-                (config.segment_duration.is_some(), "--segment-duration"),
-                (config.keep_for.is_some(), "--keep-for"),
-                (config.keep_size.is_some(), "--keep-size"),
-            ];
-            if let Some((_, flag)) = needs.iter().find(|(set, _)| *set) {
-                return Err(Error::usage(format!(
-                    "{flag} needs OUT to be a strftime template, so that each file gets its own \
-                     name: {} has no `%` (e.g. '{}-%Y%m%d_%H%M%S.mp4')",
-                    out.display(),
-                    out.file_stem().unwrap_or_default().to_string_lossy()
-                )));
-            }
             file::refuse_existing(out).map_err(Error::failure)?;
             None
         }
@@ -90,6 +65,7 @@ pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
     Ok(OutputPlan {
         naming,
         hook: config.on_segment_complete.clone(),
+        wording: config.wording,
         camera,
         secret_env: secret_env(config),
         retention,

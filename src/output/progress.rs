@@ -1,6 +1,6 @@
 //! What a running recording has done so far, for whoever watches it (the status line, systemd's
-//! notifications, the metrics endpoint): counters that the writer thread and the supervisor update, read at any time
-//! without stopping them.
+//! notifications, the metrics endpoint): counters that the writer thread and the supervisor
+//! update, read at any time without stopping them.
 
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::template::Template;
+use crate::config::{Field, Wording};
 
 /// What to keep.
 #[derive(Clone, Debug)]
@@ -16,6 +17,8 @@ pub(crate) struct Retention {
     pub template: Template,
     pub keep_for: Option<Duration>,
     pub keep_size: Option<u64>,
+    /// How the log names keep_for and keep_size.
+    pub wording: Wording,
 }
 
 /// A recording found on disk.
@@ -47,7 +50,11 @@ impl Retention {
                 Ok(()) => {
                     deleted += 1;
                     total -= f.size;
-                    let why = if too_old { "--keep-for" } else { "--keep-size" };
+                    let why = self.wording.of(if too_old {
+                        Field::KeepFor
+                    } else {
+                        Field::KeepSize
+                    });
                     tracing::info!("deleted {} ({why})", f.path.display());
                     self.remove_empty_dirs(&f.path);
                 }
@@ -151,6 +158,7 @@ mod tests {
             template,
             keep_for: Some(day * 14),
             keep_size: None,
+            wording: Default::default(),
         };
         assert_eq!(keep.sweep(), 1);
         assert!(!own_old.exists() && own_new.exists());
@@ -173,6 +181,7 @@ mod tests {
             template,
             keep_for: None,
             keep_size: Some(250),
+            wording: Default::default(),
         };
         assert_eq!(keep.sweep(), 1);
         assert!(

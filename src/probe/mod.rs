@@ -9,7 +9,6 @@
 
 mod profile;
 
-use crate::ntp;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -21,6 +20,7 @@ use serde::Serialize;
 use crate::codec::VideoCodec;
 use crate::config::RecorderConfig;
 use crate::error::{Error, Result};
+use crate::ntp;
 use crate::rtsp::connect;
 use crate::source::redacted;
 

@@ -2,13 +2,14 @@
 //! receive time) and the video sender reports (RFC 3550 §6.4.1) received since the frame
 //! before; audio in the form it is stored in; lost packets counted or refused.
 
-use crate::ntp;
 use anyhow::{Context as _, bail};
 use retina::client::Demuxed;
 use retina::codec::{AudioFrame, CodecItem, ParametersRef, VideoFrame};
 
 use crate::codec::audio::AudioFormat;
+use crate::config::{Field, Wording};
 use crate::mp4::{AudioInput, VideoInput, entry};
+use crate::ntp;
 use crate::output::Message;
 use crate::rtsp::select::Selection;
 use crate::sei::{FrameTiming, SenderReport};
@@ -20,6 +21,8 @@ pub(crate) struct FrameMapper {
     video_stream: Option<usize>,
     audio_format: AudioFormat,
     allow_loss: bool,
+    /// How messages name allow_loss.
+    wording: Wording,
     need_sample_entry: bool,
     pending_reports: Vec<SenderReport>,
     /// Video frames received so far.
@@ -33,11 +36,12 @@ pub(crate) struct FrameMapper {
 }
 
 impl FrameMapper {
-    pub(super) fn new(selection: &Selection, allow_loss: bool) -> FrameMapper {
+    pub(super) fn new(selection: &Selection, allow_loss: bool, wording: Wording) -> FrameMapper {
         FrameMapper {
             video_stream: selection.video.map(|v| v.0),
             audio_format: selection.audio.as_ref().map_or(AudioFormat::Coded, |a| a.2),
             allow_loss,
+            wording,
             need_sample_entry: true,
             pending_reports: Vec::new(),
             video_frames: 0,
@@ -162,7 +166,7 @@ impl FrameMapper {
         }))
     }
 
-    /// Counts lost packets; without `--allow-loss`, loss after the stream's first frame is an
+    /// Counts lost packets; without `allow_loss`, loss after the stream's first frame is an
     /// error naming the gap: the frames on either side, as RTP times and seconds into the
     /// stream. Loss before it is only where the session joined the stream.
     fn check_loss(&mut self, loss: u16, kind: &str, ts: retina::Timestamp) -> anyhow::Result<()> {
@@ -181,17 +185,19 @@ impl FrameMapper {
         if !self.allow_loss {
             bail!(
                 "lost {loss} RTP packet(s) of the {kind} stream between its frames at RTP time \
-                 {from} ({:.3} s into the stream) and {to} ({:.3} s); pass --allow-loss to \
-                 record through loss",
+                 {from} ({:.3} s into the stream) and {to} ({:.3} s); pass {} to record \
+                 through loss",
                 prev.elapsed_secs(),
-                ts.elapsed_secs()
+                ts.elapsed_secs(),
+                self.wording.of(Field::AllowLoss)
             );
         }
         self.lost_packets += u64::from(loss);
         if let Some(held_back) = self.loss_warnings.hit() {
             tracing::warn!(
                 "lost {loss} RTP packet(s) of the {kind} stream between its frames at RTP time \
-                 {from} and {to}; recording through (--allow-loss){}",
+                 {from} and {to}; recording through ({}){}",
+                self.wording.of(Field::AllowLoss),
                 more(held_back)
             );
         }

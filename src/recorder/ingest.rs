@@ -1,5 +1,6 @@
 //! One RTSP session's life: items from retina to the writer, without ever waiting for the disk,
-//! until something ends it — a stop, the deadline, a silent camera, the writer, the stream.
+//! until something ends it — a stop (a signal or the deadline), a silent camera, the writer, the
+//! stream.
 //!
 //! A bad packet is not the end of a session: retina's depacketizers drop the access unit they
 //! were building and start afresh after an error ("so the caller can try to recover"), so the
@@ -13,13 +14,14 @@ use std::time::Duration;
 use futures::{FutureExt as _, StreamExt as _};
 use retina::client::Demuxed;
 use retina::codec::CodecItem;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::frames::FrameMapper;
+use crate::config::{Field, Wording};
 use crate::error::{Error, one_line};
 use crate::memory::{MemoryGuard, SESSION_LIMIT, mib};
 use crate::output::{Progress, SendError, Writer};
+use crate::stop::Stop;
 use crate::throttle::{Throttle, more};
 
 /// This many retina errors in a row, with no good item between them, end the session.
@@ -27,7 +29,7 @@ const MAX_ERRORS_IN_A_ROW: u32 = 50;
 
 /// Why a session's ingest ended.
 pub(crate) enum End {
-    /// A stop signal or the deadline.
+    /// A stop: a signal or the deadline.
     Stopped,
     /// The writer stopped on its own; its error comes from finishing it.
     WriterFailed,
@@ -42,9 +44,10 @@ pub(crate) enum End {
 pub(crate) struct Ingest<'a> {
     pub writer: &'a mut Writer,
     pub mapper: &'a mut FrameMapper,
-    pub stop: &'a mut watch::Receiver<bool>,
-    pub deadline: Option<Instant>,
+    pub stop: &'a mut Stop,
     pub stall_timeout: Duration,
+    /// How messages name the stall timeout.
+    pub wording: Wording,
     /// `host:port`, for messages.
     pub camera: &'a str,
     /// Bad packets skipped over (the whole recording's).
@@ -72,13 +75,11 @@ impl Ingest<'_> {
         // (packets that completed nothing).
         let mut other_items = 0u64;
         let mut errors_in_a_row = 0;
-        // The guard and the deadline live across items: a future made afresh in each turn
-        // of the loop would restart its timer with every packet, and never fire.
+        // The guard lives across items: a future made afresh in each turn of the loop would
+        // restart its timer with every packet, and never fire.
         let guard = MemoryGuard::new(SESSION_LIMIT);
         let memory = guard.exceeded_after(Duration::from_secs(1));
         tokio::pin!(memory);
-        let deadline = sleep_until(self.deadline);
-        tokio::pin!(deadline);
         let end = loop {
             tokio::select! {
                 biased;
@@ -90,10 +91,6 @@ impl Ingest<'_> {
                         self.camera,
                         mib(grown)
                     )));
-                }
-                () = &mut deadline => {
-                    tracing::info!("--duration reached");
-                    break End::Stopped;
                 }
                 () = &mut stall => {
                     // Re-armed lazily: frames only note their time, the timer checks it.
@@ -156,8 +153,9 @@ impl Ingest<'_> {
     fn silent(&self, other_items: u64) -> Error {
         let secs = self.stall_timeout.as_secs_f64();
         let camera = self.camera;
+        let setting = self.wording.of(Field::StallTimeout);
         Error::failure(if other_items == 0 {
-            anyhow::anyhow!("camera {camera} sent nothing for {secs:.0} s (--stall-timeout)")
+            anyhow::anyhow!("camera {camera} sent nothing for {secs:.0} s ({setting})")
         } else {
             let what = if self.mapper.records_video() {
                 "video frame"
@@ -165,8 +163,8 @@ impl Ingest<'_> {
                 "frame"
             };
             anyhow::anyhow!(
-                "camera {camera} completed no {what} for {secs:.0} s (--stall-timeout), though \
-                 other packets or reports kept arriving"
+                "camera {camera} completed no {what} for {secs:.0} s ({setting}), though other \
+                 packets or reports kept arriving"
             )
         })
     }
@@ -214,13 +212,6 @@ impl Ingest<'_> {
             // The writer's own error is reported when it is finished.
             Err(SendError::WriterGone) => Ok(()),
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -12,30 +12,27 @@ mod supervisor;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
-
-use crate::config::RecorderConfig;
+use crate::config::{Field, RecorderConfig};
 use crate::error::Result;
 use crate::output;
 use crate::source::redacted;
+use crate::stop::{self, Stop};
 
 pub use crate::output::Outcome;
 pub use crate::output::{Progress, Snapshot};
 
-/// Records as `config` says until stopped (a `true` on `stop`), the configured duration, or a
+/// Records as `config` says until stopped (a reason on `stop`), the configured duration, or a
 /// failure that no reconnection fixes, which still finishes the file. `Ok(None)`: stopped
-/// before anything was recorded.
-pub async fn record(
-    config: RecorderConfig,
-    stop: watch::Receiver<bool>,
-) -> Result<Option<Outcome>> {
+/// before anything was recorded (a deadline that passes while the camera cannot be reached is
+/// that attempt's failure).
+pub async fn record(config: RecorderConfig, stop: Stop) -> Result<Option<Outcome>> {
     record_observed(config, stop, Arc::default()).await
 }
 
 /// As [`record`], with its counters kept in `progress` for a watcher to read.
 pub async fn record_observed(
     config: RecorderConfig,
-    mut stop: watch::Receiver<bool>,
+    mut stop: Stop,
     progress: Arc<Progress>,
 ) -> Result<Option<Outcome>> {
     let source = &config.source;
@@ -60,6 +57,8 @@ pub async fn record_observed(
             Ok(()) = stop.changed() => return Ok(None),
         }
     }
+    let deadline = config.duration.map(|d| tokio::time::Instant::now() + d);
+    let stop = stop::with_deadline(stop, deadline, config.wording.of(Field::Duration));
     let result = supervisor::supervise(&config, &plan, stop, progress).await;
     result.map_err(|e| e.scrub(source.secret()))
 }

@@ -7,24 +7,24 @@
 //! session is named in the timing data (`docs/timing-sei.md`, `conn`), because each has its own
 //! RTP clock.
 
-use crate::ntp;
 use std::sync::Arc;
 use std::time::Duration;
 
 use retina::client::{Demuxed, SessionGroup};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::frames::FrameMapper;
 use super::ingest::{End, Ingest};
 use super::{Outcome, Progress, log_outcome};
-use crate::config::RecorderConfig;
+use crate::config::{Field, RecorderConfig};
 use crate::error::{Error, Result};
 use crate::mp4;
+use crate::ntp;
 use crate::output::{Message, OutputPlan, Writer};
 use crate::rtsp::connect;
 use crate::rtsp::select::Selection;
+use crate::stop::{Stop, StopReason};
 use crate::throttle::{Throttle, more};
 
 /// Frames that may wait for the disk before recording stops with an error: at 30 fps video
@@ -37,7 +37,7 @@ const LOGGED_ATTEMPTS: u32 = 5;
 /// What comes next, after a step.
 enum Next<T> {
     Go(T),
-    /// A stop signal or the deadline.
+    /// A stop: a signal or the deadline.
     Stop,
     /// Try again (if reconnecting).
     Retry(Error),
@@ -51,8 +51,7 @@ struct Supervisor<'a> {
     plan: &'a OutputPlan,
     progress: Arc<Progress>,
     camera: String,
-    stop: watch::Receiver<bool>,
-    deadline: Option<Instant>,
+    stop: Stop,
     group: Arc<SessionGroup>,
     backoff: Backoff,
     /// Created with the first session that opens: its streams decide the tracks.
@@ -66,8 +65,6 @@ struct Supervisor<'a> {
     bad_packet_warnings: Throttle,
     /// Why the latest attempt failed, for a deadline that passes during an outage.
     last_error: Option<Error>,
-    /// The deadline passed between sessions.
-    deadline_passed: bool,
 }
 
 /// Records `config`'s camera into `out` until stopped, the deadline, or a failure no retry
@@ -75,7 +72,7 @@ struct Supervisor<'a> {
 pub(crate) async fn supervise(
     config: &RecorderConfig,
     plan: &OutputPlan,
-    stop: watch::Receiver<bool>,
+    stop: Stop,
     progress: Arc<Progress>,
 ) -> Result<Option<Outcome>> {
     let mut s = Supervisor {
@@ -84,7 +81,6 @@ pub(crate) async fn supervise(
         progress,
         camera: config.source.host_port(),
         stop,
-        deadline: config.duration.map(|d| Instant::now() + d),
         group: Arc::new(SessionGroup::default()),
         backoff: Backoff::new(config.reconnect_max_delay),
         writer: None,
@@ -95,7 +91,6 @@ pub(crate) async fn supervise(
         bad_packets: 0,
         bad_packet_warnings: Throttle::new(),
         last_error: None,
-        deadline_passed: false,
     };
     let failure = s.run().await;
     s.finish(failure).await
@@ -122,10 +117,10 @@ impl Supervisor<'_> {
                 && self.last_working.elapsed() >= limit
             {
                 return Some(Error::failure(anyhow::anyhow!(
-                    "no working connection to camera {} for {:.0} s (--give-up-after); the last \
-                     attempt: {why}",
+                    "no working connection to camera {} for {:.0} s ({}); the last attempt: {why}",
                     self.camera,
-                    limit.as_secs_f64()
+                    limit.as_secs_f64(),
+                    self.config.wording.of(Field::GiveUpAfter)
                 )));
             }
             if !self.wait_to_retry(why).await {
@@ -139,11 +134,6 @@ impl Supervisor<'_> {
         tokio::select! {
             biased;
             Ok(()) = self.stop.changed() => Next::Stop,
-            _ = sleep_until(self.deadline) => {
-                tracing::info!("--duration reached");
-                self.deadline_passed = true;
-                Next::Stop
-            }
             opened = connect::open(self.config, &self.group, self.sessions > 0) => match opened {
                 Ok(s) => Next::Go(s),
                 Err(e) if e.permanent => Next::Fatal(e.error),
@@ -165,8 +155,8 @@ impl Supervisor<'_> {
             writer,
             mapper,
             stop: &mut self.stop,
-            deadline: self.deadline,
             stall_timeout: self.config.stall_timeout,
+            wording: self.config.wording,
             camera: &self.camera,
             bad_packets: &mut self.bad_packets,
             bad_packet_warnings: &mut self.bad_packet_warnings,
@@ -194,7 +184,8 @@ impl Supervisor<'_> {
         let conn = ntp::from_system_time(std::time::SystemTime::now());
         match &mut self.writer {
             None => {
-                let mapper = FrameMapper::new(selection, self.config.allow_loss);
+                let mapper =
+                    FrameMapper::new(selection, self.config.allow_loss, self.config.wording);
                 let writer = Writer::start(
                     self.plan.clone(),
                     muxing.clone(),
@@ -242,11 +233,6 @@ impl Supervisor<'_> {
         tokio::select! {
             biased;
             Ok(()) = self.stop.changed() => false,
-            _ = sleep_until(self.deadline) => {
-                tracing::info!("--duration reached");
-                self.deadline_passed = true;
-                false
-            }
             () = tokio::time::sleep(delay) => true,
         }
     }
@@ -278,7 +264,8 @@ impl Supervisor<'_> {
         let reconnects = self.sessions.saturating_sub(1);
         let failure = failure.or_else(|| {
             // The deadline passed in an outage that began before anything was recorded.
-            let nothing = finished.is_none() && self.deadline_passed;
+            let deadline = *self.stop.borrow() == Some(StopReason::Deadline);
+            let nothing = finished.is_none() && deadline;
             nothing.then_some(self.last_error).flatten()
         });
         match (failure, finished) {
@@ -318,12 +305,5 @@ fn mp4_config(config: &RecorderConfig, selection: &Selection, session: &Demuxed)
         segment_duration: config.segment_duration,
         timing: config.timing,
         creation_time: jiff::Timestamp::now(),
-    }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

@@ -11,10 +11,9 @@ use retina::client::{
 };
 
 use super::select::{self, Selection};
-use crate::config::{RecorderConfig, Transport};
+use crate::config::{Field, RecorderConfig, Transport};
 use crate::error::{Error, one_line};
 use crate::memory::{HANDSHAKE_LIMIT, MemoryGuard, mib};
-use crate::source::Source;
 
 /// RTSP status for a transport the server will not use (RFC 2326 §11.3.10).
 const UNSUPPORTED_TRANSPORT: u16 = 461;
@@ -77,7 +76,7 @@ async fn handshake(
         .teardown(config.teardown);
     let describe = Session::describe(source.url.clone(), options);
     let mut session = step(config, "DESCRIBE", describe).await?;
-    let mut selection = select::select(&session, config.video, config.audio, quiet)
+    let mut selection = select::select(&session, config.video, config.audio, config.wording, quiet)
         .map_err(ConnectError::permanent)?;
     selection.udp = setup_streams(&mut session, &selection, config).await?;
     // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
@@ -87,9 +86,7 @@ async fn handshake(
         .initial_timestamp(config.initial_timestamp)
         .unknown_rtcp_ssrc(config.unknown_rtcp_ssrc);
     let session = step(config, "PLAY", session.play(play)).await?;
-    let session = session
-        .demuxed()
-        .map_err(|e| camera_error(&e, source, config.transport))?;
+    let session = session.demuxed().map_err(|e| camera_error(&e, config))?;
     Ok((session, selection))
 }
 
@@ -101,7 +98,7 @@ async fn step<T>(
 ) -> Result<T, ConnectError> {
     timed(config, what, fut)
         .await?
-        .map_err(|e| camera_error(&e, &config.source, config.transport))
+        .map_err(|e| camera_error(&e, config))
 }
 
 /// `fut`, or a (retryable) error once the connect timeout has passed.
@@ -114,9 +111,10 @@ async fn timed<T>(
         .await
         .map_err(|_| ConnectError {
             error: Error::failure(anyhow::anyhow!(
-                "camera {} did not answer {what} within {:.0} s (--connect-timeout)",
+                "camera {} did not answer {what} within {:.0} s ({})",
                 config.source.host_port(),
-                config.connect_timeout.as_secs_f64()
+                config.connect_timeout.as_secs_f64(),
+                config.wording.of(Field::ConnectTimeout)
             )),
             permanent: false,
         })
@@ -145,15 +143,18 @@ async fn setup_streams(
         match timed(config, "SETUP", session.setup(i, options(use_udp))).await? {
             Ok(()) => continue,
             Err(e) if fallback && e.status_code() == Some(UNSUPPORTED_TRANSPORT) => {}
-            Err(e) => return Err(camera_error(&e, &config.source, config.transport)),
+            Err(e) => return Err(camera_error(&e, config)),
         }
         tracing::info!(
             "camera {} refused RTP over TCP (461 Unsupported Transport); using UDP{}",
             config.source.host_port(),
             if config.allow_loss {
-                ""
+                String::new()
             } else {
-                " (lost or reordered packets stop the recording without --allow-loss)"
+                format!(
+                    " (lost or reordered packets stop the recording without {})",
+                    config.wording.of(Field::AllowLoss)
+                )
             }
         );
         use_udp = true;
@@ -164,11 +165,9 @@ async fn setup_streams(
 
 /// One line about a retina error, naming the camera; 401, 404 and 461 explained, and each
 /// marked permanent: no retry makes a camera accept a wrong password or serve a missing path.
-pub(crate) fn camera_error(
-    e: &retina::Error,
-    source: &Source,
-    transport: Transport,
-) -> ConnectError {
+pub(crate) fn camera_error(e: &retina::Error, config: &RecorderConfig) -> ConnectError {
+    let source = &config.source;
+    let name = |f: Field| config.wording.of(f);
     let camera = source.host_port();
     let (message, permanent) = match e.status_code() {
         Some(401) if source.credentials.is_some() => (
@@ -177,8 +176,9 @@ pub(crate) fn camera_error(
         ),
         Some(401) => (
             format!(
-                "camera {camera} requires credentials (401 Unauthorized): pass --username \
-                 with --password-file, or set RTSP_USERNAME and RTSP_PASSWORD"
+                "camera {camera} requires credentials (401 Unauthorized): give {} and {}",
+                name(Field::Username),
+                name(Field::PasswordFile)
             ),
             true,
         ),
@@ -197,10 +197,10 @@ pub(crate) fn camera_error(
             format!(
                 "camera {camera} refused the transport ({UNSUPPORTED_TRANSPORT} Unsupported \
                  Transport){}",
-                match transport {
-                    Transport::Tcp => "; try --transport auto or udp",
-                    Transport::Udp => "; try --transport auto or tcp",
-                    Transport::Auto => "",
+                match config.transport {
+                    Transport::Tcp => format!("; try {} auto or udp", name(Field::Transport)),
+                    Transport::Udp => format!("; try {} auto or tcp", name(Field::Transport)),
+                    Transport::Auto => String::new(),
                 }
             ),
             true,

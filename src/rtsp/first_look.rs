@@ -10,7 +10,7 @@
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::config::RecorderConfig;
+use crate::config::{Field, RecorderConfig};
 use crate::error::Error;
 
 /// The longest answer head (status line and headers), and the longest body, taken.
@@ -27,8 +27,9 @@ pub(crate) async fn first_look(config: &RecorderConfig) -> Result<(), Error> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(why)) => Err(fail(why)),
         Err(_) => Err(fail(format!(
-            "no complete answer to OPTIONS within {:.0} s (--connect-timeout)",
-            timeout.as_secs_f64()
+            "no complete answer to OPTIONS within {:.0} s ({})",
+            timeout.as_secs_f64(),
+            config.wording.of(Field::ConnectTimeout)
         ))),
     }
 }

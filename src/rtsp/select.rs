@@ -8,7 +8,7 @@ use retina::codec::ParametersRef;
 
 use crate::codec::VideoCodec;
 use crate::codec::audio::AudioFormat;
-use crate::config::StreamChoice;
+use crate::config::{Field, StreamChoice, Wording};
 use crate::error::{Error, Result};
 use crate::mp4::{self, entry};
 
@@ -63,9 +63,10 @@ pub(crate) fn choose(
     offers: Vec<Offer>,
     video: StreamChoice,
     audio: StreamChoice,
+    wording: Wording,
     log: &mut dyn FnMut(usize, String),
 ) -> Result<Selection> {
-    check_indices(&offers, video, audio)?;
+    check_indices(&offers, video, audio, wording)?;
     let mut chosen = Selection {
         video: None,
         audio: None,
@@ -74,16 +75,16 @@ pub(crate) fn choose(
     };
     for (i, offer) in offers.into_iter().enumerate() {
         let what = offer.what;
-        let (flag, choice, taken) = match &offer.kind {
-            Kind::Video(_) => ("--no-video", video, chosen.video.map(|v| v.0)),
-            Kind::Audio(_) => ("--no-audio", audio, chosen.audio.as_ref().map(|a| a.0)),
+        let (kind, choice, taken) = match &offer.kind {
+            Kind::Video(_) => ("video", video, chosen.video.map(|v| v.0)),
+            Kind::Audio(_) => ("audio", audio, chosen.audio.as_ref().map(|a| a.0)),
             Kind::Other => {
                 log(i, format!("ignoring {what}: not audio or video"));
                 continue;
             }
         };
         let skip = match (choice, taken) {
-            (StreamChoice::Skip, _) => Some(flag.to_owned()),
+            (StreamChoice::Skip, _) => Some(format!("{kind} is left out")),
             (StreamChoice::Index(n), _) if n != i => Some(format!("stream {n} was chosen")),
             (StreamChoice::FirstStorable, Some(t)) => Some(format!("already recording stream {t}")),
             _ => None,
@@ -117,11 +118,17 @@ pub(crate) fn choose(
 }
 
 /// A stream named by index must exist and be of its kind.
-fn check_indices(offers: &[Offer], video: StreamChoice, audio: StreamChoice) -> Result<()> {
-    for (flag, choice, a_kind) in [
-        ("--video-stream", video, "a video"),
-        ("--audio-stream", audio, "an audio"),
+fn check_indices(
+    offers: &[Offer],
+    video: StreamChoice,
+    audio: StreamChoice,
+    wording: Wording,
+) -> Result<()> {
+    for (field, choice, a_kind) in [
+        (Field::Video, video, "a video"),
+        (Field::Audio, audio, "an audio"),
     ] {
+        let flag = wording.of(field);
         let StreamChoice::Index(n) = choice else {
             continue;
         };
@@ -132,8 +139,8 @@ fn check_indices(offers: &[Offer], video: StreamChoice, audio: StreamChoice) -> 
             )));
         };
         let right_kind = match offer.kind {
-            Kind::Video(_) => flag == "--video-stream",
-            Kind::Audio(_) => flag == "--audio-stream",
+            Kind::Video(_) => field == Field::Video,
+            Kind::Audio(_) => field == Field::Audio,
             Kind::Other => false,
         };
         if !right_kind {
@@ -152,6 +159,7 @@ pub(crate) fn select(
     session: &Session<Described>,
     video: StreamChoice,
     audio: StreamChoice,
+    wording: Wording,
     quiet: bool,
 ) -> Result<Selection> {
     let mut offered: Vec<Offered> = session
@@ -186,7 +194,7 @@ pub(crate) fn select(
             },
         })
         .collect();
-    let mut chosen = choose(offers, video, audio, &mut |i, line| {
+    let mut chosen = choose(offers, video, audio, wording, &mut |i, line| {
         if let Some(o) = offered.get_mut(i) {
             o.decision.clone_from(&line);
         }
@@ -254,7 +262,13 @@ mod tests {
 
     fn run(video: StreamChoice, audio: StreamChoice) -> (Result<Selection>, Vec<String>) {
         let mut lines = Vec::new();
-        let result = choose(offers(), video, audio, &mut |_, l| lines.push(l));
+        // As the command line words them.
+        let flags = Wording(|f| match f {
+            Field::Video => "--video-stream",
+            Field::Audio => "--audio-stream",
+            _ => "?",
+        });
+        let result = choose(offers(), video, audio, flags, &mut |_, l| lines.push(l));
         (result, lines)
     }
 
@@ -279,7 +293,10 @@ mod tests {
     fn indices_and_skips() {
         let (chosen, lines) = run(StreamChoice::Skip, StreamChoice::Index(3));
         assert_eq!(chosen.expect("chosen").indices().collect::<Vec<_>>(), [3]);
-        assert_eq!(lines[0], "ignoring stream 0 (video h264/90000): --no-video");
+        assert_eq!(
+            lines[0],
+            "ignoring stream 0 (video h264/90000): video is left out"
+        );
         assert_eq!(
             lines[2],
             "ignoring stream 2 (audio pcmu/8000): stream 3 was chosen"

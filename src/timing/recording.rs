@@ -8,7 +8,6 @@
 //! rate barely moves from one report to the next; another clock's does, by most of a second per
 //! second, so a report that agrees with none of its neighbours is not the video's.
 
-use crate::ntp;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -16,6 +15,7 @@ use anyhow::{Context as _, bail};
 use super::clock::{CaptureFrom, ClockFit};
 use super::sessions::FrameKey;
 use crate::mp4::read::Recording;
+use crate::ntp;
 use crate::sei::{self, TimingMessage};
 
 /// Reports either side that a report is compared with to tell whether it is the video's.
@@ -224,7 +224,7 @@ fn read_file(path: &Path, rec: &Recording) -> anyhow::Result<(FileRead, u32)> {
     }
     if frames.is_empty() {
         bail!(
-            "{} has no timing data: recorded with --no-timing-info, or not by retina-record",
+            "{} has no timing data: recorded with the timing data turned off, or not by retina-record",
             path.display()
         );
     }

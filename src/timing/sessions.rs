@@ -99,6 +99,6 @@ mod tests {
     #[test]
     fn no_frames_no_sessions() {
         assert!(split(&[]).is_empty());
-        assert_eq!(split(&[(3, None)]), [0..1]);
+        assert_eq!(split(&[(3, None)]), vec![0..1]);
     }
 }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use retina_record::camera::{Camera, SentFrame, SentReport};
 use retina_record::mp4::read::{Recording, TimedSample};
-use retina_record::sei::TimingMessage;
+use retina_record::sei::{SenderReport, TimingMessage};
 pub use retina_record::timing::sessions::of_file as sessions;
 
 use super::rig::{Rig, clip, config};
@@ -159,10 +159,20 @@ fn check_session(timing: &[TimedSample], cam_video: &[&SentFrame], reports: &[&S
         "first recorded frame is not a keyframe"
     );
 
-    // Sender reports: exactly the camera's video SRs sent before the last recorded frame.
+    check_reports(&all_reports, reports, lo, hi);
+}
+
+/// The `o8B`s (with the index of the frame each came before): exactly the camera's video
+/// sender reports sent before the last recorded frame (`hi`), each in the first frame after it.
+fn check_reports(
+    all_reports: &[(usize, SenderReport)],
+    reports: &[&SentReport],
+    lo: usize,
+    hi: usize,
+) {
     let video_srs: Vec<_> = reports.iter().filter(|r| r.stream == 0).collect();
     let audio_srs: Vec<_> = reports.iter().filter(|r| r.stream == 1).collect();
-    for (_, sr) in &all_reports {
+    for (_, sr) in all_reports {
         assert!(
             video_srs.iter().any(|v| v.ntp == sr.ntp && v.rtp == sr.rtp),
             "o8B {sr:?} is not a video sender report"
@@ -177,7 +187,7 @@ fn check_session(timing: &[TimedSample], cam_video: &[&SentFrame], reports: &[&S
         .filter(|r| r.after_video_frames <= hi)
         .count();
     assert_eq!(all_reports.len(), expected, "o8B count vs video SRs sent");
-    for (idx, sr) in &all_reports {
+    for (idx, sr) in all_reports {
         let at = video_srs
             .iter()
             .find(|v| v.ntp == sr.ntp && v.rtp == sr.rtp)

@@ -22,10 +22,10 @@ use tracing_subscriber::registry::LookupSpan;
 /// The longest message (and field list) an event prints unless debugging.
 const MAX_MESSAGE_CHARS: usize = 200;
 
-/// Installs the subscriber: `RUST_LOG` if set, else `info` (`warn` when `quiet`). When stderr is systemd's journal
-/// (`JOURNAL_STREAM` names it), lines carry no timestamp and no colour (the journal has its own
-/// and shows none) but a `<N>` priority prefix (sd-daemon(3)), so that `journalctl -p warning`
-/// finds the warnings.
+/// Installs the subscriber: `RUST_LOG` if set, else `info` (`warn` when `quiet`). When stderr is
+/// systemd's journal (`JOURNAL_STREAM` names it), lines carry no timestamp and no colour (the
+/// journal has its own and shows none) but a `<N>` priority prefix (sd-daemon(3)), so that
+/// `journalctl -p warning` finds the warnings.
 pub(crate) fn init(quiet: bool) {
     // Quiet keeps the one line each stop prints.
     let level = if quiet {

@@ -55,34 +55,32 @@ fn main() -> ExitCode {
 const MULTI_THREAD_FROM: usize = 100;
 
 fn run(args: &Args) -> Result<()> {
-    // A site is read before the runtime exists: its size chooses the runtime.
-    let site = match args.command {
+    // The cameras are read before the runtime exists: how many there are chooses it.
+    let cameras = match args.command {
         None => cli::site::cameras(args)?,
-        Some(_) => None,
+        Some(_) => Vec::new(),
     };
-    let mut builder = match &site {
-        Some(cameras) if cameras.len() >= MULTI_THREAD_FROM => {
-            tokio::runtime::Builder::new_multi_thread()
-        }
-        _ => tokio::runtime::Builder::new_current_thread(),
+    let mut builder = if cameras.len() >= MULTI_THREAD_FROM {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
     };
     let runtime = builder
         .enable_all()
         .build()
         .map_err(|e| Error::failure(anyhow::anyhow!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(dispatch(args, site))
+    runtime.block_on(dispatch(args, cameras))
 }
 
-async fn dispatch(args: &Args, site: Option<Vec<cli::site::Camera>>) -> Result<()> {
+async fn dispatch(args: &Args, cameras: Vec<cli::site::CameraFlags>) -> Result<()> {
     let stop = stop::listen().map_err(Error::failure)?;
-    match (&args.command, site) {
-        (None, Some(cameras)) => cmd::site::run(args, cameras, stop).await,
-        (None, None) => cmd::record::run(args, stop).await,
-        (Some(Command::Camera(a)), _) => cmd::camera::run(a, stop).await,
-        (Some(Command::Demo(a)), _) => cmd::demo::run(a, stop).await,
-        (Some(Command::Timing(a)), _) => cmd::timing::run(a),
-        (Some(Command::Probe(a)), _) => cmd::probe::run(a).await,
-        (Some(Command::Completions { shell }), _) => cmd::docs::completions(*shell),
-        (Some(Command::Man), _) => cmd::docs::man(),
+    match &args.command {
+        None => cmd::record::run(args, cameras, stop).await,
+        Some(Command::Camera(a)) => cmd::camera::run(a, stop).await,
+        Some(Command::Demo(a)) => cmd::demo::run(a, stop).await,
+        Some(Command::Timing(a)) => cmd::timing::run(a),
+        Some(Command::Probe(a)) => cmd::probe::run(a).await,
+        Some(Command::Completions { shell }) => cmd::docs::completions(*shell),
+        Some(Command::Man) => cmd::docs::man(),
     }
 }

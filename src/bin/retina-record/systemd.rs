@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
+use retina_record::stop::Stop;
 use sd_notify::NotifyState;
-use tokio::sync::watch;
 
 use crate::watched::Watched;
 
@@ -18,7 +18,7 @@ use crate::watched::Watched;
 const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// Notifies systemd about `progress` until `stop`; returns at once outside systemd.
-pub(crate) async fn notify(progress: Watched, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn notify(progress: Watched, mut stop: Stop) {
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
     }
@@ -30,7 +30,7 @@ pub(crate) async fn notify(progress: Watched, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = ticks.tick() => {}
             changed = stop.changed() => {
-                if changed.is_err() || *stop.borrow() {
+                if changed.is_err() || stop.borrow().is_some() {
                     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
                     return;
                 }

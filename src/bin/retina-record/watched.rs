@@ -10,10 +10,6 @@ use retina_record::recorder::{Progress, Snapshot};
 pub(crate) struct Watched(Vec<Arc<Progress>>);
 
 impl Watched {
-    pub(crate) fn one(progress: Arc<Progress>) -> Watched {
-        Watched(vec![progress])
-    }
-
     pub(crate) fn all(progress: Vec<Arc<Progress>>) -> Watched {
         Watched(progress)
     }

@@ -4,6 +4,7 @@
 
 pub(crate) mod parse;
 pub(crate) mod site;
+pub(crate) mod wording;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -135,7 +136,13 @@ pub(crate) struct Args {
 
     /// Treat the camera as gone when it sends no frame for this long: reconnect (with
     /// --no-reconnect, stop with an error, keeping the recording).
-    #[arg(help_heading = "Connection", long, value_name = "DURATION", default_value = "30s", value_parser = parse::duration)]
+    #[arg(
+        help_heading = "Connection",
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        value_parser = parse::duration,
+    )]
     pub stall_timeout: Duration,
 
     /// Don't reconnect: a dropped connection, an ended stream or a silent camera ends the
@@ -144,15 +151,32 @@ pub(crate) struct Args {
     pub no_reconnect: bool,
 
     /// Longest wait between reconnection attempts (the first comes after 1 s, then doubling).
-    #[arg(help_heading = "Connection", long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    #[arg(
+        help_heading = "Connection",
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse::duration,
+    )]
     pub reconnect_max_delay: Duration,
 
     /// Exit with an error after this long without a working connection (default: never).
-    #[arg(help_heading = "Connection", long, value_name = "DURATION", value_parser = parse::duration)]
+    #[arg(
+        help_heading = "Connection",
+        long,
+        value_name = "DURATION",
+        value_parser = parse::duration,
+    )]
     pub give_up_after: Option<Duration>,
 
     /// Longest wait for each step of connecting: TCP connect and DESCRIBE, each SETUP, PLAY.
-    #[arg(help_heading = "Connection", long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    #[arg(
+        help_heading = "Connection",
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        value_parser = parse::duration,
+    )]
     pub connect_timeout: Duration,
 
     /// Start recording at this local time today, `HH:MM` or `HH:MM:SS`.
@@ -175,7 +199,12 @@ pub(crate) struct Args {
 
     /// Start a new file at the first keyframe at or after each multiple of this from local
     /// midnight (`10m`: at :00, :10, :20, …). Needs OUT to be a template.
-    #[arg(help_heading = "Segments and retention", long, value_name = "DURATION", value_parser = parse::segment_duration)]
+    #[arg(
+        help_heading = "Segments and retention",
+        long,
+        value_name = "DURATION",
+        value_parser = parse::segment_duration,
+    )]
     pub segment_duration: Option<Duration>,
 
     /// Run this shell command (`sh -c`) after each file is finished, with RETINA_RECORD_FILE,
@@ -186,12 +215,22 @@ pub(crate) struct Args {
 
     /// Delete this recording's finished files (those OUT's template matches) older than this
     /// (`7d`, `36h`). Needs OUT to be a template.
-    #[arg(help_heading = "Segments and retention", long, value_name = "DURATION", value_parser = parse::keep_for)]
+    #[arg(
+        help_heading = "Segments and retention",
+        long,
+        value_name = "DURATION",
+        value_parser = parse::keep_for,
+    )]
     pub keep_for: Option<Duration>,
 
     /// Delete this recording's oldest finished files while they take more than this (`500G`,
     /// `1.5T`; binary units). Needs OUT to be a template.
-    #[arg(help_heading = "Segments and retention", long, value_name = "SIZE", value_parser = parse::size)]
+    #[arg(
+        help_heading = "Segments and retention",
+        long,
+        value_name = "SIZE",
+        value_parser = parse::size,
+    )]
     pub keep_size: Option<u64>,
 
     /// Don't write the timing SEI (receive time, RTP time, sender reports).
@@ -316,7 +355,12 @@ pub(crate) struct CameraArgs {
 
     /// Run the camera's NTP clock (its sender reports) this far ahead of this machine's clock;
     /// negative: behind (`250ms`, `-1.5s`).
-    #[arg(long, value_name = "DURATION", value_parser = parse::signed_secs, allow_hyphen_values = true)]
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = parse::signed_secs,
+        allow_hyphen_values = true,
+    )]
     pub clock_offset: Option<f64>,
 
     /// Run the camera's RTP clocks this many parts per million fast against its NTP clock

@@ -1,5 +1,5 @@
-//! Several cameras from one command line: a site file (`--config site.toml`) or several
-//! `--url`s, turned into each camera's flags as if it had been recorded alone.
+//! The cameras of one command line: a site file (`--config site.toml`), several `--url`s, or
+//! one (a site of one), turned into each camera's flags as if it had been recorded alone.
 //!
 //! The file's keys are the flags' long names and each value goes through its flag's own clap
 //! parser, so a key cannot drift from its flag; every error names the file, the line and the
@@ -15,14 +15,25 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::Args;
+use super::wording::{FLAGS, SITE_KEYS};
+use retina_record::config::Wording;
 
-/// One camera: its name and its flags.
+/// One camera's flags, and how they were given.
 #[derive(Debug)]
-pub(crate) struct Camera {
-    pub name: String,
+pub(crate) struct CameraFlags {
+    /// Its name; `None` for the one camera of a plain `--url` (named for its host later).
+    pub name: Option<String>,
     pub args: Args,
     /// Where it was configured, for errors found later: `site.toml:12`, or `--url`.
     pub origin: String,
+    /// How its errors name its settings: as flags, or as the site file's keys.
+    pub wording: Wording,
+}
+
+impl CameraFlags {
+    fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
 }
 
 /// Flags about the process, or the same for every camera: the command line's, never a file's.
@@ -37,9 +48,8 @@ const OUTPUT: &str = "output";
 /// The placeholder in OUT for the camera's name.
 const PLACEHOLDER: &str = "{camera}";
 
-/// The cameras `args` asks for, each camera's flags complete; `None`: one `--url` and no
-/// site file, the single-camera recording.
-pub(crate) fn cameras(args: &Args) -> Result<Option<Vec<Camera>>> {
+/// The cameras `args` asks for, each camera's flags complete: one for a plain `--url`.
+pub(crate) fn cameras(args: &Args) -> Result<Vec<CameraFlags>> {
     let all = match &args.config {
         Some(path) => from_file(args, path)?,
         None if args.url.len() > 1 || args.metrics.is_some() || !args.only.is_empty() => {
@@ -49,29 +59,34 @@ pub(crate) fn cameras(args: &Args) -> Result<Option<Vec<Camera>>> {
             if args.shard.is_some() {
                 return Err(Error::usage("--shard needs --config or several --url"));
             }
-            return Ok(None);
+            return Ok(vec![CameraFlags {
+                name: None,
+                args: args.clone(),
+                origin: "--url".to_owned(),
+                wording: FLAGS,
+            }]);
         }
     };
     let chosen = choose(all, args)?;
     distinct_outputs(&chosen)?;
-    Ok(Some(chosen))
+    Ok(chosen)
 }
 
 /// Applies `--only` and `--shard`.
-fn choose(all: Vec<Camera>, args: &Args) -> Result<Vec<Camera>> {
+fn choose(all: Vec<CameraFlags>, args: &Args) -> Result<Vec<CameraFlags>> {
     for name in &args.only {
-        if !all.iter().any(|c| &c.name == name) {
-            let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+        if !all.iter().any(|c| c.name() == name) {
+            let names: Vec<&str> = all.iter().map(CameraFlags::name).collect();
             return Err(Error::usage(format!(
                 "--only: no camera named `{name}` (there are: {})",
                 names.join(", ")
             )));
         }
     }
-    let chosen: Vec<Camera> = all
+    let chosen: Vec<CameraFlags> = all
         .into_iter()
-        .filter(|c| args.only.is_empty() || args.only.contains(&c.name))
-        .filter(|c| args.shard.is_none_or(|(k, n)| shard_of(&c.name, n) == k))
+        .filter(|c| args.only.is_empty() || args.only.iter().any(|o| o == c.name()))
+        .filter(|c| args.shard.is_none_or(|(k, n)| shard_of(c.name(), n) == k))
         .collect();
     if chosen.is_empty() {
         return Err(Error::usage(
@@ -91,16 +106,16 @@ pub(crate) fn shard_of(name: &str, n: u64) -> u64 {
 }
 
 /// Two cameras writing the same files would destroy each other's recordings.
-fn distinct_outputs(cameras: &[Camera]) -> Result<()> {
-    let mut seen: BTreeMap<&Path, &Camera> = BTreeMap::new();
+fn distinct_outputs(cameras: &[CameraFlags]) -> Result<()> {
+    let mut seen: BTreeMap<&Path, &CameraFlags> = BTreeMap::new();
     for c in cameras {
         let Some(out) = &c.args.out else { continue };
         if let Some(other) = seen.insert(out, c) {
             return Err(Error::usage(format!(
                 "{}: cameras `{}` and `{}` would both write {}: put {PLACEHOLDER} in the output",
                 c.origin,
-                other.name,
-                c.name,
+                other.name(),
+                c.name(),
                 out.display()
             )));
         }
@@ -109,7 +124,7 @@ fn distinct_outputs(cameras: &[Camera]) -> Result<()> {
 }
 
 /// Several `--url`s: the other flags apply to each camera, named for its URL's host.
-fn from_urls(args: &Args) -> Result<Vec<Camera>> {
+fn from_urls(args: &Args) -> Result<Vec<CameraFlags>> {
     let mut names: Vec<String> = Vec::new();
     for url in &args.url {
         let parsed = url::Url::parse(url)
@@ -137,10 +152,11 @@ fn from_urls(args: &Args) -> Result<Vec<Camera>> {
             one.given.clear();
             one.url = vec![url.clone()];
             one.out = args.out.as_deref().map(|o| with_name(o, &name));
-            Camera {
-                name,
+            CameraFlags {
+                name: Some(name),
                 args: one,
                 origin: "--url".to_owned(),
+                wording: FLAGS,
             }
         })
         .collect())
@@ -159,12 +175,12 @@ struct SiteFile {
 type Table = BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
 /// The file's text, to turn byte offsets into lines.
-struct Source<'a> {
+struct SiteText<'a> {
     path: &'a Path,
     text: &'a str,
 }
 
-impl Source<'_> {
+impl SiteText<'_> {
     /// `site.toml:12`.
     fn at(&self, span: &Range<usize>) -> String {
         let line = self.text[..span.start.min(self.text.len())]
@@ -180,7 +196,7 @@ impl Source<'_> {
     }
 }
 
-fn from_file(args: &Args, path: &Path) -> Result<Vec<Camera>> {
+fn from_file(args: &Args, path: &Path) -> Result<Vec<CameraFlags>> {
     if let Some(flag) = args
         .given
         .iter()
@@ -194,7 +210,7 @@ fn from_file(args: &Args, path: &Path) -> Result<Vec<Camera>> {
     }
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::usage(format!("cannot read {}: {e}", path.display())))?;
-    let src = Source { path, text: &text };
+    let src = SiteText { path, text: &text };
     let file: SiteFile = toml::from_str(&text).map_err(|e| {
         let message = retina_record::error::one_line(e.message());
         match e.span() {
@@ -235,11 +251,11 @@ fn from_file(args: &Args, path: &Path) -> Result<Vec<Camera>> {
 
 /// One camera's table (over the defaults) as flags, checked by clap.
 fn camera_from_table(
-    src: &Source<'_>,
+    src: &SiteText<'_>,
     name: &Spanned<String>,
     keys: &BTreeMap<&str, (&Spanned<String>, &Spanned<toml::Value>)>,
     world_readable: bool,
-) -> Result<Camera> {
+) -> Result<CameraFlags> {
     let command = Args::command();
     let mut argv: Vec<String> = vec!["retina-record".to_owned()];
     let mut out = None;
@@ -258,74 +274,12 @@ fn camera_from_table(
             OUTPUT => {
                 let o = value.ok_or_else(|| err("expected a file name or template".into()))?;
                 out = Some(with_name(Path::new(&o), name.get_ref()));
-                continue;
             }
-            PASSWORD => {
-                if world_readable {
-                    return Err(err(
-                        "every user can read this file: `chmod o-r` it, or use password-file or \
-                         password-env"
-                            .to_owned(),
-                    ));
-                }
-                password = Some(value.ok_or_else(|| err("expected a string".into()))?);
-                continue;
+            PASSWORD | PASSWORD_ENV => {
+                password = Some(credential(key, value, world_readable).map_err(err)?);
             }
-            PASSWORD_ENV => {
-                let var = value.ok_or_else(|| err("expected a variable's name".into()))?;
-                let Some(p) = std::env::var_os(&var) else {
-                    return Err(err(format!("the environment has no {var}")));
-                };
-                let p = p
-                    .into_string()
-                    .map_err(|_| err(format!("{var} is not UTF-8")))?;
-                password = Some(p);
-                continue;
-            }
-            _ => {}
-        }
-        if key == "url"
-            && world_readable
-            && let Some(url) = &value
-            && url::Url::parse(url).is_ok_and(|u| u.password().is_some())
-        {
-            return Err(err(
-                "holds a password, and every user can read this file: `chmod o-r` it, or use \
-                 password-file or password-env"
-                    .to_owned(),
-            ));
-        }
-        if PROCESS_WIDE.contains(&key) {
-            return Err(err(format!(
-                "is the same for every camera: give --{key} on the command line"
-            )));
-        }
-        let Some(arg) = command
-            .get_arguments()
-            .find(|a| a.get_long() == Some(key) && !a.is_hide_set())
-        else {
-            return Err(err(format!(
-                "unknown key (keys are the flags' long names, and {OUTPUT}, {PASSWORD_ENV})"
-            )));
-        };
-        let takes_value = arg.get_action().takes_values();
-        match (value, v.get_ref()) {
-            (None, toml::Value::Boolean(on)) if !takes_value => {
-                if *on {
-                    argv.push(format!("--{key}"));
-                }
-            }
-            (None, _) => return Err(err("expected a value, not true/false".into())),
-            (Some(_), _) if !takes_value => return Err(err("expected true or false".into())),
-            (Some(value), _) => {
-                let flag = format!("--{key}={value}");
-                // The flag alone, so that clap's error is about this key.
-                command
-                    .clone()
-                    .try_get_matches_from(["retina-record", "--url=rtsp://camera/", &flag])
-                    .map_err(|e| err(clap_message(&e)))?;
-                argv.push(flag);
-            }
+            _ => argv
+                .extend(to_flag(&command, key, value, v.get_ref(), world_readable).map_err(err)?),
         }
     }
     if password.is_some() && keys.contains_key("password-file") {
@@ -352,11 +306,85 @@ fn camera_from_table(
         })?;
     args.out = out;
     args.password = password;
-    Ok(Camera {
-        name: name.get_ref().clone(),
+    Ok(CameraFlags {
+        name: Some(name.get_ref().clone()),
         args,
         origin: src.at(&name.span()),
+        wording: SITE_KEYS,
     })
+}
+
+/// The password that `password` (the file must not be world-readable) or `password-env` (a
+/// variable's name) gives.
+fn credential(
+    key: &str,
+    value: Option<String>,
+    world_readable: bool,
+) -> std::result::Result<String, String> {
+    if key == PASSWORD {
+        if world_readable {
+            return Err(
+                "every user can read this file: `chmod o-r` it, or use password-file or \
+                        password-env"
+                    .to_owned(),
+            );
+        }
+        return value.ok_or_else(|| "expected a string".to_owned());
+    }
+    let var = value.ok_or_else(|| "expected a variable's name".to_owned())?;
+    let Some(p) = std::env::var_os(&var) else {
+        return Err(format!("the environment has no {var}"));
+    };
+    p.into_string().map_err(|_| format!("{var} is not UTF-8"))
+}
+
+/// A key that is a flag's long name as that flag (none for `false`), its value checked by the
+/// flag's own clap parser so that the error is about this key.
+fn to_flag(
+    command: &clap::Command,
+    key: &str,
+    value: Option<String>,
+    raw: &toml::Value,
+    world_readable: bool,
+) -> std::result::Result<Option<String>, String> {
+    if key == "url"
+        && world_readable
+        && let Some(url) = &value
+        && url::Url::parse(url).is_ok_and(|u| u.password().is_some())
+    {
+        return Err(
+            "holds a password, and every user can read this file: `chmod o-r` it, or \
+                    use password-file or password-env"
+                .to_owned(),
+        );
+    }
+    if PROCESS_WIDE.contains(&key) {
+        return Err(format!(
+            "is the same for every camera: give --{key} on the command line"
+        ));
+    }
+    let Some(arg) = command
+        .get_arguments()
+        .find(|a| a.get_long() == Some(key) && !a.is_hide_set())
+    else {
+        return Err(format!(
+            "unknown key (keys are the flags' long names, and {OUTPUT}, {PASSWORD_ENV})"
+        ));
+    };
+    let takes_value = arg.get_action().takes_values();
+    match (value, raw) {
+        (None, toml::Value::Boolean(on)) if !takes_value => Ok(on.then(|| format!("--{key}"))),
+        (None, _) => Err("expected a value, not true/false".into()),
+        (Some(_), _) if !takes_value => Err("expected true or false".into()),
+        (Some(value), _) => {
+            let flag = format!("--{key}={value}");
+            command
+                .clone()
+                .try_get_matches_from(["retina-record", "--url=rtsp://camera/", &flag])
+                .map_err(|e| clap_message(&e))?;
+            Ok(Some(flag))
+        }
+    }
 }
 
 /// Names go into file names, hooks' environment and metrics' labels.

@@ -2,11 +2,11 @@
 
 use retina_record::camera::{BuiltinAudio, Camera, CameraConfig, Clip};
 use retina_record::error::{Error, Result};
-use tokio::sync::watch;
+use retina_record::stop::Stop;
 
 use crate::cli::CameraArgs;
 
-pub(crate) async fn run(args: &CameraArgs, mut stop: watch::Receiver<bool>) -> Result<()> {
+pub(crate) async fn run(args: &CameraArgs, mut stop: Stop) -> Result<()> {
     let clip = match &args.clip {
         Some(path) => Clip::from_file(path),
         None => Clip::builtin(args.video, args.audio),

@@ -12,13 +12,13 @@ use retina_record::error::{Error, Result};
 use retina_record::mp4::read::Recording;
 use retina_record::recorder::{self, Outcome};
 use retina_record::source::Source;
-use tokio::sync::watch;
+use retina_record::stop::Stop;
 
 use crate::cli::DemoArgs;
 
 const DEMO_DURATION: Duration = Duration::from_secs(10);
 
-pub(crate) async fn run(args: &DemoArgs, stop: watch::Receiver<bool>) -> Result<()> {
+pub(crate) async fn run(args: &DemoArgs, stop: Stop) -> Result<()> {
     let cam = Camera::start(CameraConfig::new(vec![Clip::builtin(
         VideoCodec::H264,
         BuiltinAudio::Aac,

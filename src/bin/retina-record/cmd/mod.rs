@@ -5,5 +5,5 @@ pub(crate) mod demo;
 pub(crate) mod docs;
 pub(crate) mod probe;
 pub(crate) mod record;
-pub(crate) mod site;
+
 pub(crate) mod timing;

@@ -7,6 +7,7 @@ use retina_record::probe::{self, Report};
 use retina_record::source::{Login, Source};
 
 use crate::cli::ProbeArgs;
+use crate::cli::wording::FLAGS;
 
 pub(crate) async fn run(args: &ProbeArgs) -> Result<()> {
     let login = Login {
@@ -14,7 +15,7 @@ pub(crate) async fn run(args: &ProbeArgs) -> Result<()> {
         password: args.password.clone(),
         password_file: args.password_file.clone(),
     };
-    let mut config = RecorderConfig::new(Source::resolve(&args.url, &login)?);
+    let mut config = RecorderConfig::new(Source::resolve(&args.url, &login, FLAGS)?);
     config.transport = args.transport;
     config.connect_timeout = args.connect_timeout;
     let report = probe::probe(&config, args.duration).await?;

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use retina_record::timing::align::Alignment;
-use retina_record::timing::summary::{Part, Summary};
+use retina_record::timing::summary::{Part, Reports, Summary};
 
 pub(super) fn summary(s: &Summary, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     if json {
@@ -61,32 +61,8 @@ fn part(p: &Part, out: &mut impl Write) -> anyhow::Result<()> {
             ),
         )?;
     }
-    let gaps = match p.gaps.len() {
-        0 => "none".to_owned(),
-        n => {
-            let missing: u64 = p.gaps.iter().map(|g| g.missing_frames).sum();
-            let longest = p.gaps.iter().map(|g| g.length_s).fold(0.0, f64::max);
-            let first = &p.gaps[0];
-            format!(
-                "{n} ({missing} frames missing; longest {longest:.3} s; first after frame {} at {})",
-                first.after_frame,
-                time(first.at_unix)
-            )
-        }
-    };
-    line("gaps", gaps)?;
-    let r = &p.sender_reports;
-    let mut reports = format!("{} received, {} used", r.received, r.used);
-    if let Some(i) = r.interval_s {
-        reports += &format!(", every {i:.3} s");
-    }
-    if r.not_video > 0 {
-        reports += &format!(", {} another stream's (left out)", r.not_video);
-    }
-    if r.outliers > 0 {
-        reports += &format!(", {} outliers (left out)", r.outliers);
-    }
-    line("sender reports", reports)?;
+    line("gaps", gaps(p))?;
+    line("sender reports", reports(&p.sender_reports))?;
     line(
         "RTP clock",
         p.rtp_clock_error_ppm
@@ -120,6 +96,38 @@ fn part(p: &Part, out: &mut impl Write) -> anyhow::Result<()> {
         line("jitter", format!("{} (RFC 3550)", ms(j)))?;
     }
     Ok(())
+}
+
+/// The gaps line: how many, the frames they miss, the longest and the first.
+fn gaps(p: &Part) -> String {
+    match p.gaps.len() {
+        0 => "none".to_owned(),
+        n => {
+            let missing: u64 = p.gaps.iter().map(|g| g.missing_frames).sum();
+            let longest = p.gaps.iter().map(|g| g.length_s).fold(0.0, f64::max);
+            let first = &p.gaps[0];
+            format!(
+                "{n} ({missing} frames missing; longest {longest:.3} s; first after frame {} at {})",
+                first.after_frame,
+                time(first.at_unix)
+            )
+        }
+    }
+}
+
+/// The sender reports line: received, used, how often, and what was left out.
+fn reports(r: &Reports) -> String {
+    let mut reports = format!("{} received, {} used", r.received, r.used);
+    if let Some(i) = r.interval_s {
+        reports += &format!(", every {i:.3} s");
+    }
+    if r.not_video > 0 {
+        reports += &format!(", {} another stream's (left out)", r.not_video);
+    }
+    if r.outliers > 0 {
+        reports += &format!(", {} outliers (left out)", r.outliers);
+    }
+    reports
 }
 
 pub(super) fn alignment(
