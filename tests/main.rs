@@ -22,6 +22,7 @@ mod camera;
 mod codecs;
 mod deploy;
 mod disk;
+mod docs;
 mod errors;
 mod hostile;
 
