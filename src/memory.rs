@@ -10,8 +10,8 @@
 //! Resident memory is the process's, not the session's: with several cameras, every session
 //! grows it. So each session's limit is raised by what the other live sessions may hold
 //! ([`OTHERS_EACH`] apiece): one camera alone keeps the tight bound; a site of N cameras bounds
-//! a hostile one at the limit plus N × that. (Before this, 400 cameras starting together grew
-//! the process by 280 MiB, and every session was dropped as the culprit.)
+//! a hostile one at the limit plus N × that: many cameras starting together grow the process
+//! without any of them being the culprit (bench/many-cameras.sh).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

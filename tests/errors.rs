@@ -1,7 +1,7 @@
 //! Every failure a user can hit without a camera misbehaving on purpose: one line on stderr
-//! naming what and where (with the next step where there is one), and its exit status. The
-//! README's table of error lines is this table; failures that need a camera to refuse or
-//! misbehave are tested where that camera is (the README names those tests).
+//! naming what and where (with the next step where there is one), and its exit status.
+//! docs/errors.md's table of error lines is this table; failures that need a camera to refuse
+//! or misbehave are tested where that camera is (that page names those tests).
 
 use crate::support::rig::{only_error, recorder_command};
 

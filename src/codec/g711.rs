@@ -1,7 +1,7 @@
 //! G.711 (ITU-T G.711, RTP payload types PCMU/PCMA per RFC 3551 §4.5.14) to 16-bit linear PCM.
 //!
 //! Recordings store G.711 audio as 16-bit big-endian linear PCM (`twos`), the form L16 already
-//! has: see the README ("How audio is stored") for why not the QuickTime `ulaw`/`alaw` entries.
+//! has: see docs/codecs.md ("How each codec is stored") for why not the QuickTime `ulaw`/`alaw` entries.
 //! Expansion is exact: every G.711 code maps to one 16-bit value and back, except that µ-law
 //! has two codes for zero (0x7F, 0xFF) which both expand to 0, as in every G.711 decoder.
 //!

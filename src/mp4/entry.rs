@@ -2,7 +2,7 @@
 //! retina knows of a stream, and what the muxer reads back out of them.
 
 /// The sample entry for 16-bit big-endian linear PCM (`twos`, QuickTime's and ISO/IEC 14496-12's
-/// `AudioSampleEntry` layout), how G.711 and L16 audio are stored: see the README.
+/// `AudioSampleEntry` layout), how G.711 and L16 audio are stored: see docs/codecs.md.
 pub(crate) fn pcm(clock_rate: u32, channels: u16) -> Result<mp4_atom::Codec, String> {
     // The entry's rate field is 16.16 fixed point.
     let rate = u16::try_from(clock_rate)

@@ -99,8 +99,7 @@ impl FileState {
     /// The state of the file after this one, which `finish` has ended. It takes over this
     /// file's fragment buffers, empty but with a fragment's capacity: growing them anew for
     /// each file, around what the index read-back left, crept the writer threads' malloc
-    /// arenas up at every rollover (10 cameras, ten 1-minute files: 1.68 → 1.74 MiB; with the
-    /// buffers kept, 1.17 → 1.18 MiB).
+    /// arenas up at every rollover (bench/soak.sh measures it).
     pub(super) fn next(&mut self, creation_time: jiff::Timestamp) -> FileState {
         let mut next = FileState::new(self.plan, creation_time);
         next.video.take_buffers(&mut self.video);

@@ -48,10 +48,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Cameras from which a site shares a multi-threaded runtime (a worker per CPU). Measured
-/// (README, "Performance"): below, its idle workers cost more than they give (one camera: 0.58
-/// CPU s per minute against 0.24-0.30); above, one thread falls behind (600 cameras: p99 0.67 s
-/// late on one thread, 0.23 s on two; 800: 17.6 s against 3.8 s).
+/// Cameras from which a site shares a multi-threaded runtime (a worker per CPU): below, its idle
+/// workers cost more CPU than they give; above, one thread falls behind the frames. Measured by
+/// bench/many-cameras.sh (bench/README.md, "Many cameras").
 const MULTI_THREAD_FROM: usize = 100;
 
 fn run(args: &Args) -> Result<()> {

@@ -245,7 +245,7 @@ pub(crate) struct Args {
     /// Record the cameras of this site file (TOML): a `[defaults]` table and a `[camera.NAME]`
     /// table per camera, whose keys are these flags' long names (`url`, `password-file`,
     /// `segment-duration`, …; `output` for OUT, where `{camera}` is the camera's name). See
-    /// README, "Many cameras".
+    /// docs/many-cameras.md.
     #[arg(help_heading = "Several cameras", long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -413,7 +413,7 @@ pub(crate) struct ProbeArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
     pub connect_timeout: Duration,
 
-    /// JSON instead of text (the schema: README, "Probing a camera").
+    /// JSON instead of text (the schema: docs/recording.md, "Probing a camera").
     #[arg(long)]
     pub json: bool,
 }
