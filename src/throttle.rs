@@ -50,7 +50,7 @@ impl Throttle {
 }
 
 /// " (N more like it since the last)" for a message about `held_back` held-back events.
-pub(crate) fn more(held_back: u64) -> String {
+pub(crate) fn held_back_note(held_back: u64) -> String {
     match held_back {
         0 => String::new(),
         n => format!(" ({n} more like it since the last such message)"),
@@ -71,7 +71,10 @@ mod tests {
         }
         assert_eq!(t.hit_at(t0 + Duration::from_secs(60)), Some(59));
         assert_eq!(t.hit_at(t0 + Duration::from_secs(61)), None);
-        assert_eq!(more(0), "");
-        assert_eq!(more(2), " (2 more like it since the last such message)");
+        assert_eq!(held_back_note(0), "");
+        assert_eq!(
+            held_back_note(2),
+            " (2 more like it since the last such message)"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::mp4::FileSummary;
 use crate::ntp;
-use crate::throttle::{Throttle, more};
+use crate::throttle::{Throttle, held_back_note};
 
 /// Hooks that may run at once.
 const MAX_RUNNING: usize = 4;
@@ -61,7 +61,7 @@ impl Hooks {
                     "not running {} for {}: {MAX_RUNNING} are still running{}",
                     self.name,
                     file.display(),
-                    more(held_back)
+                    held_back_note(held_back)
                 );
             }
             return;

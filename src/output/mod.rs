@@ -1,24 +1,25 @@
 //! The output: where a recording's bytes go, what the files are called, and what happens to
 //! finished ones.
 //!
-//! The writer thread (`writer.rs`) muxes into the recording's files (`files.rs`), each written
-//! as `OUT.partial` until finished, then `OUT` (`file.rs`), named plainly or by a strftime
-//! template (`template.rs`), or streamed to stdout for OUT `-` (`pipe.rs`); finished files go
-//! to the hook (`hook.rs`) and retention (`retention.rs`); `naming.rs` makes default names.
+//! The plan (`plan.rs`) is checked before anything connects. The writer thread (`writer.rs`)
+//! muxes into the recording's series of files (`series.rs`), each written as `OUT.partial`
+//! until finished, then `OUT` (`file.rs`), named (`naming.rs`) plainly or by a strftime template
+//! (`template.rs`), or streamed to stdout for OUT `-` (`pipe.rs`); finished files go to the hook
+//! (`hook.rs`) and retention (`retention.rs`).
 
 mod file;
-mod files;
 mod hook;
 pub(crate) mod naming;
 mod pipe;
 mod plan;
 mod progress;
 mod retention;
+mod series;
 pub(crate) mod template;
 mod writer;
 
 pub use file::partial_path;
-pub(crate) use files::OutputPlan;
+pub(crate) use plan::OutputPlan;
 pub(crate) use plan::plan;
 pub use plan::recordings_dir;
 pub use progress::{Progress, Snapshot};

@@ -1,7 +1,22 @@
-//! Default file names: `movie%Y%m%d_%H%M%S_<camera>.mp4`, named for the time of the first frame
+//! What a recording's files are called ([`Naming`]: a plain name, a template, or stdout), and
+//! the default names: `movie%Y%m%d_%H%M%S_<camera>.mp4`, named for the time of the first frame
 //! and the camera, as retina-record 0.2 named them.
 
+use std::path::PathBuf;
 use std::time::Duration;
+
+use super::template::Template;
+
+/// What the files are called.
+#[derive(Clone, Debug)]
+pub(crate) enum Naming {
+    /// One file of this name.
+    Plain(PathBuf),
+    /// A name for each file, from its first frame's local time.
+    Template(Template),
+    /// OUT `-`: one stream on stdout.
+    Stdout,
+}
 
 /// The camera's name for the default file name: the host name's first label; for an IP
 /// address, the first label of its reverse-DNS name, else the address with dashes (as 0.2:

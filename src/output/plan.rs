@@ -5,12 +5,39 @@
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
-use super::files::{Naming, OutputPlan};
+use super::naming::Naming;
 use super::retention::Retention;
 use super::template::Template;
 use super::{file, naming};
 use crate::config::{Field, RecorderConfig};
 use crate::error::{Error, Result};
+
+/// Where a recording goes and what happens to each finished file.
+#[derive(Clone, Debug)]
+pub(crate) struct OutputPlan {
+    pub naming: Naming,
+    /// The command run with each finished file.
+    pub hook: Option<String>,
+    /// How the hook's and retention's warnings name their settings.
+    pub wording: crate::config::Wording,
+    /// The camera's name, for the hook.
+    pub camera: String,
+    /// Environment variables that hold the camera's password (a site file's `password-env`),
+    /// withheld from the hook like `RTSP_PASSWORD`: their names, never their values.
+    pub secret_env: Vec<std::ffi::OsString>,
+    pub retention: Option<Retention>,
+}
+
+impl OutputPlan {
+    /// The output, for the log: the file name, or the template.
+    pub(crate) fn describe(&self) -> String {
+        match &self.naming {
+            Naming::Plain(path) => path.display().to_string(),
+            Naming::Template(t) => format!("files named {}", t.pattern()),
+            Naming::Stdout => "stdout".to_owned(),
+        }
+    }
+}
 
 /// The output `config` asks for, checked: names, directories (created), writability.
 pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use tokio::sync::{mpsc, oneshot};
 
-use super::files::{Files, Naming, OutputPlan};
+use super::naming::Naming;
 use super::pipe::Pipe;
+use super::plan::OutputPlan;
 use super::progress::Progress;
+use super::series::Files;
 use crate::mp4::{self, AudioInput, Muxer, Sink, Stats, VideoInput};
 
 /// What the session sends to the writer.

@@ -13,7 +13,7 @@ use crate::ntp;
 use crate::output::Message;
 use crate::rtsp::select::Selection;
 use crate::sei::{FrameTiming, SenderReport};
-use crate::throttle::{Throttle, more};
+use crate::throttle::{Throttle, held_back_note};
 
 /// The state that turns one recording's retina items into writer messages; it outlives the
 /// sessions of a recording.
@@ -198,7 +198,7 @@ impl FrameMapper {
                 "lost {loss} RTP packet(s) of the {kind} stream between its frames at RTP time \
                  {from} and {to}; recording through ({}){}",
                 self.wording.of(Field::AllowLoss),
-                more(held_back)
+                held_back_note(held_back)
             );
         }
         Ok(())

@@ -22,7 +22,7 @@ use crate::error::{Error, one_line};
 use crate::memory::{MemoryGuard, SESSION_LIMIT, mib};
 use crate::output::{Progress, SendError, Writer};
 use crate::stop::Stop;
-use crate::throttle::{Throttle, more};
+use crate::throttle::{Throttle, held_back_note};
 
 /// This many retina errors in a row, with no good item between them, end the session.
 const MAX_ERRORS_IN_A_ROW: u32 = 50;
@@ -59,15 +59,15 @@ pub(crate) struct Ingest<'a> {
 
 /// What a session brought.
 #[derive(Default)]
-pub(crate) struct Report {
+pub(crate) struct SessionTally {
     /// Audio and video frames.
     pub frames: u64,
 }
 
 impl Ingest<'_> {
     /// Moves `session`'s items to the writer until something ends it.
-    pub(super) async fn run(&mut self, session: &mut Demuxed) -> (End, Report) {
-        let mut report = Report::default();
+    pub(super) async fn run(&mut self, session: &mut Demuxed) -> (End, SessionTally) {
+        let mut report = SessionTally::default();
         let stall = tokio::time::sleep(self.stall_timeout);
         tokio::pin!(stall);
         let mut last_frame = Instant::now();
@@ -184,7 +184,7 @@ impl Ingest<'_> {
                 "camera {}: {}; skipping to the next frame{}",
                 self.camera,
                 what.split("; ").next().unwrap_or_default(),
-                more(held_back)
+                held_back_note(held_back)
             );
         }
         tracing::debug!("camera {}: {what}", self.camera);

@@ -25,7 +25,7 @@ use crate::output::{Message, OutputPlan, Writer};
 use crate::rtsp::connect;
 use crate::rtsp::select::Selection;
 use crate::stop::{Stop, StopReason};
-use crate::throttle::{Throttle, more};
+use crate::throttle::{Throttle, held_back_note};
 
 /// Frames that may wait for the disk before recording stops with an error: at 30 fps video
 /// plus 50 audio frames/s, about 25 s of slack.
@@ -226,7 +226,7 @@ impl Supervisor<'_> {
             tracing::warn!(
                 "{why}; still reconnecting ({n} attempts in a row, the next in {:.1} s){}",
                 delay.as_secs_f64(),
-                more(held_back)
+                held_back_note(held_back)
             );
         }
         self.last_error = Some(why);

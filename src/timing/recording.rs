@@ -96,7 +96,7 @@ pub struct RecordingTiming {
 }
 
 /// A frame as read, in decode order, before the fit.
-struct Read {
+struct FrameRead {
     file: usize,
     pts: i64,
     keyframe: bool,
@@ -109,7 +109,7 @@ struct FileRead {
     info: FileTiming,
     /// Presentation time of the file's first sample in its track's timescale (its edit).
     media_start: u64,
-    frames: Vec<Read>,
+    frames: Vec<FrameRead>,
 }
 
 /// Reads the timing of the recording made of `paths` (one file, or the segments of one
@@ -212,7 +212,7 @@ fn read_file(path: &Path, rec: &Recording) -> anyhow::Result<(FileRead, u32)> {
             }
         }
         match timing {
-            Some(timing) => frames.push(Read {
+            Some(timing) => frames.push(FrameRead {
                 file: 0,
                 pts: s.pts(),
                 keyframe: s.is_sync,
@@ -248,7 +248,7 @@ fn read_file(path: &Path, rec: &Recording) -> anyhow::Result<(FileRead, u32)> {
 /// session and capture time.
 #[allow(clippy::type_complexity)]
 fn fit_sessions(
-    reads: &[Read],
+    reads: &[FrameRead],
     clock_rate: u32,
 ) -> (Vec<Session>, Vec<(usize, Option<(i128, CaptureFrom)>)>) {
     let mut sessions = Vec::new();
@@ -267,7 +267,10 @@ fn fit_sessions(
 }
 
 /// Extends RTP times, keeps the video's reports, fits them.
-fn fit_session(reads: &[Read], clock_rate: u32) -> (Session, Vec<Option<(i128, CaptureFrom)>>) {
+fn fit_session(
+    reads: &[FrameRead],
+    clock_rate: u32,
+) -> (Session, Vec<Option<(i128, CaptureFrom)>>) {
     // Extended RTP: each time continues from the frame before (within ±2^31 ticks of it).
     let mut ext = Vec::with_capacity(reads.len());
     let mut reports: Vec<(i64, i128)> = Vec::new();

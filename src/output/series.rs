@@ -12,50 +12,14 @@ use std::time::Instant;
 
 use super::file::{PartialFile, is_full};
 use super::hook::Hooks;
+use super::naming::Naming;
+use super::plan::OutputPlan;
 use super::progress::Progress;
 use super::retention::Retention;
-use super::template::{Template, untaken};
+use super::template::untaken;
 use crate::config::Field;
 use crate::mp4::{self, FileSummary, Stored};
 use crate::ntp;
-
-/// What the files are called.
-#[derive(Clone, Debug)]
-pub(crate) enum Naming {
-    /// One file of this name.
-    Plain(PathBuf),
-    /// A name for each file, from its first frame's local time.
-    Template(Template),
-    /// OUT `-`: one stream on stdout.
-    Stdout,
-}
-
-/// Where a recording goes and what happens to each finished file.
-#[derive(Clone, Debug)]
-pub(crate) struct OutputPlan {
-    pub naming: Naming,
-    /// The command run with each finished file.
-    pub hook: Option<String>,
-    /// How the hook's and retention's warnings name their settings.
-    pub wording: crate::config::Wording,
-    /// The camera's name, for the hook.
-    pub camera: String,
-    /// Environment variables that hold the camera's password (a site file's `password-env`),
-    /// withheld from the hook like `RTSP_PASSWORD`: their names, never their values.
-    pub secret_env: Vec<std::ffi::OsString>,
-    pub retention: Option<Retention>,
-}
-
-impl OutputPlan {
-    /// The output, for the log: the file name, or the template.
-    pub(crate) fn describe(&self) -> String {
-        match &self.naming {
-            Naming::Plain(path) => path.display().to_string(),
-            Naming::Template(t) => format!("files named {}", t.pattern()),
-            Naming::Stdout => "stdout".to_owned(),
-        }
-    }
-}
 
 /// A spell of full disk.
 struct Full {
