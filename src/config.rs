@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::output::template::Template;
 use crate::source::Source;
+pub use crate::wording::{Field, Wording};
 
 /// Default of [`RecorderConfig::stall_timeout`].
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -131,7 +131,7 @@ impl RecorderConfig {
                 ))),
                 None => Ok(()),
             },
-            Some(out) if !Template::is_template(out) => match set(&files_only[..3]) {
+            Some(out) if !is_template(out) => match set(&files_only[..3]) {
                 Some(f) => Err(Error::usage(format!(
                     "{} needs {} to be a strftime template, so that each file gets its own \
                      name: {} has no `%` (e.g. '{}-%Y%m%d_%H%M%S.mp4')",
@@ -147,77 +147,9 @@ impl RecorderConfig {
     }
 }
 
-/// A setting of [`RecorderConfig`] (and of [`crate::source::Login`]), as errors and warnings
-/// name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(missing_docs)] // Each is the field of the same name.
-pub enum Field {
-    Url,
-    Username,
-    Password,
-    PasswordFile,
-    Out,
-    SegmentDuration,
-    OnSegmentComplete,
-    KeepFor,
-    KeepSize,
-    Duration,
-    StallTimeout,
-    GiveUpAfter,
-    ConnectTimeout,
-    Transport,
-    Video,
-    Audio,
-    AllowLoss,
-}
-
-impl Field {
-    /// The field's own name, as a library user knows it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Field::Url => "source.url",
-            Field::Username => "login.username",
-            Field::Password => "login.password",
-            Field::PasswordFile => "login.password_file",
-            Field::Out => "out",
-            Field::SegmentDuration => "segment_duration",
-            Field::OnSegmentComplete => "on_segment_complete",
-            Field::KeepFor => "keep_for",
-            Field::KeepSize => "keep_size",
-            Field::Duration => "duration",
-            Field::StallTimeout => "stall_timeout",
-            Field::GiveUpAfter => "give_up_after",
-            Field::ConnectTimeout => "connect_timeout",
-            Field::Transport => "transport",
-            Field::Video => "video",
-            Field::Audio => "audio",
-            Field::AllowLoss => "allow_loss",
-        }
-    }
-}
-
-/// How a front-end names [`Field`]s: the command line as its flags, a site file as its keys.
-#[derive(Clone, Copy)]
-pub struct Wording(pub fn(Field) -> &'static str);
-
-impl Wording {
-    /// What `field` is called.
-    pub fn of(self, field: Field) -> &'static str {
-        (self.0)(field)
-    }
-}
-
-impl Default for Wording {
-    fn default() -> Wording {
-        Wording(Field::name)
-    }
-}
-
-/// The same for every wording, so that configs compare by what they record.
-impl std::fmt::Debug for Wording {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Wording")
-    }
+/// Whether `out` ([`RecorderConfig::out`]) is a strftime template: it has a `%`.
+pub(crate) fn is_template(out: &std::path::Path) -> bool {
+    out.to_string_lossy().contains('%')
 }
 
 /// Which stream of a kind (video, audio) to record.

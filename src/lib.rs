@@ -22,3 +22,4 @@ pub mod source;
 pub mod stop;
 mod throttle;
 pub mod timing;
+pub mod wording;

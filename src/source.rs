@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use crate::config::{Field, Wording};
 use crate::error::{Error, Result};
+use crate::wording::{Field, Wording};
 
 /// Where to connect and as whom.
 #[derive(Clone)]

@@ -35,7 +35,7 @@ pub(crate) struct Template {
 impl Template {
     /// Whether `out` is a template (it has a `%`) rather than a plain file name.
     pub(crate) fn is_template(out: &Path) -> bool {
-        out.to_string_lossy().contains('%')
+        crate::config::is_template(out)
     }
 
     /// Parses a template; an error names what is wrong with it.
