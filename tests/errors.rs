@@ -228,3 +228,27 @@ fn the_matcher_matches_only_what_it_should() {
     assert!(!matches("error: xbc", "error: a*"));
     assert!(matches("error: now 04:01:39)", "error: now *)"));
 }
+
+/// `--duration` is wall-clock time also while every attempt to connect fails: the run ends at
+/// the deadline (a stop, not the end of whatever back-off wait it falls in), and a camera that
+/// recorded nothing in all of it has failed, with its last error. The bound is generous; a
+/// run that waited out its back-off (up to 10 s) or a connect timeout would pass it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duration_is_wall_clock_while_connecting_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let out = recorder_command(&["--url", "rtsp://127.0.0.1:1/x", "--duration", "5", "o.mp4"])
+        .current_dir(dir.path())
+        .output()
+        .await
+        .expect("run");
+    let took = started.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!((5.0..7.5).contains(&took), "took {took:.1} s: {stderr}");
+    assert!(stderr.contains("--duration reached"), "{stderr}");
+    assert_eq!(
+        only_error(&stderr),
+        "error: camera 127.0.0.1:1: cannot connect: Connection refused (os error 111)"
+    );
+}
