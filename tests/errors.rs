@@ -232,7 +232,7 @@ fn the_matcher_matches_only_what_it_should() {
 /// `--duration` is wall-clock time also while every attempt to connect fails: the run ends at
 /// the deadline (a stop, not the end of whatever back-off wait it falls in), and a camera that
 /// recorded nothing in all of it has failed, with its last error. The bound is generous; a
-/// run that waited out its back-off (up to 10 s) or a connect timeout would pass it.
+/// run that waited out its back-off (up to 10 s) or a connect timeout would exceed it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duration_is_wall_clock_while_connecting_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
