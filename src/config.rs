@@ -115,23 +115,27 @@ impl RecorderConfig {
     /// plans the output.
     pub fn check(&self) -> Result<()> {
         let name = |f: Field| self.wording.of(f);
-        let files_only = [
+        // Segments and retention work on a series of named files, so they need a template;
+        // the hook needs files at all.
+        let many_files = [
             (self.segment_duration.is_some(), Field::SegmentDuration),
             (self.keep_for.is_some(), Field::KeepFor),
             (self.keep_size.is_some(), Field::KeepSize),
-            (self.on_segment_complete.is_some(), Field::OnSegmentComplete),
         ];
-        let set = |fields: &[(bool, Field)]| fields.iter().find(|(set, _)| *set).map(|(_, f)| *f);
+        let hook = (self.on_segment_complete.is_some(), Field::OnSegmentComplete);
+        let first_set = |fields: &[(bool, Field)]| fields.iter().find(|(s, _)| *s).map(|(_, f)| *f);
         match &self.out {
-            Some(out) if out.as_os_str() == "-" => match set(&files_only) {
-                Some(f) => Err(Error::usage(format!(
-                    "{} is for files: {} `-` writes one stream to stdout",
-                    name(f),
-                    name(Field::Out)
-                ))),
-                None => Ok(()),
-            },
-            Some(out) if !is_template(out) => match set(&files_only[..3]) {
+            Some(out) if out.as_os_str() == "-" => {
+                match first_set(&many_files).or(first_set(&[hook])) {
+                    Some(f) => Err(Error::usage(format!(
+                        "{} is for files: {} `-` writes one stream to stdout",
+                        name(f),
+                        name(Field::Out)
+                    ))),
+                    None => Ok(()),
+                }
+            }
+            Some(out) if !is_template(out) => match first_set(&many_files) {
                 Some(f) => Err(Error::usage(format!(
                     "{} needs {} to be a strftime template, so that each file gets its own \
                      name: {} has no `%` (e.g. '{}-%Y%m%d_%H%M%S.mp4')",

@@ -9,7 +9,7 @@ use super::naming::Naming;
 use super::retention::Retention;
 use super::template::Template;
 use super::{file, naming};
-use crate::config::{Field, RecorderConfig};
+use crate::config::{self, Field, RecorderConfig};
 use crate::error::{Error, Result};
 
 /// Where a recording goes and what happens to each finished file.
@@ -45,7 +45,7 @@ pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
     let camera = camera(config).await;
     let naming = match &config.out {
         Some(out) if out.as_os_str() == "-" => Naming::Stdout,
-        Some(out) if Template::is_template(out) => {
+        Some(out) if config::is_template(out) => {
             let text = out.to_string_lossy();
             Naming::Template(Template::parse(&text).map_err(|why| {
                 Error::usage(format!("{} {text:?}: {why}", config.wording.of(Field::Out)))
@@ -103,7 +103,7 @@ pub(crate) async fn plan(config: &RecorderConfig) -> Result<OutputPlan> {
 /// retention walks it), a plain file's directory, or the current directory (default names).
 pub fn recordings_dir(config: &RecorderConfig) -> PathBuf {
     let dir = match &config.out {
-        Some(out) if Template::is_template(out) => Template::parse(&out.to_string_lossy())
+        Some(out) if config::is_template(out) => Template::parse(&out.to_string_lossy())
             .map(|t| t.root().to_owned())
             .unwrap_or_default(),
         Some(out) => out.parent().map(Path::to_owned).unwrap_or_default(),

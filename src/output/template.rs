@@ -33,11 +33,6 @@ pub(crate) struct Template {
 }
 
 impl Template {
-    /// Whether `out` is a template (it has a `%`) rather than a plain file name.
-    pub(crate) fn is_template(out: &Path) -> bool {
-        crate::config::is_template(out)
-    }
-
     /// Parses a template; an error names what is wrong with it.
     pub(crate) fn parse(pattern: &str) -> Result<Template, String> {
         let mut tokens = Vec::new();

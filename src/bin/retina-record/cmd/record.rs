@@ -44,7 +44,6 @@ pub(crate) async fn run(args: &Args, cameras: Vec<CameraFlags>, signal: Stop) ->
         })?;
         config.name = camera.name.clone();
         config.start = start.clone();
-        config.duration = None; // the one deadline below stops every camera at once
         configs.push(config);
     }
     let progress: Vec<Arc<Progress>> = cameras.iter().map(|_| Arc::default()).collect();
@@ -204,7 +203,7 @@ pub(crate) fn config(args: &Args, wording: Wording) -> Result<RecorderConfig> {
     config.on_segment_complete = args.on_segment_complete.clone();
     config.keep_for = args.keep_for;
     config.keep_size = args.keep_size;
-    config.duration = args.duration;
+    // Not config.duration: --duration is the run's, one deadline for every camera (`run`).
     config.stall_timeout = args.stall_timeout;
     config.reconnect = !args.no_reconnect;
     config.reconnect_max_delay = args.reconnect_max_delay;
