@@ -16,7 +16,7 @@ pub mod ntp;
 pub mod output;
 pub mod probe;
 pub mod recorder;
-pub(crate) mod rtsp;
+pub mod rtsp;
 pub mod sei;
 pub mod source;
 pub mod stop;

@@ -30,7 +30,7 @@ async fn hostile_handshakes_fail_fast_in_bounded_memory() {
         ),
         (
             Misbehaviour::OptionsOnly,
-            "did not answer DESCRIBE within 1 s (--connect-timeout)",
+            "no complete answer to DESCRIBE within 1 s (--connect-timeout)",
         ),
     ] {
         let server = FakeServer::start(how).await;

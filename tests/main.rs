@@ -20,6 +20,7 @@ mod support;
 mod browser;
 mod camera;
 mod codecs;
+mod connecting;
 mod deploy;
 mod disk;
 mod docs;

@@ -117,6 +117,33 @@ pub struct Quirks {
     pub malformed_rtcp_at: Option<f64>,
     /// At this time, one malformed RTP packet (RTP version 1) on the video stream.
     pub malformed_rtp_at: Option<f64>,
+    /// What the `RTP-Info` header of the answer to PLAY says (RFC 2326 §12.33).
+    pub rtp_info: RtpInfo,
+    /// Refuse `SETUP` of RTP over TCP (interleaved) with this status, as many servers do with
+    /// 461, and others with 400, 403, 455 or 501.
+    pub refuse_tcp_setup: Option<u16>,
+    /// Set up RTP over UDP, then send it where it never arrives: a NAT or a firewall between.
+    pub udp_unreachable: bool,
+    /// Answer OPTIONS and DESCRIBE of `/redirect/N/PATH` with `302 Found` to
+    /// `/redirect/N-1/PATH` (to `/PATH` from 1), of `/loop/PATH` with a redirect to itself, and
+    /// of `/elsewhere/PATH` with one to `rtsp://localhost:PORT/PATH` (another host name).
+    pub redirects: bool,
+}
+
+/// What a camera's `RTP-Info` says, as cameras and relays say it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RtpInfo {
+    /// `url`, `seq` and `rtptime` for every stream, as RFC 2326 asks.
+    #[default]
+    Full,
+    /// `url` and `seq` only.
+    NoRtptime,
+    /// `url` and `rtptime` only.
+    NoSeq,
+    /// `url`s other than those the SDP gave (a relay naming its upstream's).
+    OtherUrls,
+    /// No `RTP-Info` header at all.
+    Missing,
 }
 
 impl Quirks {

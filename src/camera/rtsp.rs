@@ -10,10 +10,10 @@ use base64::Engine as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::Shared;
 use super::clip::AudioCodec;
 use super::rtp::{self, Dest, FIRST_SEQ, Writer};
 use super::schedule::Schedule;
+use super::{RtpInfo, Shared};
 use crate::codec::VideoCodec;
 
 const SESSION_ID: &str = "12345678";
@@ -43,6 +43,8 @@ struct Connection {
     /// Where each stream goes, once set up: 0 video, 1 audio.
     dests: [Option<Dest>; 2],
     streaming: Option<tokio::task::JoinHandle<()>>,
+    /// Where UDP goes when it must never arrive (the `udp_unreachable` quirk).
+    sinks: Vec<UdpSocket>,
 }
 
 /// Serves one client until it leaves, misbehaves, or the camera drops every connection.
@@ -55,6 +57,7 @@ pub(crate) async fn serve_connection(conn: TcpStream, shared: Arc<Shared>) -> an
         peer,
         dests: [None, None],
         streaming: None,
+        sinks: Vec::new(),
     };
     let mut buf = Vec::new();
     let result = async {
@@ -76,6 +79,13 @@ pub(crate) async fn serve_connection(conn: TcpStream, shared: Arc<Shared>) -> an
 impl Connection {
     async fn handle(&mut self, req: &Request) -> anyhow::Result<()> {
         let cseq = req.header("CSeq").unwrap_or("0").to_owned();
+        // As a load balancer in front of cameras does: before authentication.
+        if let Some(location) = self.redirect(req)
+            && matches!(req.method.as_str(), "OPTIONS" | "DESCRIBE")
+        {
+            let location = format!("Location: {location}");
+            return self.respond("302 Found", &cseq, &[location], "").await;
+        }
         if !self.authorized(req) {
             let challenge = "WWW-Authenticate: Basic realm=\"retina-record camera\"".to_owned();
             return self
@@ -117,6 +127,30 @@ impl Connection {
         req.header("Authorization") == Some(format!("Basic {token}").as_str())
     }
 
+    /// Where the `redirects` quirk sends a request for `req.url`, if anywhere.
+    fn redirect(&self, req: &Request) -> Option<String> {
+        if !self.shared.config.quirks.redirects {
+            return None;
+        }
+        let url = url::Url::parse(&req.url).ok()?;
+        let mut parts = url.path().trim_start_matches('/').splitn(3, '/');
+        let (first, second) = (parts.next()?, parts.next()?);
+        let rest = |n: usize| -> String {
+            let mut p = url.path().trim_start_matches('/').splitn(n + 1, '/');
+            p.nth(n).unwrap_or_default().to_owned()
+        };
+        let port = url.port().unwrap_or(554);
+        match first {
+            "loop" => Some(req.url.clone()),
+            "elsewhere" => Some(format!("rtsp://localhost:{port}/{}", rest(1))),
+            "redirect" => match second.parse::<usize>().ok()? {
+                0 | 1 => Some(format!("/{}", rest(2))),
+                n => Some(format!("/redirect/{}/{}", n - 1, rest(2))),
+            },
+            _ => None,
+        }
+    }
+
     async fn setup(&mut self, req: &Request, cseq: &str) -> anyhow::Result<()> {
         let track = req
             .url
@@ -129,6 +163,12 @@ impl Connection {
             return self.respond("404 Not Found", cseq, &[], "").await;
         }
         let transport = req.header("Transport").unwrap_or("");
+        if let Some(status) = self.shared.config.quirks.refuse_tcp_setup
+            && param(transport, "interleaved").is_some()
+        {
+            let status = format!("{status} Refused");
+            return self.respond(&status, cseq, &[], "").await;
+        }
         let Some((dest, reply)) = self.transport(track, transport).await? else {
             return self
                 .respond("461 Unsupported Transport", cseq, &[], "")
@@ -145,7 +185,7 @@ impl Connection {
     /// Where `track` goes for a `Transport` header, and the header to answer with; `None` for
     /// a transport the camera does not offer.
     async fn transport(
-        &self,
+        &mut self,
         track: usize,
         transport: &str,
     ) -> anyhow::Result<Option<(Dest, String)>> {
@@ -171,29 +211,47 @@ impl Connection {
             rtp.local_addr()?.port(),
             rtcp.local_addr()?.port()
         );
+        let (mut peer_rtp, mut peer_rtcp) = (
+            SocketAddr::new(self.peer.ip(), rtp_port),
+            SocketAddr::new(self.peer.ip(), rtcp_port),
+        );
+        if self.shared.config.quirks.udp_unreachable {
+            let sink = UdpSocket::bind("127.0.0.1:0").await?;
+            (peer_rtp, peer_rtcp) = (sink.local_addr()?, sink.local_addr()?);
+            self.sinks.push(sink);
+        }
         let dest = Dest::Udp {
             rtp: Arc::new(rtp),
             rtcp: Arc::new(rtcp),
-            peer_rtp: SocketAddr::new(self.peer.ip(), rtp_port),
-            peer_rtcp: SocketAddr::new(self.peer.ip(), rtcp_port),
+            peer_rtp,
+            peer_rtcp,
         };
         Ok(Some((dest, reply)))
     }
 
     async fn play(&mut self, req: &Request, cseq: &str) -> anyhow::Result<()> {
         let base = req.url.trim_end_matches('/');
+        let how = self.shared.config.quirks.rtp_info;
         let infos: Vec<String> = (0..2)
             .filter(|&i| self.dests[i].is_some())
             .map(|i| {
                 let (seq, rtptime) = (FIRST_SEQ[i], self.shared.config.rtp_start[i]);
-                format!("url={base}/trackID={i};seq={seq};rtptime={rtptime}")
+                match how {
+                    RtpInfo::NoRtptime => format!("url={base}/trackID={i};seq={seq}"),
+                    RtpInfo::NoSeq => format!("url={base}/trackID={i};rtptime={rtptime}"),
+                    RtpInfo::OtherUrls => format!(
+                        "url=rtsp://upstream.invalid/live/track{i};seq={seq};rtptime={rtptime}"
+                    ),
+                    RtpInfo::Full | RtpInfo::Missing => {
+                        format!("url={base}/trackID={i};seq={seq};rtptime={rtptime}")
+                    }
+                }
             })
             .collect();
-        let headers = [
-            format!("Session: {SESSION_ID}"),
-            "Range: npt=0.000-".into(),
-            format!("RTP-Info: {}", infos.join(",")),
-        ];
+        let mut headers = vec![format!("Session: {SESSION_ID}"), "Range: npt=0.000-".into()];
+        if how != RtpInfo::Missing {
+            headers.push(format!("RTP-Info: {}", infos.join(",")));
+        }
         self.respond("200 OK", cseq, &headers, "").await?;
         self.stop_streaming();
         let schedule = Schedule::new(self.shared.clone(), self.writer.clone(), self.dests.clone());

@@ -1,6 +1,6 @@
 //! `retina-record probe`: what a camera sends and whether it can be recorded, before recording.
 //!
-//! It connects exactly as the recorder does (`rtsp::connect`: TCP first, UDP after a 461),
+//! It connects exactly as the recorder does (`rtsp::connect`, with the same workarounds),
 //! listens for a few seconds, and reports each stream as the SDP describes it (RFC 8866 §5.14)
 //! and as its frames show it: resolution, profile and level (from the SPS as retina parses it:
 //! H.264 §7.3.2.1.1, H.265 §7.3.2.2), frame rate, GOP length and B-frames from the frames'
@@ -19,9 +19,12 @@ use serde::Serialize;
 
 use crate::codec::VideoCodec;
 use crate::config::RecorderConfig;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ntp;
 use crate::rtsp::connect;
+use crate::rtsp::retina_messages::for_camera;
+use crate::rtsp::select::Selection;
+use crate::rtsp::workarounds::{Quirk, UDP_SILENCE, Workarounds};
 use crate::source::redacted;
 
 /// What a camera sends.
@@ -29,7 +32,7 @@ use crate::source::redacted;
 pub struct Report {
     /// The URL, without credentials.
     pub url: String,
-    /// `tcp` (interleaved) or `udp` (asked for, or the camera refused TCP with 461).
+    /// `tcp` (interleaved) or `udp` (asked for, or the camera refused TCP).
     pub transport: &'static str,
     /// How long it listened, seconds.
     pub listened_s: f64,
@@ -38,6 +41,12 @@ pub struct Report {
     /// The camera's clock minus this machine's, from its first sender report (its NTP time
     /// minus when it arrived: network delay makes this read low by that much).
     pub camera_minus_receiver_s: Option<f64>,
+    /// Packets that completed no frame (retina could not use them), skipped as the recorder
+    /// skips them.
+    pub skipped_packets: u64,
+    /// What the camera needed that RFC 2326 alone would not have given, and what was done
+    /// (`rtsp/workarounds.rs`), as the recorder would do it.
+    pub quirks: Vec<Quirk>,
 }
 
 /// One stream.
@@ -119,9 +128,35 @@ pub async fn probe(config: &RecorderConfig, listen: Duration) -> Result<Report> 
 
 async fn listen_to(config: &RecorderConfig, listen: Duration) -> Result<Report> {
     let group = Arc::new(SessionGroup::default());
-    let (mut session, selection) = connect::open(config, &group, true)
-        .await
-        .map_err(|e| e.error)?;
+    let mut workarounds = Workarounds::default();
+    let camera = config.source.host_port();
+    for_camera(camera.clone(), async {
+        loop {
+            let (session, selection) = connect::open(config, &group, true, &mut workarounds)
+                .await
+                .map_err(|e| e.error)?;
+            let Some(mut report) = listen_once(config, session, &selection, listen).await else {
+                // Nothing over UDP: as the recorder does, TCP (unless the camera refused it).
+                workarounds.udp_was_silent(&camera)?;
+                continue;
+            };
+            report.quirks = workarounds.met;
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(2), group.await_teardown()).await;
+            });
+            return Ok(report);
+        }
+    })
+    .await
+}
+
+/// Listens to one session; `None`: it was over UDP and nothing came.
+async fn listen_once(
+    config: &RecorderConfig,
+    mut session: Demuxed,
+    selection: &Selection,
+    listen: Duration,
+) -> Option<Report> {
     let mut seen: Vec<Seen> = (0..selection.offered.len())
         .map(|_| Seen::default())
         .collect();
@@ -131,38 +166,38 @@ async fn listen_to(config: &RecorderConfig, listen: Duration) -> Result<Report> 
         .map(|o| o.encoding.parse().ok())
         .collect();
     let mut clock_offset = None;
+    let mut skipped = 0;
+    let mut anything = false;
     let started = tokio::time::Instant::now();
     let deadline = tokio::time::sleep(listen);
     tokio::pin!(deadline);
+    let udp_silence = tokio::time::sleep(UDP_SILENCE);
+    tokio::pin!(udp_silence);
     loop {
         let item = tokio::select! {
+            () = &mut udp_silence, if selection.udp && !anything => return None,
             () = &mut deadline => break,
             item = session.next() => item,
         };
-        let item = match item {
+        anything = true;
+        match item {
             None => break,
-            Some(Ok(item)) => item,
-            Some(Err(e)) => {
-                return Err(Error::failure(anyhow::anyhow!(
-                    "camera {}: {e}",
-                    config.source.host_port()
-                )));
-            }
-        };
-        note(&mut seen, &codecs, &mut clock_offset, item);
+            Some(Ok(item)) => note(&mut seen, &codecs, &mut clock_offset, item),
+            // As the recorder does: a bad packet costs its frame, not the session.
+            Some(Err(_)) => skipped += 1,
+        }
     }
     let listened = started.elapsed();
     let streams = report_streams(&session, &selection.offered, &seen, listened);
-    tokio::spawn(async move {
-        drop(session);
-        let _ = tokio::time::timeout(Duration::from_secs(2), group.await_teardown()).await;
-    });
-    Ok(Report {
+    drop(session);
+    Some(Report {
         url: redacted(&config.source.url),
         transport: if selection.udp { "udp" } else { "tcp" },
         listened_s: listened.as_secs_f64(),
         streams,
         camera_minus_receiver_s: clock_offset,
+        skipped_packets: skipped,
+        quirks: Vec::new(),
     })
 }
 

@@ -38,6 +38,8 @@ pub(crate) enum End {
     Dropped(Error),
     /// The recording cannot go on: packets lost without `--allow-loss`, the disk falling behind.
     Fatal(Error),
+    /// Nothing at all came over UDP: a NAT or a firewall between, most likely.
+    UdpSilent,
 }
 
 /// What one session's ingest works with.
@@ -46,6 +48,9 @@ pub(crate) struct Ingest<'a> {
     pub mapper: &'a mut FrameMapper,
     pub stop: &'a mut Stop,
     pub stall_timeout: Duration,
+    /// Over UDP: how long the session may bring nothing at all before it is given up as
+    /// [`End::UdpSilent`].
+    pub udp_silence: Option<Duration>,
     /// How messages name the stall timeout.
     pub wording: Wording,
     /// `host:port`, for messages.
@@ -55,6 +60,18 @@ pub(crate) struct Ingest<'a> {
     pub bad_packet_warnings: &'a mut Throttle,
     /// Where the lost packets are counted for watchers, as they are lost.
     pub progress: &'a Progress,
+}
+
+/// What the ingest has seen of a session so far.
+struct Seen {
+    report: SessionTally,
+    last_frame: Instant,
+    /// Items since the last frame of the watched stream: RTCP, other frames, and errors
+    /// (packets that completed nothing).
+    other_items: u64,
+    errors_in_a_row: u32,
+    /// Any item at all (or no need to know: not UDP).
+    anything: bool,
 }
 
 /// What a session brought.
@@ -67,19 +84,22 @@ pub(crate) struct SessionTally {
 impl Ingest<'_> {
     /// Moves `session`'s items to the writer until something ends it.
     pub(super) async fn run(&mut self, session: &mut Demuxed) -> (End, SessionTally) {
-        let mut report = SessionTally::default();
+        let mut seen = Seen {
+            report: SessionTally::default(),
+            last_frame: Instant::now(),
+            other_items: 0,
+            errors_in_a_row: 0,
+            anything: self.udp_silence.is_none(),
+        };
         let stall = tokio::time::sleep(self.stall_timeout);
         tokio::pin!(stall);
-        let mut last_frame = Instant::now();
-        // Items since the last frame of the watched stream: RTCP, other frames, and errors
-        // (packets that completed nothing).
-        let mut other_items = 0u64;
-        let mut errors_in_a_row = 0;
         // The guard lives across items: a future made afresh in each turn of the loop would
         // restart its timer with every packet, and never fire.
         let guard = MemoryGuard::new(SESSION_LIMIT);
         let memory = guard.exceeded_after(Duration::from_secs(1));
         tokio::pin!(memory);
+        let udp_silence = tokio::time::sleep(self.udp_silence.unwrap_or_default());
+        tokio::pin!(udp_silence);
         let end = loop {
             tokio::select! {
                 biased;
@@ -94,59 +114,71 @@ impl Ingest<'_> {
                 }
                 () = &mut stall => {
                     // Re-armed lazily: frames only note their time, the timer checks it.
-                    let quiet_until = last_frame + self.stall_timeout;
+                    let quiet_until = seen.last_frame + self.stall_timeout;
                     if quiet_until > Instant::now() {
                         stall.as_mut().reset(quiet_until);
                         continue;
                     }
-                    break End::Dropped(self.silent(other_items));
+                    break End::Dropped(self.silent(seen.other_items));
                 }
+                () = &mut udp_silence, if !seen.anything => break End::UdpSilent,
                 _ = self.writer.failed() => break End::WriterFailed,
-                item = AssertUnwindSafe(session.next()).catch_unwind() => match item {
-                    // retina 0.4 can panic on some packet sequences (a depacketizer error while
-                    // it holds a frame): contain it, drop the session, connect afresh.
-                    Err(panic) => break End::Dropped(Error::failure(anyhow::anyhow!(
-                        "camera {}: retina failed on the stream ({}); dropping the session",
-                        self.camera,
-                        panic_message(panic.as_ref())
-                    ))),
-                    Ok(None) => {
-                        let ended = anyhow::anyhow!("camera {} ended the stream", self.camera);
-                        break End::Dropped(Error::failure(ended));
+                item = AssertUnwindSafe(session.next()).catch_unwind() => {
+                    if let Some(end) = self.take(item, session, &mut seen) {
+                        break end;
                     }
-                    Ok(Some(Err(e))) => {
-                        errors_in_a_row += 1;
-                        other_items += 1;
-                        if let Some(end) = self.bad_packet(&e, errors_in_a_row) {
-                            break end;
-                        }
-                    }
-                    Ok(Some(Ok(item))) => {
-                        errors_in_a_row = 0;
-                        // The stall timer watches the video, if recorded: audio flowing on
-                        // while the video broke (a new SSRC, say) is no recording to keep.
-                        let keeps_alive = match &item {
-                            CodecItem::VideoFrame(_) => true,
-                            CodecItem::AudioFrame(_) => !self.mapper.records_video(),
-                            _ => false,
-                        };
-                        if keeps_alive {
-                            last_frame = Instant::now();
-                            other_items = 0;
-                        } else {
-                            other_items += 1;
-                        }
-                        if matches!(item, CodecItem::VideoFrame(_) | CodecItem::AudioFrame(_)) {
-                            report.frames += 1;
-                        }
-                        if let Err(end) = self.forward(item, session) {
-                            break end;
-                        }
-                    }
-                },
+                }
             }
         };
-        (end, report)
+        (end, seen.report)
+    }
+
+    /// Takes one item from retina (or its end, or its panic); `Some`: the session is over.
+    fn take(
+        &mut self,
+        item: std::thread::Result<Option<Result<CodecItem, retina::Error>>>,
+        session: &Demuxed,
+        seen: &mut Seen,
+    ) -> Option<End> {
+        seen.anything = true;
+        match item {
+            // retina 0.4 can panic on some packet sequences (a depacketizer error while it
+            // holds a frame): contain it, drop the session, connect afresh.
+            Err(panic) => Some(End::Dropped(Error::failure(anyhow::anyhow!(
+                "camera {}: retina failed on the stream ({}); dropping the session",
+                self.camera,
+                panic_message(panic.as_ref())
+            )))),
+            Ok(None) => {
+                let ended = anyhow::anyhow!("camera {} ended the stream", self.camera);
+                Some(End::Dropped(Error::failure(ended)))
+            }
+            Ok(Some(Err(e))) => {
+                seen.errors_in_a_row += 1;
+                seen.other_items += 1;
+                self.bad_packet(&e, seen.errors_in_a_row)
+            }
+            Ok(Some(Ok(item))) => {
+                seen.errors_in_a_row = 0;
+                // The stall timer watches the video, if recorded: audio flowing on while the
+                // video broke (a new SSRC, say) is no recording to keep.
+                let keeps_alive = match &item {
+                    CodecItem::VideoFrame(_) => true,
+                    CodecItem::AudioFrame(_) => !self.mapper.records_video(),
+                    _ => false,
+                };
+                if keeps_alive {
+                    seen.last_frame = Instant::now();
+                    seen.other_items = 0;
+                } else {
+                    seen.other_items += 1;
+                }
+                if matches!(item, CodecItem::VideoFrame(_) | CodecItem::AudioFrame(_)) {
+                    seen.report.frames += 1;
+                }
+                self.forward(item, session).err()
+            }
+        }
     }
 
     /// Why the stall timer fired: nothing at all came, or things came but no frame completed.

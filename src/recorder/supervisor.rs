@@ -23,7 +23,9 @@ use crate::mp4;
 use crate::ntp;
 use crate::output::{Message, OutputPlan, Writer};
 use crate::rtsp::connect;
+use crate::rtsp::retina_messages::for_camera;
 use crate::rtsp::select::Selection;
+use crate::rtsp::workarounds::{UDP_SILENCE, Workarounds};
 use crate::stop::{Stop, StopReason};
 use crate::throttle::{Throttle, held_back_note};
 
@@ -41,6 +43,8 @@ enum Next<T> {
     Stop,
     /// Try again (if reconnecting).
     Retry(Error),
+    /// Try again at once, another way (a workaround was learned).
+    Again,
     /// The end: no retry can help.
     Fatal(Error),
 }
@@ -65,6 +69,8 @@ struct Supervisor<'a> {
     bad_packet_warnings: Throttle,
     /// Why the latest attempt failed, for a deadline that passes during an outage.
     last_error: Option<Error>,
+    /// What this camera has needed to connect, kept for its later sessions.
+    workarounds: Workarounds,
 }
 
 /// Records `config`'s camera into `out` until stopped, the deadline, or a failure no retry
@@ -91,9 +97,13 @@ pub(crate) async fn supervise(
         bad_packets: 0,
         bad_packet_warnings: Throttle::new(),
         last_error: None,
+        workarounds: Workarounds::default(),
     };
-    let failure = s.run().await;
-    s.finish(failure).await
+    for_camera(s.camera.clone(), async move {
+        let failure = s.run().await;
+        s.finish(failure).await
+    })
+    .await
 }
 
 impl Supervisor<'_> {
@@ -103,10 +113,12 @@ impl Supervisor<'_> {
             let why = match self.connect().await {
                 Next::Go((session, selection)) => match self.record(session, selection).await {
                     Next::Go(()) | Next::Stop => return None,
+                    Next::Again => continue,
                     Next::Retry(e) => e,
                     Next::Fatal(e) => return Some(e),
                 },
                 Next::Stop => return None,
+                Next::Again => continue,
                 Next::Retry(e) => e,
                 Next::Fatal(e) => return Some(e),
             };
@@ -134,7 +146,9 @@ impl Supervisor<'_> {
         tokio::select! {
             biased;
             Ok(()) = self.stop.changed() => Next::Stop,
-            opened = connect::open(self.config, &self.group, self.sessions > 0) => match opened {
+            opened = connect::open(
+                self.config, &self.group, self.sessions > 0, &mut self.workarounds
+            ) => match opened {
                 Ok(s) => Next::Go(s),
                 Err(e) if e.permanent => Next::Fatal(e.error),
                 Err(e) => Next::Retry(e.error),
@@ -156,6 +170,7 @@ impl Supervisor<'_> {
             mapper,
             stop: &mut self.stop,
             stall_timeout: self.config.stall_timeout,
+            udp_silence: selection.udp.then_some(UDP_SILENCE),
             wording: self.config.wording,
             camera: &self.camera,
             bad_packets: &mut self.bad_packets,
@@ -173,8 +188,18 @@ impl Supervisor<'_> {
         }
         match end {
             End::Stopped | End::WriterFailed => Next::Stop,
+            End::UdpSilent => self.udp_was_silent(),
             End::Dropped(e) => Next::Retry(e),
             End::Fatal(e) => Next::Fatal(e),
+        }
+    }
+
+    /// Nothing came over UDP: TCP from now on, at once; unless the camera refused TCP, when
+    /// both are worth trying again after the back-off.
+    fn udp_was_silent(&mut self) -> Next<()> {
+        match self.workarounds.udp_was_silent(&self.camera) {
+            Ok(()) => Next::Again,
+            Err(e) => Next::Retry(e),
         }
     }
 

@@ -7,16 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use retina::client::{
-    Demuxed, Described, PlayOptions, Session, SessionGroup, SessionOptions, SetupOptions,
+    Demuxed, Described, InitialTimestampPolicy, PlayOptions, Session, SessionGroup, SessionOptions,
+    SetupOptions,
 };
 
+use super::retina_messages::{error_words, is_missing_rtptime, status_words};
 use super::select::{self, Selection};
+use super::workarounds::Workarounds;
 use crate::config::{Field, RecorderConfig, Transport};
-use crate::error::{Error, one_line};
+use crate::error::Error;
 use crate::memory::{HANDSHAKE_LIMIT, MemoryGuard, mib};
+use crate::source::Source;
 
 /// RTSP status for a transport the server will not use (RFC 2326 §11.3.10).
-const UNSUPPORTED_TRANSPORT: u16 = 461;
+pub(crate) const UNSUPPORTED_TRANSPORT: u16 = 461;
 
 /// Why a session could not be opened (or went on), and whether trying again could help.
 pub(crate) struct ConnectError {
@@ -24,51 +28,89 @@ pub(crate) struct ConnectError {
     /// Trying again cannot help: the camera refused us, has no such stream, or offers nothing
     /// that can be recorded; or the configuration is wrong.
     pub permanent: bool,
+    /// retina refused to PLAY because the camera gave no `rtptime` for some stream.
+    no_rtptime: bool,
 }
 
 impl ConnectError {
     fn permanent(error: Error) -> ConnectError {
+        ConnectError::new(error, true)
+    }
+
+    pub(crate) fn new(error: Error, permanent: bool) -> ConnectError {
         ConnectError {
             error,
-            permanent: true,
+            permanent,
+            no_rtptime: false,
         }
     }
 }
 
-/// Looks at the camera (`first_look.rs`), then DESCRIBE, choose the streams (saying which unless
-/// `quiet`), SETUP each, PLAY; given up on when the camera makes the recorder hold more than
+/// Looks at the camera (`first_look.rs`, which follows redirects), then DESCRIBE, choose the
+/// streams (saying which unless `quiet`), SETUP each, PLAY, working around what the camera
+/// needs (`workarounds.rs`); given up on when the camera makes the recorder hold more than
 /// [`HANDSHAKE_LIMIT`] (see `memory.rs`).
 pub(crate) async fn open(
     config: &RecorderConfig,
     group: &Arc<SessionGroup>,
     quiet: bool,
+    workarounds: &mut Workarounds,
 ) -> Result<(Demuxed, Selection), ConnectError> {
-    super::first_look::first_look(config)
+    let source = super::first_look::first_look(config, workarounds)
         .await
-        .map_err(|error| ConnectError {
-            error,
-            permanent: false,
-        })?;
+        .map_err(|error| ConnectError::new(error, false))?;
     let guard = MemoryGuard::new(HANDSHAKE_LIMIT);
-    tokio::select! {
-        opened = handshake(config, group, quiet) => opened,
-        grown = guard.exceeded_after(Duration::from_millis(100)) => Err(ConnectError {
-            error: Error::failure(anyhow::anyhow!(
-                "camera {} sent {} MiB without finishing an answer; giving up on this attempt",
-                config.source.host_port(),
-                mib(grown)
+    let camera = config.source.host_port();
+    let mut quiet = quiet;
+    loop {
+        let permissive = workarounds.permissive_rtptime;
+        let opened = tokio::select! {
+            opened = handshake(config, &source, group, quiet, workarounds) => opened,
+            grown = guard.exceeded_after(Duration::from_millis(100)) => Err(ConnectError::new(
+                Error::failure(anyhow::anyhow!(
+                    "camera {camera} sent {} MiB without finishing an answer; giving up on \
+                     this attempt",
+                    mib(grown)
+                )),
+                false,
             )),
-            permanent: false,
-        }),
+        };
+        match opened {
+            Err(e) if e.no_rtptime && !permissive => {
+                workarounds.permissive_rtptime = true;
+                workarounds.met(
+                    &camera,
+                    "no-rtptime",
+                    "its PLAY answer gives no rtptime (RTP-Info) for every stream; lining the \
+                     streams up by their first packets, as ffmpeg does"
+                        .into(),
+                );
+                quiet = true;
+            }
+            opened => return opened,
+        }
     }
 }
 
 async fn handshake(
     config: &RecorderConfig,
+    source: &Source,
     group: &Arc<SessionGroup>,
     quiet: bool,
+    workarounds: &mut Workarounds,
 ) -> Result<(Demuxed, Selection), ConnectError> {
-    let source = &config.source;
+    // After a redirect, errors are about where it led (its credentials, its path).
+    let redirected;
+    let config = match source.url == config.source.url {
+        true => config,
+        false => {
+            redirected = RecorderConfig {
+                source: source.clone(),
+                ..config.clone()
+            };
+            &redirected
+        }
+    };
     let options = SessionOptions::default()
         .creds(source.credentials.clone())
         .session_group(group.clone())
@@ -78,12 +120,18 @@ async fn handshake(
     let mut session = step(config, "DESCRIBE", describe).await?;
     let mut selection = select::select(&session, config.video, config.audio, config.wording, quiet)
         .map_err(ConnectError::permanent)?;
-    selection.udp = setup_streams(&mut session, &selection, config).await?;
+    selection.udp = setup_streams(&mut session, &selection, config, workarounds).await?;
     // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
     // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
     // extends each timestamp by its signed 32-bit difference from the previous one.
+    let policy = match config.initial_timestamp {
+        InitialTimestampPolicy::Default if workarounds.permissive_rtptime => {
+            InitialTimestampPolicy::Permissive
+        }
+        policy => policy,
+    };
     let play = PlayOptions::default()
-        .initial_timestamp(config.initial_timestamp)
+        .initial_timestamp(policy)
         .unknown_rtcp_ssrc(config.unknown_rtcp_ssrc);
     let session = step(config, "PLAY", session.play(play)).await?;
     let session = session.demuxed().map_err(|e| camera_error(&e, config))?;
@@ -109,23 +157,26 @@ async fn timed<T>(
 ) -> Result<T, ConnectError> {
     tokio::time::timeout(config.connect_timeout, fut)
         .await
-        .map_err(|_| ConnectError {
-            error: Error::failure(anyhow::anyhow!(
+        .map_err(|_| {
+            let error = Error::failure(anyhow::anyhow!(
                 "camera {} did not answer {what} within {:.0} s ({})",
                 config.source.host_port(),
                 config.connect_timeout.as_secs_f64(),
                 config.wording.of(Field::ConnectTimeout)
-            )),
-            permanent: false,
+            ));
+            ConnectError::new(error, false)
         })
 }
 
-/// SETUPs the selected streams. With `auto`, TCP first; a `461 Unsupported Transport` (VLC's
-/// answer, for one) switches this and later streams to UDP. Whether UDP was used.
+/// SETUPs the selected streams. With `auto`, TCP first; a refusal with any error status (461
+/// Unsupported Transport is VLC's; 400, 403, 455 and 501 are seen too) switches this and later
+/// streams, and the camera's later sessions, to UDP. With `udp`, UDP, unless the camera sent
+/// nothing over it before (then TCP). Whether UDP was used.
 async fn setup_streams(
     session: &mut Session<Described>,
     selection: &Selection,
     config: &RecorderConfig,
+    workarounds: &mut Workarounds,
 ) -> Result<bool, ConnectError> {
     let options = |udp: bool| {
         let t = if udp {
@@ -137,34 +188,43 @@ async fn setup_streams(
             .transport(t)
             .frame_format(retina::codec::FrameFormat::MP4)
     };
-    let mut use_udp = config.transport == Transport::Udp;
+    let mut use_udp = match config.transport {
+        Transport::Tcp => false,
+        Transport::Udp => !workarounds.udp_silent,
+        Transport::Auto => workarounds.tcp_refused.is_some(),
+    };
     for i in selection.indices() {
         let fallback = config.transport == Transport::Auto && !use_udp;
-        match timed(config, "SETUP", session.setup(i, options(use_udp))).await? {
+        let status = match timed(config, "SETUP", session.setup(i, options(use_udp))).await? {
             Ok(()) => continue,
-            Err(e) if fallback && e.status_code() == Some(UNSUPPORTED_TRANSPORT) => {}
-            Err(e) => return Err(camera_error(&e, config)),
-        }
-        tracing::info!(
-            "camera {} refused RTP over TCP (461 Unsupported Transport); using UDP{}",
-            config.source.host_port(),
-            if config.allow_loss {
-                String::new()
-            } else {
-                format!(
-                    " (lost or reordered packets stop the recording without {})",
-                    config.wording.of(Field::AllowLoss)
-                )
-            }
+            Err(e) => match e.status_code() {
+                Some(status) if fallback && status >= 400 && status != 401 => status,
+                _ => return Err(camera_error(&e, config)),
+            },
+        };
+        workarounds.tcp_refused = Some(status);
+        let loss = if config.allow_loss {
+            String::new()
+        } else {
+            format!(
+                " (lost or reordered packets stop the recording without {})",
+                config.wording.of(Field::AllowLoss)
+            )
+        };
+        let detail = format!(
+            "refused RTP over TCP ({}); using UDP{loss}",
+            status_words(status)
         );
+        workarounds.met(&config.source.host_port(), "tcp-refused", detail);
         use_udp = true;
         step(config, "SETUP", session.setup(i, options(true))).await?;
     }
     Ok(use_udp)
 }
 
-/// One line about a retina error, naming the camera; 401, 404 and 461 explained, and each
-/// marked permanent: no retry makes a camera accept a wrong password or serve a missing path.
+/// One line about a retina error, naming the camera; 401, 403, 404 and a refused transport
+/// explained, and each marked permanent: no retry makes a camera accept a wrong password or
+/// serve a missing path.
 pub(crate) fn camera_error(e: &retina::Error, config: &RecorderConfig) -> ConnectError {
     let source = &config.source;
     let name = |f: Field| config.wording.of(f);
@@ -195,8 +255,8 @@ pub(crate) fn camera_error(e: &retina::Error, config: &RecorderConfig) -> Connec
         ),
         Some(UNSUPPORTED_TRANSPORT) => (
             format!(
-                "camera {camera} refused the transport ({UNSUPPORTED_TRANSPORT} Unsupported \
-                 Transport){}",
+                "camera {camera} refused the transport ({}){}",
+                status_words(UNSUPPORTED_TRANSPORT),
                 match config.transport {
                     Transport::Tcp => format!("; try {} auto or udp", name(Field::Transport)),
                     Transport::Udp => format!("; try {} auto or tcp", name(Field::Transport)),
@@ -205,13 +265,12 @@ pub(crate) fn camera_error(e: &retina::Error, config: &RecorderConfig) -> Connec
             ),
             true,
         ),
-        _ => (
-            format!("camera {camera}: {}", one_line(&e.to_string())),
-            false,
-        ),
+        _ => (format!("camera {camera} {}", error_words(e)), false),
     };
+    let default_policy = matches!(config.initial_timestamp, InitialTimestampPolicy::Default);
     ConnectError {
         error: Error::failure(anyhow::anyhow!(message)),
         permanent,
+        no_rtptime: default_policy && is_missing_rtptime(e),
     }
 }

@@ -1,95 +1,247 @@
-//! A look at the camera before retina connects: one `OPTIONS` (RFC 2326 §10.1) on a connection
-//! of our own, its answer read with a size limit, all within the connect timeout.
+//! A look at the camera before retina connects: `OPTIONS` and `DESCRIBE` (RFC 2326 §10.1,
+//! §10.2) on a connection of our own, each answer read with a size limit, all within the
+//! connect timeout, following redirects (3xx with `Location:`, RFC 2326 §11.3.3).
 //!
 //! retina reads an RTSP message until it is complete, however long it is, and parses it afresh
 //! as it grows: a camera that answers with a header line that never ends grows the recorder by
 //! hundreds of MiB, and the parsing keeps the recorder too busy to notice its own timeout. A
 //! camera that does that (or answers nothing, or a byte at a time) is caught here, cheaply: a
-//! failed attempt like any other. Once the camera has answered properly, retina takes over.
+//! failed attempt like any other. retina does not follow redirects either: relays and load
+//! balancers in front of cameras answer `DESCRIBE` with `302 Found`, so the redirect is
+//! followed here (at most [`MAX_REDIRECTS`] hops, the credentials kept only for the same host)
+//! and retina is given where it led. Once the camera has answered properly, retina takes over.
 
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use super::workarounds::Workarounds;
 use crate::config::{Field, RecorderConfig};
 use crate::error::Error;
+use crate::source::{Source, redacted};
 
 /// The longest answer head (status line and headers), and the longest body, taken.
 const MAX_HEAD: usize = 64 * 1024;
 const MAX_BODY: usize = 64 * 1024;
+/// Redirects followed before the attempt fails (a loop, most likely).
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
-/// Connects, asks `OPTIONS`, and reads the whole answer, within the connect timeout. A
-/// failure is worth retrying.
-pub(crate) async fn first_look(config: &RecorderConfig) -> Result<(), Error> {
+/// What the camera answered.
+struct Answer {
+    status: u16,
+    location: Option<String>,
+}
+
+/// Where one look ended: the source to give retina, or where to look next.
+enum Look {
+    Here,
+    Redirected(url::Url),
+}
+
+/// Looks at the camera (and where it redirects to), within the connect timeout; returns the
+/// source retina should connect to. A failure is worth retrying.
+pub(crate) async fn first_look(
+    config: &RecorderConfig,
+    workarounds: &mut Workarounds,
+) -> Result<Source, Error> {
     let camera = config.source.host_port();
     let fail = |why: String| Error::failure(anyhow::anyhow!("camera {camera}: {why}"));
     let timeout = config.connect_timeout;
-    match tokio::time::timeout(timeout, exchange(config)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(why)) => Err(fail(why)),
-        Err(_) => Err(fail(format!(
-            "no complete answer to OPTIONS within {:.0} s ({})",
-            timeout.as_secs_f64(),
-            config.wording.of(Field::ConnectTimeout)
-        ))),
+    let mut step = "OPTIONS";
+    let looked = tokio::time::timeout(timeout, follow(config, &mut step)).await;
+    let (source, hops) = match looked {
+        Ok(Ok(found)) => found,
+        Ok(Err(why)) => return Err(fail(why)),
+        Err(_) => {
+            return Err(fail(format!(
+                "no complete answer to {step} within {:.0} s ({})",
+                timeout.as_secs_f64(),
+                config.wording.of(Field::ConnectTimeout)
+            )));
+        }
+    };
+    if !hops.is_empty() {
+        let kept = if source.credentials.is_some() || config.source.credentials.is_none() {
+            ""
+        } else {
+            " (another host: without the credentials)"
+        };
+        let via = match hops.len() {
+            1 => String::new(),
+            n => format!(" in {n} hops"),
+        };
+        let detail = format!(
+            "redirected to {}{via}{kept}; following",
+            redacted(&source.url)
+        );
+        workarounds.met(&camera, "redirect", detail);
+    }
+    Ok(source)
+}
+
+/// Looks at each URL in turn until one is not a redirect; `step` says what is being waited
+/// for, should the time run out.
+async fn follow(
+    config: &RecorderConfig,
+    step: &mut &'static str,
+) -> Result<(Source, Vec<url::Url>), String> {
+    let mut source = config.source.clone();
+    let mut hops = Vec::new();
+    loop {
+        match look(&source.url, step).await? {
+            Look::Here => return Ok((source, hops)),
+            Look::Redirected(to) if hops.len() == MAX_REDIRECTS => {
+                return Err(format!(
+                    "redirected more than {MAX_REDIRECTS} times (the last to {}): a loop?",
+                    redacted(&to)
+                ));
+            }
+            Look::Redirected(to) => {
+                source.credentials = match to.host_str() == config.source.url.host_str() {
+                    true => config.source.credentials.clone(),
+                    false => None,
+                };
+                source.url = to.clone();
+                hops.push(to);
+            }
+        }
     }
 }
 
-async fn exchange(config: &RecorderConfig) -> Result<(), String> {
-    let url = &config.source.url;
+/// Connects to `url`, asks `OPTIONS` then `DESCRIBE`, and reads each whole answer.
+async fn look(url: &url::Url, step: &mut &'static str) -> Result<Look, String> {
+    *step = "OPTIONS";
     let host = url.host_str().ok_or("the URL has no host")?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let mut conn = TcpStream::connect((host, url.port().unwrap_or(554)))
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
+    let mut buf = Vec::with_capacity(4096);
     // No credentials: any complete answer, 401 included, shows the camera speaks RTSP.
-    let request = format!(
-        "OPTIONS {url} RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: retina-record/{}\r\n\r\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    conn.write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("cannot send OPTIONS: {e}"))?;
-    read_answer(&mut conn).await
+    for (cseq, method) in [(1, "OPTIONS"), (2, "DESCRIBE")] {
+        *step = method;
+        let accept = if method == "DESCRIBE" {
+            "Accept: application/sdp\r\n"
+        } else {
+            ""
+        };
+        let request = format!(
+            "{method} {url} RTSP/1.0\r\nCSeq: {cseq}\r\n{accept}User-Agent: retina-record/{}\r\n\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        conn.write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("cannot send {method}: {e}"))?;
+        let answer = read_answer(&mut conn, &mut buf, method).await?;
+        if let Some(to) = redirect(url, &answer, method)? {
+            return Ok(Look::Redirected(to));
+        }
+    }
+    Ok(Look::Here)
 }
 
-/// Reads one RTSP answer, refusing one longer than the limits.
-async fn read_answer(conn: &mut TcpStream) -> Result<(), String> {
-    let mut buf = Vec::with_capacity(4096);
+/// Where a 3xx answer sends us: `Location`, resolved against `url`, an `rtsp://` URL.
+fn redirect(url: &url::Url, answer: &Answer, method: &str) -> Result<Option<url::Url>, String> {
+    if !(300..400).contains(&answer.status) {
+        return Ok(None);
+    }
+    let status = answer.status;
+    let location = answer
+        .location
+        .as_deref()
+        .ok_or_else(|| format!("answered {method} with {status}, a redirect without Location"))?;
+    let mut to = url
+        .join(location)
+        .map_err(|_| format!("answered {method} with {status}, to a Location that is no URL"))?;
+    if to.scheme() != "rtsp" {
+        return Err(format!(
+            "redirected {method} to a {}:// URL; only rtsp:// can be followed",
+            to.scheme()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+        ));
+    }
+    // Credentials come from the user, never from a server's Location.
+    let _ = to.set_username("");
+    let _ = to.set_password(None);
+    Ok(Some(to))
+}
+
+/// Reads one RTSP answer, refusing one longer than the limits; takes it off `buf`.
+async fn read_answer(
+    conn: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    method: &str,
+) -> Result<Answer, String> {
     let mut chunk = [0u8; 4096];
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]);
-            if !head.starts_with("RTSP/1.0 ") {
-                return Err("answered OPTIONS with something other than RTSP".into());
-            }
-            let body = content_length(&head);
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            let status = head
+                .strip_prefix("RTSP/1.0 ")
+                .and_then(|s| s.get(..3))
+                .and_then(|s| s.parse::<u16>().ok())
+                .ok_or_else(|| format!("answered {method} with something other than RTSP"))?;
+            let body = header(&head, "Content-Length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
             if body > MAX_BODY {
-                return Err(format!("announced a {body}-byte answer to OPTIONS"));
+                return Err(format!("announced a {body}-byte answer to {method}"));
             }
             if buf.len() >= end + 4 + body {
-                return Ok(());
+                buf.drain(..end + 4 + body);
+                let location = header(&head, "Location").map(str::to_owned);
+                return Ok(Answer { status, location });
             }
         } else if buf.len() > MAX_HEAD {
             return Err(format!(
-                "answered OPTIONS with more than {} KiB of headers",
+                "answered {method} with more than {} KiB of headers",
                 MAX_HEAD / 1024
             ));
         }
         let n = conn
             .read(&mut chunk)
             .await
-            .map_err(|e| format!("connection failed during OPTIONS: {e}"))?;
+            .map_err(|e| format!("connection failed during {method}: {e}"))?;
         if n == 0 {
-            return Err("closed the connection without answering OPTIONS".into());
+            return Err(format!("closed the connection without answering {method}"));
         }
         buf.extend_from_slice(&chunk[..n]);
     }
 }
 
-fn content_length(head: &str) -> usize {
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines()
         .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("Content-Length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0)
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, location: Option<&str>) -> Answer {
+        Answer {
+            status,
+            location: location.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn redirects_resolve_against_the_url_and_drop_user_info() -> Result<(), String> {
+        let url = url::Url::parse("rtsp://cam:554/a/b").map_err(|e| e.to_string())?;
+        let to = redirect(&url, &answer(302, Some("/c")), "DESCRIBE")?;
+        assert_eq!(
+            to.map(|u| u.to_string()).as_deref(),
+            Some("rtsp://cam:554/c")
+        );
+        let to = redirect(&url, &answer(301, Some("rtsp://u:p@other/x")), "DESCRIBE")?;
+        assert_eq!(to.map(|u| u.to_string()).as_deref(), Some("rtsp://other/x"));
+        assert!(redirect(&url, &answer(200, None), "DESCRIBE")?.is_none());
+        assert!(redirect(&url, &answer(302, None), "DESCRIBE").is_err());
+        let http = redirect(&url, &answer(302, Some("http://x/")), "DESCRIBE");
+        assert!(http.is_err_and(|e| e.contains("http://")));
+        Ok(())
+    }
 }

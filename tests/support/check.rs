@@ -43,11 +43,17 @@ pub fn check_against_cameras(rec: &Recording, cams: &[&Camera]) -> (usize, f64) 
     let mut next = 0;
     for part in sessions(&timing) {
         let first_rtp = part[0].frame().expect("one 89H").rtp;
+        let last_rtp = part[part.len() - 1].frame().expect("one 89H").rtp;
+        // Sessions start at the same RTP time: the one that sent the first frame and the last
+        // (a session cut short, one the recorder played and left, sent only the first).
         let k = (next..order.len())
             .find(|&k| {
                 let (c, s) = order[k];
-                let sent = |f: &&SentFrame| f.session == s && f.stream == 0 && f.rtp == first_rtp;
-                logs[c].frames.iter().any(|f| sent(&f))
+                let sent = |rtp: u32| {
+                    let f = |f: &&SentFrame| f.session == s && f.stream == 0 && f.rtp == rtp;
+                    logs[c].frames.iter().any(|x| f(&x))
+                };
+                sent(first_rtp) && sent(last_rtp)
             })
             .unwrap_or_else(|| panic!("89H rtp {first_rtp} matches no later camera session"));
         next = k + 1;

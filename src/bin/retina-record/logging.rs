@@ -1,8 +1,10 @@
-//! How the binary logs: tracing events to stderr, one line each. Libraries below us (retina)
-//! sometimes log multi-line blocks (hexdumps, debug structs), and some log once per packet; at
-//! the default levels each event is cut to its first line and [`MAX_MESSAGE_CHARS`]
-//! characters, and a library's repeated message is printed once a minute with a count
-//! (retina-record throttles its own). `RUST_LOG=debug` shows everything.
+//! How the binary logs: tracing events to stderr, one line each, a sentence for a person.
+//! Libraries below us (retina) sometimes log multi-line blocks (hexdumps, debug structs), and
+//! some log once per packet; at the default levels each of their lines is said as ours are
+//! (`rtsp/retina_messages.rs`: one sentence naming the camera, or nothing for bookkeeping), and
+//! a repeated one is printed once a minute with a count (retina-record throttles its own).
+//! Every event is cut to its first line and [`MAX_MESSAGE_CHARS`] characters.
+//! `RUST_LOG=debug` shows everything, as it came, with the module it came from.
 
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
@@ -10,7 +12,6 @@ use std::io::IsTerminal as _;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
@@ -18,6 +19,10 @@ use tracing_subscriber::fmt::format::{Format, Full, Writer};
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+
+use retina_record::rtsp::retina_messages::{camera_in_scope, log_words};
+
+use crate::cli::wording::FLAGS;
 
 /// The longest message (and field list) an event prints unless debugging.
 const MAX_MESSAGE_CHARS: usize = 200;
@@ -53,6 +58,8 @@ fn install<T: FormatTime + Send + Sync + 'static>(
     let full = filter
         .max_level_hint()
         .is_some_and(|l| l >= tracing::level_filters::LevelFilter::DEBUG);
+    // A line is a sentence: the module it came from is for debugging.
+    let format = format.with_target(full);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| AboveStatus)
@@ -160,8 +167,9 @@ struct Throttled<F> {
     full: bool,
     /// Prefix each line with its sd-daemon(3) priority.
     journal: bool,
-    /// For each library event site: when it was last printed, and how many were held back.
-    seen: Mutex<HashMap<Identifier, (Instant, u64)>>,
+    /// For each library message (as reworded): when it was last printed, and how many were
+    /// held back.
+    seen: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
 impl<S, N, F> FormatEvent<S, N> for Throttled<F>
@@ -177,38 +185,53 @@ where
         event: &tracing::Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let held_back = if self.full || meta.target().starts_with(env!("CARGO_CRATE_NAME")) {
-            0
-        } else {
-            match self.held_back(meta) {
-                Some(n) => n,
-                None => return Ok(()), // nothing written: no line
-            }
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        // Events from the `log` crate (retina's) carry their real target as a field.
+        let target = fields.target.as_deref().unwrap_or(meta.target());
+        let ours = target.starts_with(env!("CARGO_CRATE_NAME"));
+        let journal = match self.journal {
+            true => format!("<{}>", priority(meta.level())),
+            false => String::new(),
         };
-        if self.journal {
-            write!(writer, "<{}>", priority(meta.level()))?;
-        }
-        if held_back == 0 {
+        if self.full || ours {
+            writer.write_str(&journal)?;
             return self.inner.format_event(ctx, writer, event);
         }
+        // A library's line, said as ours are (`rtsp/retina_messages.rs`), naming the camera.
+        let Some(words) = log_words(&fields.text, FLAGS) else {
+            return Ok(()); // retina's bookkeeping: debug only
+        };
+        let Some(held_back) = self.held_back(&words) else {
+            return Ok(()); // nothing written: no line
+        };
         let mut line = String::new();
         self.inner
             .format_event(ctx, Writer::new(&mut line), event)?;
-        let line = line.trim_end();
-        writeln!(writer, "{line} ({held_back} more like it since the last)")
+        let shown = shorten(&fields.text, MAX_MESSAGE_CHARS);
+        let prefix = line
+            .trim_end()
+            .strip_suffix(shown.as_str())
+            .unwrap_or_default();
+        let camera = camera_in_scope().map_or(String::new(), |c| format!("camera {c}: "));
+        let more = match held_back {
+            0 => String::new(),
+            n => format!(" ({n} more like it since the last)"),
+        };
+        writeln!(writer, "{journal}{prefix}{camera}{words}{more}")
     }
 }
 
 impl<F> Throttled<F> {
     /// For a library's event: `None` to hold it back, else how many like it were held back
     /// since it was last printed.
-    fn held_back(&self, meta: &tracing::Metadata<'_>) -> Option<u64> {
+    fn held_back(&self, words: &str) -> Option<u64> {
         let now = Instant::now();
         let mut seen = self
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match seen.get_mut(&meta.callsite()) {
+        match seen.get_mut(words) {
             Some((last, held)) if now.duration_since(*last) < REPEAT_INTERVAL => {
                 *held += 1;
                 None
@@ -218,7 +241,7 @@ impl<F> Throttled<F> {
                 Some(std::mem::take(held))
             }
             None => {
-                seen.insert(meta.callsite(), (now, 0));
+                seen.insert(words.to_owned(), (now, 0));
                 Some(0)
             }
         }
@@ -236,31 +259,43 @@ impl<'w> FormatFields<'w> for OneLine {
         let mut text = Fields::default();
         fields.record(&mut text);
         if self.full {
-            return writer.write_str(&text.0);
+            return writer.write_str(&text.text);
         }
-        writer.write_str(&shorten(&text.0, MAX_MESSAGE_CHARS))
+        writer.write_str(&shorten(&text.text, MAX_MESSAGE_CHARS))
     }
 }
 
-/// `message` first, then `name=value` for each other field.
+/// `message` first, then `name=value` for each other field; the `log` crate's own fields
+/// (`log.target`, `log.file`, …) apart.
 #[derive(Default)]
-struct Fields(String);
+struct Fields {
+    text: String,
+    /// `log.target`: the real target of an event from the `log` crate.
+    target: Option<String>,
+}
+
+impl Fields {
+    fn add(&mut self, name: &str, value: fmt::Arguments<'_>) {
+        let sep = if self.text.is_empty() { "" } else { " " };
+        let _ = match name {
+            "message" => write!(self.text, "{sep}{value}"),
+            "log.target" => {
+                self.target = Some(value.to_string());
+                Ok(())
+            }
+            name if name.starts_with("log.") => Ok(()),
+            name => write!(self.text, "{sep}{name}={value}"),
+        };
+    }
+}
 
 impl Visit for Fields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let sep = if self.0.is_empty() { "" } else { " " };
-        let _ = match field.name() {
-            "message" => write!(self.0, "{sep}{value:?}"),
-            name => write!(self.0, "{sep}{name}={value:?}"),
-        };
+        self.add(field.name(), format_args!("{value:?}"));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        let sep = if self.0.is_empty() { "" } else { " " };
-        let _ = match field.name() {
-            "message" => write!(self.0, "{sep}{value}"),
-            name => write!(self.0, "{sep}{name}={value}"),
-        };
+        self.add(field.name(), format_args!("{value}"));
     }
 }
 

@@ -54,43 +54,8 @@ pub(crate) struct Args {
     )]
     pub url: Vec<String>,
 
-    /// Username, if the camera requires authentication.
-    #[arg(
-        help_heading = "Camera",
-        long,
-        env = "RTSP_USERNAME",
-        hide_env_values = true
-    )]
-    pub username: Option<String>,
-
-    /// Password. Prefer --password-file or RTSP_PASSWORD: command lines are visible to
-    /// other users of the machine.
-    #[arg(
-        help_heading = "Camera",
-        long,
-        env = "RTSP_PASSWORD",
-        hide_env_values = true
-    )]
-    pub password: Option<String>,
-
-    /// Read the password from the first line of FILE.
-    #[arg(
-        help_heading = "Camera",
-        long,
-        value_name = "FILE",
-        conflicts_with = "password"
-    )]
-    pub password_file: Option<PathBuf>,
-
-    /// Policy for the `rtptime` parameter of the `RTP-Info` header: `default`, `require`,
-    /// `ignore` or `permissive`.
-    #[arg(help_heading = "Camera", long, default_value_t)]
-    pub initial_timestamp: retina::client::InitialTimestampPolicy,
-
-    /// Policy for RTCP packets with an unknown SSRC: `default`, `abort-session`,
-    /// `drop-packets` or `process-packets`.
-    #[arg(help_heading = "Camera", long, default_value_t)]
-    pub unknown_rtcp_ssrc: retina::client::UnknownRtcpSsrcPolicy,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 
     /// Don't record video.
     #[arg(help_heading = "Camera", long)]
@@ -124,15 +89,6 @@ pub(crate) struct Args {
     /// the recording. Recommended with --transport udp.
     #[arg(help_heading = "Camera", long)]
     pub allow_loss: bool,
-
-    /// When to send `TEARDOWN`: `auto`, `always` or `never`.
-    #[arg(help_heading = "Camera", long, default_value_t)]
-    pub teardown: retina::client::TeardownPolicy,
-
-    /// RTP transport: `auto` (TCP, or UDP when the camera refuses TCP), `tcp` (interleaved in
-    /// the RTSP connection) or `udp`.
-    #[arg(help_heading = "Camera", long, default_value = "auto")]
-    pub transport: Transport,
 
     /// Treat the camera as gone when it sends no frame for this long: reconnect (with
     /// --no-reconnect, stop with an error, keeping the recording).
@@ -168,16 +124,6 @@ pub(crate) struct Args {
         value_parser = parse::duration,
     )]
     pub give_up_after: Option<Duration>,
-
-    /// Longest wait for each step of connecting: TCP connect and DESCRIBE, each SETUP, PLAY.
-    #[arg(
-        help_heading = "Connection",
-        long,
-        value_name = "DURATION",
-        default_value = "10s",
-        value_parser = parse::duration,
-    )]
-    pub connect_timeout: Duration,
 
     /// Start recording at this local time today, `HH:MM` or `HH:MM:SS`.
     #[arg(help_heading = "Output", long, value_name = "HH:MM[:SS]", value_parser = parse::start)]
@@ -383,17 +329,17 @@ pub(crate) struct CameraArgs {
     pub truth: Option<PathBuf>,
 }
 
+/// How to connect to a camera: the recorder's flags and `probe`'s, defined once so that the
+/// two connect alike.
 #[derive(Clone, Debug, clap::Args)]
-pub(crate) struct ProbeArgs {
-    /// `rtsp://` URL of the camera. May include credentials (`rtsp://user:pass@host/path`).
-    #[arg(value_name = "URL")]
-    pub url: String,
-
+#[command(next_help_heading = "Connection")]
+pub(crate) struct ConnectionArgs {
     /// Username, if the camera requires authentication.
     #[arg(long, env = "RTSP_USERNAME", hide_env_values = true)]
     pub username: Option<String>,
 
-    /// Password. Prefer --password-file or RTSP_PASSWORD.
+    /// Password. Prefer --password-file or RTSP_PASSWORD: command lines are visible to
+    /// other users of the machine.
     #[arg(long, env = "RTSP_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
 
@@ -401,17 +347,44 @@ pub(crate) struct ProbeArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "password")]
     pub password_file: Option<PathBuf>,
 
-    /// RTP transport, as for recording: `auto`, `tcp` or `udp`.
+    /// RTP transport: `auto` (TCP, or UDP when the camera refuses TCP), `tcp` (interleaved in
+    /// the RTSP connection) or `udp` (or TCP when nothing arrives over UDP within 5 s).
     #[arg(long, default_value = "auto")]
     pub transport: Transport,
+
+    /// Policy for the `rtptime` parameter of the `RTP-Info` header: `default` (use it; when
+    /// the camera gives none, line the streams up by their first packets, said once in the
+    /// log), `require`, `ignore` or `permissive`.
+    #[arg(long, default_value_t)]
+    pub initial_timestamp: retina::client::InitialTimestampPolicy,
+
+    /// Policy for RTCP packets with an unknown SSRC: `default`, `abort-session`,
+    /// `drop-packets` or `process-packets`.
+    #[arg(long, default_value_t)]
+    pub unknown_rtcp_ssrc: retina::client::UnknownRtcpSsrcPolicy,
+
+    /// When to send `TEARDOWN`: `auto`, `always` or `never`.
+    #[arg(long, default_value_t)]
+    pub teardown: retina::client::TeardownPolicy,
+
+    /// Longest wait for each step of connecting: TCP connect, OPTIONS and DESCRIBE (each
+    /// redirect), each SETUP, PLAY.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct ProbeArgs {
+    /// `rtsp://` URL of the camera. May include credentials (`rtsp://user:pass@host/path`).
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
 
     /// How long to listen.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse::duration)]
     pub duration: Duration,
-
-    /// Longest wait for each step of connecting.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
-    pub connect_timeout: Duration,
 
     /// JSON instead of text (the schema: docs/recording.md, "Probing a camera").
     #[arg(long)]

@@ -305,7 +305,7 @@ fn camera_from_table(
             )
         })?;
     args.out = out;
-    args.password = password;
+    args.connection.password = password;
     Ok(CameraFlags {
         name: Some(name.get_ref().clone()),
         args,

@@ -7,3 +7,31 @@ pub(crate) mod probe;
 pub(crate) mod record;
 
 pub(crate) mod timing;
+
+use retina_record::config::{RecorderConfig, Wording};
+use retina_record::error::Result;
+use retina_record::source::{Login, Source};
+
+use crate::cli::ConnectionArgs;
+
+/// A config for connecting to `url` as `connection` says, naming the settings as `wording`
+/// does: the part the recorder and `probe` share, so that they connect alike.
+pub(crate) fn connecting(
+    url: &str,
+    connection: &ConnectionArgs,
+    wording: Wording,
+) -> Result<RecorderConfig> {
+    let login = Login {
+        username: connection.username.clone(),
+        password: connection.password.clone(),
+        password_file: connection.password_file.clone(),
+    };
+    let mut config = RecorderConfig::new(Source::resolve(url, &login, wording)?);
+    config.wording = wording;
+    config.transport = connection.transport;
+    config.initial_timestamp = connection.initial_timestamp;
+    config.unknown_rtcp_ssrc = connection.unknown_rtcp_ssrc;
+    config.teardown = connection.teardown;
+    config.connect_timeout = connection.connect_timeout;
+    Ok(config)
+}

@@ -1,23 +1,14 @@
 //! `retina-record probe URL`: flags to a config, the library's probe, its report as text or
 //! JSON on stdout.
 
-use retina_record::config::RecorderConfig;
 use retina_record::error::{Error, Result};
 use retina_record::probe::{self, Report};
-use retina_record::source::{Login, Source};
 
 use crate::cli::ProbeArgs;
 use crate::cli::wording::FLAGS;
 
 pub(crate) async fn run(args: &ProbeArgs) -> Result<()> {
-    let login = Login {
-        username: args.username.clone(),
-        password: args.password.clone(),
-        password_file: args.password_file.clone(),
-    };
-    let mut config = RecorderConfig::new(Source::resolve(&args.url, &login, FLAGS)?);
-    config.transport = args.transport;
-    config.connect_timeout = args.connect_timeout;
+    let config = super::connecting(&args.url, &args.connection, FLAGS)?;
     let report = probe::probe(&config, args.duration).await?;
     let text = if args.json {
         serde_json::to_string_pretty(&report).map_err(Error::failure)? + "\n"
@@ -78,6 +69,15 @@ fn text(r: &Report) -> String {
             };
             out += &format!("  {} frames, {rate}, {reports}\n", s.frames);
         }
+    }
+    for q in &r.quirks {
+        out += &format!("worked around ({}): {}\n", q.name, q.detail);
+    }
+    if r.skipped_packets > 0 {
+        out += &format!(
+            "{} packet(s) completed no frame and were skipped\n",
+            r.skipped_packets
+        );
     }
     match r.camera_minus_receiver_s {
         Some(o) => {

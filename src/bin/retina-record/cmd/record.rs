@@ -12,7 +12,6 @@ use retina_record::config::{RecorderConfig, StreamChoice, Wording};
 use retina_record::error::{Error, Result};
 use retina_record::output;
 use retina_record::recorder::{self, Outcome, Progress, Snapshot};
-use retina_record::source::{Login, Source};
 use retina_record::stop::{self, Stop, StopReason};
 use tracing::Instrument as _;
 
@@ -187,17 +186,11 @@ fn stopped(now: &Snapshot, reason: &str) {
 /// One camera's config from its flags, the settings that go together checked here, where the
 /// flags become the config; every error is bad usage, naming the settings as `wording` does.
 pub(crate) fn config(args: &Args, wording: Wording) -> Result<RecorderConfig> {
-    let login = Login {
-        username: args.username.clone(),
-        password: args.password.clone(),
-        password_file: args.password_file.clone(),
-    };
     let url = args
         .url
         .first()
         .ok_or_else(|| Error::usage("--url is required"))?;
-    let mut config = RecorderConfig::new(Source::resolve(url, &login, wording)?);
-    config.wording = wording;
+    let mut config = super::connecting(url, &args.connection, wording)?;
     config.out = args.out.clone();
     config.segment_duration = args.segment_duration;
     config.on_segment_complete = args.on_segment_complete.clone();
@@ -208,16 +201,11 @@ pub(crate) fn config(args: &Args, wording: Wording) -> Result<RecorderConfig> {
     config.reconnect = !args.no_reconnect;
     config.reconnect_max_delay = args.reconnect_max_delay;
     config.give_up_after = args.give_up_after;
-    config.connect_timeout = args.connect_timeout;
     config.fragment_duration = args.fragment_duration;
-    config.transport = args.transport;
     config.video = stream_choice(args.no_video, args.video_stream);
     config.audio = stream_choice(args.no_audio, args.audio_stream);
     config.allow_loss = args.allow_loss;
     config.timing = !args.no_timing_info;
-    config.teardown = args.teardown;
-    config.initial_timestamp = args.initial_timestamp;
-    config.unknown_rtcp_ssrc = args.unknown_rtcp_ssrc;
     config.check()?;
     Ok(config)
 }
@@ -252,6 +240,7 @@ mod tests {
     use super::*;
     use crate::cli::tests::args;
     use crate::cli::wording::{FLAGS, SITE_KEYS};
+    use retina_record::source::{Login, Source};
 
     #[test]
     fn flag_defaults_are_the_librarys() -> anyhow::Result<()> {
