@@ -98,11 +98,10 @@ async fn retina_record_records_the_camera_over_tcp_and_udp_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_records_ten_seconds_with_timing_on_every_frame() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = recorder_command(&["demo", "demo.mp4"])
-        .current_dir(dir.path())
-        .output()
-        .await
-        .expect("demo");
+    let out = crate::support::lines::output(
+        recorder_command(&["demo", "demo.mp4"]).current_dir(dir.path()),
+    )
+    .await;
     let stdout = tools::stdout_of_success(&out, "retina-record demo");
     assert!(stdout.contains("Wrote demo.mp4: 10.0 s"), "{stdout}");
     assert!(
@@ -158,10 +157,14 @@ async fn third_parties_read_every_codec_the_camera_serves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn camera_refuses_clips_it_does_not_have() {
     for (flag, value) in [("--video", "vp8"), ("--audio", "opus")] {
-        let out = recorder_command(&["camera", "--listen", "127.0.0.1:0", flag, value])
-            .output()
-            .await
-            .expect("camera");
+        let out = crate::support::lines::output(&mut recorder_command(&[
+            "camera",
+            "--listen",
+            "127.0.0.1:0",
+            flag,
+            value,
+        ]))
+        .await;
         assert_eq!(out.status.code(), Some(2));
         let stderr = String::from_utf8_lossy(&out.stderr);
         let error = support::rig::only_error(&stderr);

@@ -219,10 +219,7 @@ async fn probe_takes_the_recorders_connection_flags() {
         "1",
         &url,
     ];
-    let out = support::rig::recorder_command(&args)
-        .output()
-        .await
-        .expect("probe");
+    let out = support::lines::output(&mut support::rig::recorder_command(&args)).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let error = support::rig::only_error(&stderr);

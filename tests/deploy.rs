@@ -319,7 +319,7 @@ async fn the_recorder_takes_the_example_site_file_on_every_shard() {
             let args = ["--config", &config, "--shard", &shard, "--duration", "1s"];
             (
                 shard.clone(),
-                recorder_command(&args).output().await.expect("run"),
+                crate::support::lines::output(&mut recorder_command(&args)).await,
             )
         }
     });

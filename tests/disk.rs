@@ -245,10 +245,7 @@ async fn other_write_errors_end_the_run_with_one_line() {
         .await
         .expect("ended by the limit")
         .expect("ran");
-    let run = Finished {
-        status,
-        stderr: std::fs::read_to_string(&log).expect("log"),
-    };
+    let run = Finished::new(status, &log);
     let error = run.error_exit(1);
     assert!(
         error.contains("File too large") && error.contains(".partial"),

@@ -302,6 +302,8 @@ async fn run(file: &str, line: usize, prelude: &[String], command: &str, dir: &P
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
     );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    crate::support::lines::assert_sentences(&stderr, &format!("{file}:{line}: `{command}`"));
     println!("{file}:{line}: `{command}` {how} {}", output.status);
 }
 

@@ -10,11 +10,7 @@ use crate::support::rig::{only_error, recorder_command};
 async fn fails(args: &[&str], code: i32, line: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("taken.mp4"), b"an earlier recording").expect("write");
-    let out = recorder_command(args)
-        .current_dir(dir.path())
-        .output()
-        .await
-        .expect("run");
+    let out = crate::support::lines::output(recorder_command(args).current_dir(dir.path())).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
     let got = only_error(&stderr);
@@ -53,7 +49,7 @@ cases!(fails {
         ],
         2,
         "error: invalid value 'ten' for '--duration <DURATION>': `ten` is not a duration: use \
-         seconds (`90`) or units (`90s`, `10m`, `1h30m`, `7d`)"
+         seconds (`90`) or units (`90s`, `10m`, `1h30m`, `7d`) (see --help)"
     ),
     error_not_rtsp: (
         &["--url", "http://127.0.0.1/x", "o.mp4"],
@@ -70,7 +66,7 @@ cases!(fails {
         ],
         2,
         "error: invalid value 'sctp' for '--transport <TRANSPORT>': expected `auto`, `tcp` or \
-         `udp`"
+         `udp` (see --help)"
     ),
     error_password_without_user: (
         &["--url", "rtsp://127.0.0.1:9/x", "--password", "pw", "o.mp4"],
@@ -123,7 +119,7 @@ cases!(fails {
         ],
         2,
         "error: invalid value '0' for '--fragment-duration <DURATION>': must be between 100ms \
-         and 60s"
+         and 60s (see --help)"
     ),
     error_bad_size: (
         &[
@@ -135,7 +131,7 @@ cases!(fails {
         ],
         2,
         "error: invalid value '12Q' for '--keep-size <SIZE>': `12Q` is not a size: use bytes or \
-         units (`500M`, `200G`, `1.5T`)"
+         units (`500M`, `200G`, `1.5T`) (see --help)"
     ),
     error_conflicting_flags: (
         &[
@@ -147,7 +143,7 @@ cases!(fails {
             "o.mp4"
         ],
         2,
-        "error: the argument '--video-stream <N>' cannot be used with '--no-video'"
+        "error: the argument '--video-stream <N>' cannot be used with '--no-video' (see --help)"
     ),
     error_pipe_with_segments: (
         &[
@@ -216,7 +212,7 @@ cases!(fails {
     error_unknown_shell: (
         &["completions", "tcsh"],
         2,
-        "error: invalid value 'tcsh' for '<SHELL>'"
+        "error: invalid value 'tcsh' for '<SHELL>'* (see --help)"
     ),
 });
 
@@ -237,11 +233,11 @@ fn the_matcher_matches_only_what_it_should() {
 async fn duration_is_wall_clock_while_connecting_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let started = std::time::Instant::now();
-    let out = recorder_command(&["--url", "rtsp://127.0.0.1:1/x", "--duration", "5", "o.mp4"])
-        .current_dir(dir.path())
-        .output()
-        .await
-        .expect("run");
+    let out = crate::support::lines::output(
+        recorder_command(&["--url", "rtsp://127.0.0.1:1/x", "--duration", "5", "o.mp4"])
+            .current_dir(dir.path()),
+    )
+    .await;
     let took = started.elapsed().as_secs_f64();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");

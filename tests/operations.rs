@@ -13,7 +13,7 @@ use crate::support::rig::{only_error, recorder_command};
 use crate::support::tools::{assert_probe_matches, ffprobe_video, probe_json};
 
 async fn output_of(args: &[&str]) -> std::process::Output {
-    recorder_command(args).output().await.expect("run")
+    crate::support::lines::output(&mut recorder_command(args)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +68,7 @@ fn bin_dir() -> String {
 
 /// Runs `script` in bash with the recorder on PATH; its output.
 fn bash(script: &str) -> std::process::Output {
-    std::process::Command::new("bash")
+    let out = std::process::Command::new("bash")
         .args(["-c", script])
         .env(
             "PATH",
@@ -80,7 +80,9 @@ fn bash(script: &str) -> std::process::Output {
         )
         .env_remove("RUST_BACKTRACE")
         .output()
-        .expect("bash")
+        .expect("bash");
+    crate::support::lines::assert_sentences(&String::from_utf8_lossy(&out.stderr), script);
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,12 +110,12 @@ async fn a_recording_piped_to_ffprobe_and_read_back() {
     // its own, whose log holds this recording's frames only).
     let rig = Rig::clip("h264_aac.mp4").await;
     let url = rig.cam.url();
-    let run = recorder_command(&["--url", &url, "--duration", "3", "-"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .await
-        .expect("record");
+    let run = crate::support::lines::output(
+        recorder_command(&["--url", &url, "--duration", "3", "-"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
     assert!(stderr.contains("to stdout"), "{stderr}");
@@ -139,11 +141,10 @@ async fn a_pipe_closed_early_is_a_clean_stop() {
         "{stderr}"
     );
 
-    let refused = recorder_command(&["--url", &url, "--segment-duration", "1m", "-"])
-        .stdout(Stdio::piped())
-        .output()
-        .await
-        .expect("run");
+    let refused = crate::support::lines::output(
+        recorder_command(&["--url", &url, "--segment-duration", "1m", "-"]).stdout(Stdio::piped()),
+    )
+    .await;
     assert_eq!(refused.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(
@@ -429,10 +430,13 @@ async fn probe_reports_what_the_test_camera_serves() {
         );
     }
     let rig = Rig::clip("h264_aac.mp4").await;
-    let out = recorder_command(&["probe", "--duration", "2", &rig.cam.url()])
-        .output()
-        .await
-        .expect("probe");
+    let out = crate::support::lines::output(&mut recorder_command(&[
+        "probe",
+        "--duration",
+        "2",
+        &rig.cam.url(),
+    ]))
+    .await;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -448,10 +452,9 @@ async fn probe_reports_what_the_test_camera_serves() {
         "{text}"
     );
     assert!(text.contains("16000 Hz, 1 channel(s)"), "{text}");
-    let refused = recorder_command(&["probe", "rtsp://127.0.0.1:1/x"])
-        .output()
-        .await
-        .expect("probe");
+    let refused =
+        crate::support::lines::output(&mut recorder_command(&["probe", "rtsp://127.0.0.1:1/x"]))
+            .await;
     assert_eq!(refused.status.code(), Some(1));
     assert_eq!(
         only_error(&String::from_utf8_lossy(&refused.stderr)),

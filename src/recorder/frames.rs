@@ -7,7 +7,7 @@ use retina::client::Demuxed;
 use retina::codec::{AudioFrame, CodecItem, ParametersRef, VideoFrame};
 
 use crate::codec::audio::AudioFormat;
-use crate::config::{Field, Wording};
+use crate::config::{Field, RecorderConfig, Wording};
 use crate::mp4::{AudioInput, VideoInput, entry};
 use crate::ntp;
 use crate::output::Message;
@@ -18,6 +18,8 @@ use crate::throttle::{Throttle, held_back_note};
 /// The state that turns one recording's retina items into writer messages; it outlives the
 /// sessions of a recording.
 pub(crate) struct FrameMapper {
+    /// `host:port`, for messages.
+    camera: String,
     video_stream: Option<usize>,
     audio_format: AudioFormat,
     allow_loss: bool,
@@ -36,12 +38,13 @@ pub(crate) struct FrameMapper {
 }
 
 impl FrameMapper {
-    pub(super) fn new(selection: &Selection, allow_loss: bool, wording: Wording) -> FrameMapper {
+    pub(super) fn new(selection: &Selection, config: &RecorderConfig) -> FrameMapper {
         FrameMapper {
+            camera: config.source.host_port(),
             video_stream: selection.video.map(|v| v.0),
             audio_format: selection.audio.as_ref().map_or(AudioFormat::Coded, |a| a.2),
-            allow_loss,
-            wording,
+            allow_loss: config.allow_loss,
+            wording: config.wording,
             need_sample_entry: true,
             pending_reports: Vec::new(),
             video_frames: 0,
@@ -183,10 +186,13 @@ impl FrameMapper {
         };
         let (from, to) = (prev.timestamp() as u32, ts.timestamp() as u32);
         if !self.allow_loss {
+            tracing::debug!(
+                "lost {loss} RTP packet(s) of {kind} between RTP times {from} and {to}"
+            );
             bail!(
-                "lost {loss} RTP packet(s) of the {kind} stream between its frames at RTP time \
-                 {from} ({:.3} s into the stream) and {to} ({:.3} s); pass {} to record \
-                 through loss",
+                "camera {} lost {loss} RTP packet(s) of {kind} {:.3}–{:.3} s into the stream; {} \
+                 records through loss",
+                self.camera,
                 prev.elapsed_secs(),
                 ts.elapsed_secs(),
                 self.wording.of(Field::AllowLoss)
@@ -195,8 +201,9 @@ impl FrameMapper {
         self.lost_packets += u64::from(loss);
         if let Some(held_back) = self.loss_warnings.hit() {
             tracing::warn!(
-                "lost {loss} RTP packet(s) of the {kind} stream between its frames at RTP time \
-                 {from} and {to}; recording through ({}){}",
+                "camera {} lost {loss} RTP packet(s) of {kind} between RTP times {from} and {to}; \
+                 recording through ({}){}",
+                self.camera,
                 self.wording.of(Field::AllowLoss),
                 held_back_note(held_back)
             );

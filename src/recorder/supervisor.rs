@@ -209,8 +209,7 @@ impl Supervisor<'_> {
         let conn = ntp::from_system_time(std::time::SystemTime::now());
         match &mut self.writer {
             None => {
-                let mapper =
-                    FrameMapper::new(selection, self.config.allow_loss, self.config.wording);
+                let mapper = FrameMapper::new(selection, self.config);
                 let writer = Writer::start(
                     self.plan.clone(),
                     muxing.clone(),

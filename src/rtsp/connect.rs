@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use retina::client::{
-    Demuxed, Described, InitialTimestampPolicy, PlayOptions, Session, SessionGroup, SessionOptions,
-    SetupOptions,
+    Demuxed, Described, InitialTimestampPolicy, PlayOptions, Session, SessionGroup,
+    SessionIdPolicy, SessionOptions, SetupOptions,
 };
 
-use super::retina_messages::{error_words, is_missing_rtptime, status_words};
+use super::retina_messages::{error_words, status_words};
 use super::select::{self, Selection};
-use super::workarounds::Workarounds;
+use super::workarounds::{Learned, Workarounds};
 use crate::config::{Field, RecorderConfig, Transport};
 use crate::error::Error;
 use crate::memory::{HANDSHAKE_LIMIT, MemoryGuard, mib};
@@ -28,8 +28,8 @@ pub(crate) struct ConnectError {
     /// Trying again cannot help: the camera refused us, has no such stream, or offers nothing
     /// that can be recorded; or the configuration is wrong.
     pub permanent: bool,
-    /// retina refused to PLAY because the camera gave no `rtptime` for some stream.
-    no_rtptime: bool,
+    /// A way the camera differs that retina refused, and that another attempt can work around.
+    learned: Option<Learned>,
 }
 
 impl ConnectError {
@@ -41,7 +41,7 @@ impl ConnectError {
         ConnectError {
             error,
             permanent,
-            no_rtptime: false,
+            learned: None,
         }
     }
 }
@@ -63,7 +63,6 @@ pub(crate) async fn open(
     let camera = config.source.host_port();
     let mut quiet = quiet;
     loop {
-        let permissive = workarounds.permissive_rtptime;
         let opened = tokio::select! {
             opened = handshake(config, &source, group, quiet, workarounds) => opened,
             grown = guard.exceeded_after(Duration::from_millis(100)) => Err(ConnectError::new(
@@ -76,15 +75,11 @@ pub(crate) async fn open(
             )),
         };
         match opened {
-            Err(e) if e.no_rtptime && !permissive => {
-                workarounds.permissive_rtptime = true;
-                workarounds.met(
-                    &camera,
-                    "no-rtptime",
-                    "its PLAY answer gives no rtptime (RTP-Info) for every stream; lining the \
-                     streams up by their first packets, as ffmpeg does"
-                        .into(),
-                );
+            Err(ConnectError {
+                learned: Some(learned),
+                ..
+            }) if !workarounds.knows(learned) => {
+                workarounds.learn(&camera, learned);
                 quiet = true;
             }
             opened => return opened,
@@ -115,7 +110,11 @@ async fn handshake(
         .creds(source.credentials.clone())
         .session_group(group.clone())
         .user_agent(format!("retina-record/{}", env!("CARGO_PKG_VERSION")))
-        .teardown(config.teardown);
+        .teardown(config.teardown)
+        .session_id(match workarounds.knows(Learned::SessionIdChanges) {
+            true => SessionIdPolicy::UseFirst,
+            false => SessionIdPolicy::Default,
+        });
     let describe = Session::describe(source.url.clone(), options);
     let mut session = step(config, "DESCRIBE", describe).await?;
     let mut selection = select::select(&session, config.video, config.audio, config.wording, quiet)
@@ -125,7 +124,7 @@ async fn handshake(
     // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
     // extends each timestamp by its signed 32-bit difference from the previous one.
     let policy = match config.initial_timestamp {
-        InitialTimestampPolicy::Default if workarounds.permissive_rtptime => {
+        InitialTimestampPolicy::Default if workarounds.knows(Learned::NoRtptime) => {
             InitialTimestampPolicy::Permissive
         }
         policy => policy,
@@ -268,9 +267,17 @@ pub(crate) fn camera_error(e: &retina::Error, config: &RecorderConfig) -> Connec
         _ => (format!("camera {camera} {}", error_words(e)), false),
     };
     let default_policy = matches!(config.initial_timestamp, InitialTimestampPolicy::Default);
+    let text = e.to_string();
+    let learned = if default_policy && text.contains("Expected rtptime on PLAY") {
+        Some(Learned::NoRtptime)
+    } else if text.contains("session id changed from") {
+        Some(Learned::SessionIdChanges)
+    } else {
+        None
+    };
     ConnectError {
         error: Error::failure(anyhow::anyhow!(message)),
         permanent,
-        no_rtptime: default_policy && is_missing_rtptime(e),
+        learned,
     }
 }

@@ -110,12 +110,6 @@ fn response_error(head: &str) -> Option<(u16, &str, String)> {
     Some((status, method, plain(description)))
 }
 
-/// Whether retina refused to PLAY because the camera's `RTP-Info` lacks `rtptime` for a stream
-/// (its default policy with several streams).
-pub(crate) fn is_missing_rtptime(e: &retina::Error) -> bool {
-    e.to_string().contains("Expected rtptime on PLAY")
-}
-
 /// One of retina's log lines (its first line), as the recorder says it; `None`: not worth
 /// saying above debug level (the recorder says it better itself, or it is retina's bookkeeping).
 pub fn log_words(message: &str, wording: Wording) -> Option<String> {
@@ -216,7 +210,7 @@ pub fn log_words(message: &str, wording: Wording) -> Option<String> {
 
 /// `text` up to the first piece of Rust `Debug` output (`Some(…)`, `Url { … }`, `Ok(…)`), with
 /// a parenthesis opened just before it dropped too.
-pub(crate) fn plain(text: &str) -> String {
+pub fn plain(text: &str) -> String {
     let cut = debug_shape_at(text).unwrap_or(text.len());
     let kept = text[..cut].trim_end();
     let kept = kept.strip_suffix('(').unwrap_or(kept);

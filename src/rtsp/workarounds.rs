@@ -10,6 +10,8 @@
 //! * `SETUP` over TCP refused with any error status (461 Unsupported Transport is the
 //!   textbook answer; 400, 403, 455 and 501 are seen too): UDP.
 //! * UDP set up, and no packet arrives (a NAT or a firewall between): TCP.
+//! * `SETUP` answered with a session id other than the first SETUP's (RFC 2326 §12.37 wants
+//!   one): the first is kept.
 //! * `DESCRIBE` answered with a redirect (3xx, `Location:`, RFC 2326 §11.3.3): followed
 //!   (`first_look.rs`).
 
@@ -30,11 +32,20 @@ pub struct Quirk {
     pub detail: String,
 }
 
+/// What retina refused of a camera, that a new attempt works around.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Learned {
+    /// The answer to PLAY gave no `rtptime` for some stream: play permissively.
+    NoRtptime,
+    /// SETUP answered with another session id than the first SETUP: keep the first.
+    SessionIdChanges,
+}
+
 /// What one camera has needed so far.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Workarounds {
-    /// The camera's PLAY answer gave no `rtptime` for some stream: play permissively.
-    pub permissive_rtptime: bool,
+    /// What retina refused and a new attempt works around.
+    pub learned: Vec<Learned>,
     /// The camera refused RTP over TCP with this status: set up over UDP.
     pub tcp_refused: Option<u16>,
     /// No packet came over UDP: set up over TCP.
@@ -44,6 +55,29 @@ pub(crate) struct Workarounds {
 }
 
 impl Workarounds {
+    /// Whether `learned` is known of this camera.
+    pub(crate) fn knows(&self, learned: Learned) -> bool {
+        self.learned.contains(&learned)
+    }
+
+    /// Notes `learned`, and says so.
+    pub(crate) fn learn(&mut self, camera: &str, learned: Learned) {
+        self.learned.push(learned);
+        let (name, detail) = match learned {
+            Learned::NoRtptime => (
+                "no-rtptime",
+                "its PLAY answer gives no rtptime (RTP-Info) for every stream; lining the streams \
+                 up by their first packets, as ffmpeg does",
+            ),
+            Learned::SessionIdChanges => (
+                "session-id-changes",
+                "it answered each SETUP with another session id; keeping the first, as ffmpeg \
+                 does",
+            ),
+        };
+        self.met(camera, name, detail.to_owned());
+    }
+
     /// Notes `quirk` and logs it, the first time it is met.
     pub(crate) fn met(&mut self, camera: &str, name: &'static str, detail: String) {
         if self

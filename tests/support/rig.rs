@@ -128,6 +128,14 @@ pub struct Finished {
 }
 
 impl Finished {
+    /// The end of a run whose stderr went to `log`: every line of it a sentence.
+    #[track_caller]
+    pub fn new(status: std::process::ExitStatus, log: &Path) -> Finished {
+        let stderr = std::fs::read_to_string(log).unwrap_or_default();
+        super::lines::assert_sentences(&stderr, "the recorder");
+        Finished { status, stderr }
+    }
+
     /// Asserts a clean exit (status 0).
     #[track_caller]
     pub fn assert_success(&self) {
@@ -237,8 +245,7 @@ impl Recorder {
             libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
             u64::try_from(usage.ru_maxrss).unwrap_or(0) * 1024
         };
-        let stderr = std::fs::read_to_string(&self.log).unwrap_or_default();
-        (Finished { status, stderr }, peak.max(children))
+        (Finished::new(status, &self.log), peak.max(children))
     }
 
     pub async fn wait(self) -> Finished {
@@ -251,8 +258,7 @@ impl Recorder {
             .await
             .unwrap_or_else(|_| panic!("recorder did not exit within {limit:?}"))
             .expect("wait");
-        let stderr = std::fs::read_to_string(&self.log).unwrap_or_default();
-        Finished { status, stderr }
+        Finished::new(status, &self.log)
     }
 }
 

@@ -31,11 +31,7 @@ pub async fn timing_ok(dir: &Path, args: &[&str]) -> (String, String) {
 pub async fn timing(dir: &Path, args: &[&str]) -> std::process::Output {
     let mut all = vec!["timing"];
     all.extend_from_slice(args);
-    recorder_command(&all)
-        .current_dir(dir)
-        .output()
-        .await
-        .expect("run timing")
+    crate::support::lines::output(recorder_command(&all).current_dir(dir)).await
 }
 
 /// The frame rows of `timing FILES…`.

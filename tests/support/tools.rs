@@ -359,10 +359,7 @@ pub fn ffprobe_video(path: &Path) -> ProbedVideo {
 pub async fn probe_json(args: &[&str]) -> serde_json::Value {
     let mut all = vec!["probe", "--json", "--duration", "3"];
     all.extend_from_slice(args);
-    let out = super::rig::recorder_command(&all)
-        .output()
-        .await
-        .expect("probe");
+    let out = crate::support::lines::output(&mut super::rig::recorder_command(&all)).await;
     let stdout = stdout_of_success(&out, "retina-record probe");
     serde_json::from_str(&stdout).expect("probe's JSON")
 }

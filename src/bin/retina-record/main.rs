@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use cli::{Args, Command};
 use retina_record::error::{Error, Result};
+use retina_record::rtsp::retina_messages::{camera_in_scope, plain};
 use retina_record::stop;
 
 fn main() -> ExitCode {
@@ -21,17 +22,20 @@ fn main() -> ExitCode {
     logging::init(args.command.is_none() && args.quiet);
     // One line, like every other message (the default hook prints several).
     std::panic::set_hook(Box::new(|info| {
-        let at = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_default();
+        let at = info.location().map_or(String::new(), |l| {
+            let file = std::path::Path::new(l.file())
+                .file_name()
+                .unwrap_or_default();
+            format!(" at {}:{}", file.to_string_lossy(), l.line())
+        });
         let payload = info.payload();
         let what = payload
             .downcast_ref::<&str>()
             .copied()
             .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("a panic");
-        tracing::error!("panic at {at}: {what}");
+        let camera = camera_in_scope().map_or(String::new(), |c| format!("camera {c}: "));
+        tracing::error!("{camera}panic{at}: {}", plain(what));
     }));
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -229,10 +229,44 @@ pub(crate) struct Args {
 /// The command line, knowing which flags were given on it.
 pub(crate) fn parse() -> Args {
     use clap::{CommandFactory as _, FromArgMatches as _};
-    let matches = Args::command().get_matches();
-    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    args.given = given(&matches);
-    args
+    let matches = Args::command()
+        .try_get_matches()
+        .and_then(|m| Ok((Args::from_arg_matches(&m)?, m)));
+    match matches {
+        Ok((mut args, matches)) => {
+            args.given = given(&matches);
+            args
+        }
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            use std::io::Write as _;
+            // Not eprintln!, which panics when stderr's reader has gone.
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                one_line_usage(&e.to_string())
+            );
+            std::process::exit(2)
+        }
+    }
+}
+
+/// clap's usage error as one line: its message (with the values it lists on the lines below
+/// it) and its tip, then where to look; without the usage block.
+fn one_line_usage(rendered: &str) -> String {
+    let mut paragraphs = rendered.split("\n\n");
+    let message = paragraphs.next().unwrap_or_default();
+    let mut line: Vec<&str> = message.lines().map(str::trim).collect();
+    if let Some(first) = line.first_mut() {
+        *first = first.strip_prefix("error: ").unwrap_or(first);
+    }
+    let mut out = line.join(" ");
+    for p in paragraphs {
+        if let Some(tip) = p.trim().strip_prefix("tip: ") {
+            out = format!("{out}; {tip}");
+        }
+    }
+    format!("{out} (see --help)")
 }
 
 fn given(matches: &clap::ArgMatches) -> Vec<String> {
@@ -444,6 +478,24 @@ pub(crate) mod tests {
     fn definitions_are_consistent() {
         use clap::CommandFactory as _;
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_errors_are_one_line() {
+        let Err(e) = args(&["--bogus"]) else {
+            panic!("--bogus accepted");
+        };
+        let line = one_line_usage(&e.to_string());
+        assert_eq!(
+            line,
+            "unexpected argument '--bogus' found; to pass '--bogus' as a value, use '-- --bogus' \
+             (see --help)"
+        );
+        let Err(e) = args(&[]) else {
+            panic!("no --url accepted");
+        };
+        let line = one_line_usage(&e.to_string());
+        assert!(line.starts_with("the following required arguments were not provided: --url"));
     }
 
     #[test]
