@@ -31,6 +31,7 @@ mod operations;
 mod output;
 mod quirks;
 mod record;
+mod replay;
 mod site;
 mod structure;
 mod timing;

@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod fake;
+pub mod replay;
 pub mod rig;
 pub mod timing;
 pub mod tools;
