@@ -32,6 +32,7 @@ mod operations;
 mod output;
 mod quirks;
 mod record;
+mod replay;
 mod site;
 mod structure;
 mod timing;
