@@ -31,6 +31,7 @@ mod operations;
 mod output;
 mod quirks;
 mod record;
+mod servers;
 mod site;
 mod structure;
 mod timing;

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod fake;
 pub mod rig;
+pub mod servers;
 pub mod timing;
 pub mod tools;
 
