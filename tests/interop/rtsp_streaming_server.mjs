@@ -12,9 +12,10 @@ import { createRequire } from "node:module";
 const require = createRequire(import.meta.url);
 const RtspServer = require("rtsp-streaming-server").default;
 
-// The relay's RTP/RTCP ports: a pool of PAIRS even/odd pairs from a random even base, each
-// port checked free (bound and released) first. Publishing two streams and reading them a few
-// times at once takes under ten pairs.
+// The relay's RTP/RTCP ports: a pool of PAIRS even/odd pairs from a random even base below
+// Linux's ephemeral ports (32768 and up, which other sockets get without asking), each port
+// checked free (bound and released) first. Publishing two streams and reading them a few times
+// at once takes under ten pairs.
 const PAIRS = 16;
 
 async function bindable(port) {
@@ -27,7 +28,7 @@ async function bindable(port) {
 
 async function freeRange() {
   for (let attempt = 0; attempt < 100; attempt++) {
-    const base = 20000 + 2 * Math.floor(Math.random() * 15000);
+    const base = 20000 + 2 * Math.floor(Math.random() * (6000 - PAIRS));
     let free = true;
     for (let p = base; p < base + 2 * PAIRS && free; p++) {
       free = await bindable(p);
