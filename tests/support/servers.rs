@@ -194,6 +194,9 @@ impl StreamingServer {
             publish_url,
         };
         server.wait_readable(streams).await;
+        // The relay serves the SDP ffmpeg announced: ffmpeg's packetizers are what is read.
+        let sdp = describe(&server.url).await.expect("DESCRIBE of the relay");
+        assert!(sdp.contains("a=tool:libavformat"), "{sdp}");
         server
     }
 
@@ -261,13 +264,21 @@ impl Live555Proxy {
             .stderr(Stdio::inherit());
         let (proxy, url) = spawn_announcing(cmd, "live555's proxy").await;
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !describe_succeeds(&url).await {
+        let sdp = loop {
+            if let Some(answer) = describe(&url).await {
+                break answer;
+            }
             assert!(
                 Instant::now() < deadline,
                 "live555's proxy did not serve {url} within 20 s"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        };
+        // The stream is live555's own, not the back end's passed through.
+        assert!(
+            sdp.contains("a=tool:LIVE555 Streaming Media v2024.06.26"),
+            "{sdp}"
+        );
         Live555Proxy {
             _backend: backend,
             _proxy: proxy,
@@ -276,21 +287,39 @@ impl Live555Proxy {
     }
 }
 
-/// Whether a DESCRIBE of `url` (`rtsp://127.0.0.1:PORT/…`) gets `200 OK`.
-pub async fn describe_succeeds(url: &str) -> bool {
+/// The answer to a DESCRIBE of `url` (`rtsp://127.0.0.1:PORT/…`), headers and SDP, if it is
+/// `200 OK`.
+pub async fn describe(url: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let addr = url
         .strip_prefix("rtsp://")
         .and_then(|rest| rest.split('/').next())
         .expect("rtsp://HOST:PORT/ URL");
-    let Ok(mut conn) = tokio::net::TcpStream::connect(addr).await else {
-        return false;
-    };
+    let mut conn = tokio::net::TcpStream::connect(addr).await.ok()?;
     let request = format!("DESCRIBE {url} RTSP/1.0\r\nCSeq: 1\r\nAccept: application/sdp\r\n\r\n");
-    if conn.write_all(request.as_bytes()).await.is_err() {
-        return false;
+    conn.write_all(request.as_bytes()).await.ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    let complete = |reply: &[u8]| {
+        let text = String::from_utf8_lossy(reply);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(str::to_owned)
+            })
+            .map_or(Some(0), |n| n.trim().parse::<usize>().ok())?;
+        (body.len() >= length).then_some(())
+    };
+    while complete(&reply).is_none() {
+        let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await;
+        match read {
+            Ok(Ok(n)) if n > 0 => reply.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
     }
-    let mut reply = [0u8; 64];
-    let read = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut reply)).await;
-    matches!(read, Ok(Ok(n)) if reply[..n].starts_with(b"RTSP/1.0 200"))
+    let text = String::from_utf8_lossy(&reply).into_owned();
+    text.starts_with("RTSP/1.0 200").then_some(text)
 }
