@@ -33,6 +33,7 @@ mod output;
 mod quirks;
 mod record;
 mod replay;
+mod servers;
 mod site;
 mod structure;
 mod timing;

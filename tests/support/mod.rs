@@ -10,6 +10,7 @@ pub mod fake;
 pub mod lines;
 pub mod replay;
 pub mod rig;
+pub mod servers;
 pub mod timing;
 pub mod tools;
 
