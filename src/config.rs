@@ -63,7 +63,8 @@ pub struct RecorderConfig {
     pub video: StreamChoice,
     /// Which audio stream to record.
     pub audio: StreamChoice,
-    /// Record through lost RTP packets (counted) instead of stopping.
+    /// Record through lost RTP packets (counted) over TCP too, instead of stopping: over UDP,
+    /// where loss is normal, the recorder always does.
     pub allow_loss: bool,
     /// Write the timing SEI on every frame.
     pub timing: bool,

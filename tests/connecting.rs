@@ -72,7 +72,7 @@ async fn a_reconnect_goes_straight_to_what_worked() {
         ..Quirks::default()
     };
     let rig = Rig::new(config).await;
-    let rec = rig.spawn(&["--allow-loss"]);
+    let rec = rig.spawn(&[]);
     rig.cam.wait_sent(2.0).await;
     rig.cam.drop_connections();
     // Session 0 was the PLAY retina refused for want of rtptime; 1 the first recorded.
@@ -97,6 +97,20 @@ async fn tcp_refused(status: u16) {
     recorded(&rig, &run);
     says_once(&run, &format!("refused RTP over TCP ({status}"));
     says_once(&run, "using UDP");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_over_udp_is_recorded_through_by_default() {
+    let quirks = Quirks {
+        lose_video_frame_at: Some(1.0),
+        ..Quirks::default()
+    };
+    let (rig, run) = record(quirks, true, "/demo", &["--transport", "udp"]).await;
+    run.assert_success();
+    run.assert_says("RTP packet(s) of video between RTP times");
+    run.assert_says("recording through (over UDP, loss happens)");
+    let rec = Recording::open(&rig.out).expect("the recording");
+    assert!(rec.video_timing().expect("timing").len() > 60);
 }
 
 cases!(tcp_refused {

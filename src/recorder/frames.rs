@@ -22,7 +22,10 @@ pub(crate) struct FrameMapper {
     camera: String,
     video_stream: Option<usize>,
     audio_format: AudioFormat,
+    /// Record through loss in this session: asked for, or over UDP, where loss is normal.
     allow_loss: bool,
+    /// Record through loss in every session (`RecorderConfig::allow_loss`).
+    allow_loss_always: bool,
     /// How messages name allow_loss.
     wording: Wording,
     need_sample_entry: bool,
@@ -43,7 +46,8 @@ impl FrameMapper {
             camera: config.source.host_port(),
             video_stream: selection.video.map(|v| v.0),
             audio_format: selection.audio.as_ref().map_or(AudioFormat::Coded, |a| a.2),
-            allow_loss: config.allow_loss,
+            allow_loss: config.allow_loss || selection.udp,
+            allow_loss_always: config.allow_loss,
             wording: config.wording,
             need_sample_entry: true,
             pending_reports: Vec::new(),
@@ -62,6 +66,7 @@ impl FrameMapper {
 
     /// A new session of the same recording: its streams, parameters and clocks start afresh.
     pub(super) fn new_session(&mut self, selection: &Selection) {
+        self.allow_loss = self.allow_loss_always || selection.udp;
         self.video_stream = selection.video.map(|v| v.0);
         if let Some(audio) = &selection.audio {
             self.audio_format = audio.2;
@@ -204,7 +209,10 @@ impl FrameMapper {
                 "camera {} lost {loss} RTP packet(s) of {kind} between RTP times {from} and {to}; \
                  recording through ({}){}",
                 self.camera,
-                self.wording.of(Field::AllowLoss),
+                match self.allow_loss_always {
+                    true => self.wording.of(Field::AllowLoss),
+                    false => "over UDP, loss happens",
+                },
                 held_back_note(held_back)
             );
         }

@@ -269,7 +269,7 @@ impl Supervisor<'_> {
                 self.progress.lost_packets(mapper.lost_packets);
                 if mapper.lost_packets > 0 {
                     let n = mapper.lost_packets;
-                    tracing::warn!("{n} RTP packet(s) were lost during the recording");
+                    tracing::warn!("camera {}: {n} RTP packet(s) were lost", self.camera);
                 }
                 Some(writer.finish().await)
             }

@@ -202,16 +202,8 @@ async fn setup_streams(
             },
         };
         workarounds.tcp_refused = Some(status);
-        let loss = if config.allow_loss {
-            String::new()
-        } else {
-            format!(
-                " (lost or reordered packets stop the recording without {})",
-                config.wording.of(Field::AllowLoss)
-            )
-        };
         let detail = format!(
-            "refused RTP over TCP ({}); using UDP{loss}",
+            "refused RTP over TCP ({}); using UDP, recording through lost packets (counted)",
             status_words(status)
         );
         workarounds.met(&config.source.host_port(), "tcp-refused", detail);

@@ -85,8 +85,9 @@ pub(crate) struct Args {
     )]
     pub audio_stream: Option<usize>,
 
-    /// Keep recording when RTP packets are lost (the loss is logged); without it, loss stops
-    /// the recording. Recommended with --transport udp.
+    /// Keep recording when RTP packets are lost over TCP (the loss is counted and logged);
+    /// without it, loss over TCP, which means a broken sender, stops the recording. Over UDP,
+    /// where loss is normal, the recorder always records through it.
     #[arg(help_heading = "Camera", long)]
     pub allow_loss: bool,
 
