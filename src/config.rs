@@ -63,9 +63,9 @@ pub struct RecorderConfig {
     pub video: StreamChoice,
     /// Which audio stream to record.
     pub audio: StreamChoice,
-    /// Record through lost RTP packets (counted) over TCP too, instead of stopping: over UDP,
-    /// where loss is normal, the recorder always does.
-    pub allow_loss: bool,
+    /// Stop at the first lost RTP packet (an error naming the gap) instead of recording through
+    /// loss, counted, as ffmpeg does.
+    pub stop_on_loss: bool,
     /// Write the timing SEI on every frame.
     pub timing: bool,
     /// When to send `TEARDOWN`.
@@ -102,7 +102,7 @@ impl RecorderConfig {
             transport: Transport::Auto,
             video: StreamChoice::FirstStorable,
             audio: StreamChoice::FirstStorable,
-            allow_loss: false,
+            stop_on_loss: false,
             timing: true,
             teardown: Default::default(),
             initial_timestamp: Default::default(),

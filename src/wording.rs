@@ -23,7 +23,7 @@ pub enum Field {
     Transport,
     Video,
     Audio,
-    AllowLoss,
+    StopOnLoss,
 }
 
 impl Field {
@@ -46,7 +46,7 @@ impl Field {
             Field::Transport => "transport",
             Field::Video => "video",
             Field::Audio => "audio",
-            Field::AllowLoss => "allow_loss",
+            Field::StopOnLoss => "stop_on_loss",
         }
     }
 }

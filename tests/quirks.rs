@@ -139,11 +139,12 @@ fn losing_one_frame() -> Quirks {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_packets_stop_the_recording_naming_the_gap() {
-    let (rig, run) = record_with(losing_one_frame(), &["--duration", "4"]).await;
+    let args = ["--duration", "4", "--stop-on-loss"];
+    let (rig, run) = record_with(losing_one_frame(), &args).await;
     let error = run.error_exit(1);
     assert!(
         error.contains("lost 2 RTP packet(s) of video 1.920–2.000 s into the stream")
-            && error.contains("; --allow-loss records through loss")
+            && error.contains("; stopping (--stop-on-loss)")
             && error.contains("holds the"),
         "{error}"
     );
@@ -152,8 +153,8 @@ async fn lost_packets_stop_the_recording_naming_the_gap() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_packets_with_allow_loss_are_counted() {
-    let args = ["--duration", "4", "--allow-loss"];
+async fn lost_packets_are_counted_and_recorded_through() {
+    let args = ["--duration", "4"];
     let (rig, run) = record_with(losing_one_frame(), &args).await;
     run.assert_success();
     run.assert_says("RTP packet(s) were lost");

@@ -22,11 +22,9 @@ pub(crate) struct FrameMapper {
     camera: String,
     video_stream: Option<usize>,
     audio_format: AudioFormat,
-    /// Record through loss in this session: asked for, or over UDP, where loss is normal.
-    allow_loss: bool,
-    /// Record through loss in every session (`RecorderConfig::allow_loss`).
-    allow_loss_always: bool,
-    /// How messages name allow_loss.
+    /// Stop at the first loss instead of recording through it.
+    stop_on_loss: bool,
+    /// How messages name stop_on_loss.
     wording: Wording,
     need_sample_entry: bool,
     pending_reports: Vec<SenderReport>,
@@ -34,7 +32,7 @@ pub(crate) struct FrameMapper {
     pub video_frames: u64,
     last_video_ts: Option<retina::Timestamp>,
     last_audio_ts: Option<retina::Timestamp>,
-    /// RTP packets lost so far (with `--allow-loss`), after each stream's first frame of a
+    /// RTP packets lost so far (recorded through), after each stream's first frame of a
     /// session: loss before it is only where the session joined the stream.
     pub lost_packets: u64,
     loss_warnings: Throttle,
@@ -46,8 +44,7 @@ impl FrameMapper {
             camera: config.source.host_port(),
             video_stream: selection.video.map(|v| v.0),
             audio_format: selection.audio.as_ref().map_or(AudioFormat::Coded, |a| a.2),
-            allow_loss: config.allow_loss || selection.udp,
-            allow_loss_always: config.allow_loss,
+            stop_on_loss: config.stop_on_loss,
             wording: config.wording,
             need_sample_entry: true,
             pending_reports: Vec::new(),
@@ -66,7 +63,6 @@ impl FrameMapper {
 
     /// A new session of the same recording: its streams, parameters and clocks start afresh.
     pub(super) fn new_session(&mut self, selection: &Selection) {
-        self.allow_loss = self.allow_loss_always || selection.udp;
         self.video_stream = selection.video.map(|v| v.0);
         if let Some(audio) = &selection.audio {
             self.audio_format = audio.2;
@@ -174,9 +170,9 @@ impl FrameMapper {
         }))
     }
 
-    /// Counts lost packets; without `allow_loss`, loss after the stream's first frame is an
-    /// error naming the gap: the frames on either side, as RTP times and seconds into the
-    /// stream. Loss before it is only where the session joined the stream.
+    /// Counts lost packets (with `stop_on_loss`, loss after the stream's first frame is an
+    /// error naming the gap: seconds into the stream). Loss before it is only where the
+    /// session joined the stream.
     fn check_loss(&mut self, loss: u16, kind: &str, ts: retina::Timestamp) -> anyhow::Result<()> {
         let previous = match kind {
             "video" => self.last_video_ts.replace(ts),
@@ -190,29 +186,25 @@ impl FrameMapper {
             return Ok(());
         };
         let (from, to) = (prev.timestamp() as u32, ts.timestamp() as u32);
-        if !self.allow_loss {
+        if self.stop_on_loss {
             tracing::debug!(
                 "lost {loss} RTP packet(s) of {kind} between RTP times {from} and {to}"
             );
             bail!(
-                "camera {} lost {loss} RTP packet(s) of {kind} {:.3}–{:.3} s into the stream; {} \
-                 records through loss",
+                "camera {} lost {loss} RTP packet(s) of {kind} {:.3}–{:.3} s into the stream; \
+                 stopping ({})",
                 self.camera,
                 prev.elapsed_secs(),
                 ts.elapsed_secs(),
-                self.wording.of(Field::AllowLoss)
+                self.wording.of(Field::StopOnLoss)
             );
         }
         self.lost_packets += u64::from(loss);
         if let Some(held_back) = self.loss_warnings.hit() {
             tracing::warn!(
                 "camera {} lost {loss} RTP packet(s) of {kind} between RTP times {from} and {to}; \
-                 recording through ({}){}",
+                 recording through{}",
                 self.camera,
-                match self.allow_loss_always {
-                    true => self.wording.of(Field::AllowLoss),
-                    false => "over UDP, loss happens",
-                },
                 held_back_note(held_back)
             );
         }

@@ -36,7 +36,7 @@ pub(crate) enum End {
     /// The session is gone (the connection dropped, the stream ended, the camera went silent,
     /// or sent nothing but errors): a new one may work.
     Dropped(Error),
-    /// The recording cannot go on: packets lost without `--allow-loss`, the disk falling behind.
+    /// The recording cannot go on: packets lost with `--stop-on-loss`, the disk falling behind.
     Fatal(Error),
     /// Nothing at all came over UDP: a NAT or a firewall between, most likely.
     UdpSilent,

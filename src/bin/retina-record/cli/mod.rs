@@ -85,10 +85,14 @@ pub(crate) struct Args {
     )]
     pub audio_stream: Option<usize>,
 
-    /// Keep recording when RTP packets are lost over TCP (the loss is counted and logged);
-    /// without it, loss over TCP, which means a broken sender, stops the recording. Over UDP,
-    /// where loss is normal, the recorder always records through it.
+    /// Stop the recording (exit 1, file kept) at the first lost RTP packet, naming the gap.
+    /// Without it, loss is counted and logged and the recording goes on, as ffmpeg's does.
     #[arg(help_heading = "Camera", long)]
+    pub stop_on_loss: bool,
+
+    /// Record through lost RTP packets: the default; accepted for retina-record 0.2's command
+    /// lines.
+    #[arg(help_heading = "Camera", long, conflicts_with = "stop_on_loss")]
     pub allow_loss: bool,
 
     /// Treat the camera as gone when it sends no frame for this long: reconnect (with

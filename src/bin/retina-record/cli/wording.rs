@@ -26,7 +26,7 @@ fn flag(field: Field) -> &'static str {
         Field::Transport => "--transport",
         Field::Video => "--video-stream",
         Field::Audio => "--audio-stream",
-        Field::AllowLoss => "--allow-loss",
+        Field::StopOnLoss => "--stop-on-loss",
     }
 }
 
@@ -48,7 +48,7 @@ fn site_key(field: Field) -> &'static str {
         Field::Transport => "transport",
         Field::Video => "video-stream",
         Field::Audio => "audio-stream",
-        Field::AllowLoss => "allow-loss",
+        Field::StopOnLoss => "stop-on-loss",
     }
 }
 
@@ -80,7 +80,7 @@ mod tests {
             Field::Transport,
             Field::Video,
             Field::Audio,
-            Field::AllowLoss,
+            Field::StopOnLoss,
         ];
         for field in fields {
             for name in [FLAGS.of(field), SITE_KEYS.of(field)] {

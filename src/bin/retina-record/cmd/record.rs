@@ -204,7 +204,7 @@ pub(crate) fn config(args: &Args, wording: Wording) -> Result<RecorderConfig> {
     config.fragment_duration = args.fragment_duration;
     config.video = stream_choice(args.no_video, args.video_stream);
     config.audio = stream_choice(args.no_audio, args.audio_stream);
-    config.allow_loss = args.allow_loss;
+    config.stop_on_loss = args.stop_on_loss;
     config.timing = !args.no_timing_info;
     config.check()?;
     Ok(config)
