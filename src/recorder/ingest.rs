@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use super::frames::FrameMapper;
 use crate::config::{Field, Wording};
 use crate::error::{Error, one_line};
+use crate::rtsp::retina_messages::error_words;
 use crate::memory::{MemoryGuard, SESSION_LIMIT, mib};
 use crate::output::{Progress, SendError, Writer};
 use crate::stop::Stop;
@@ -203,23 +204,22 @@ impl Ingest<'_> {
 
     /// Skips over a bad packet, or ends the session after a run of them.
     fn bad_packet(&mut self, e: &retina::Error, errors_in_a_row: u32) -> Option<End> {
-        let what = one_line(&e.to_string());
+        let what = error_words(e);
         if errors_in_a_row >= MAX_ERRORS_IN_A_ROW {
             return Some(End::Dropped(Error::failure(anyhow::anyhow!(
-                "camera {}: {errors_in_a_row} errors in a row, the last: {what}",
+                "camera {} {what}, and {errors_in_a_row} errors came in a row",
                 self.camera
             ))));
         }
         *self.bad_packets += 1;
         if let Some(held_back) = self.bad_packet_warnings.hit() {
             tracing::warn!(
-                "camera {}: {}; skipping to the next frame{}",
+                "camera {} {what}; skipping to the next frame{}",
                 self.camera,
-                what.split("; ").next().unwrap_or_default(),
                 held_back_note(held_back)
             );
         }
-        tracing::debug!("camera {}: {what}", self.camera);
+        tracing::debug!("camera {}: {}", self.camera, one_line(&e.to_string()));
         None
     }
 
