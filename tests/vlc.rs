@@ -26,10 +26,20 @@ async fn probe_vlc_over_udp() {
 }
 
 /// VLC's RTSP server (`cvlc --sout '#rtp{sdp=rtsp://…}'`), a live broadcast that refuses
-/// interleaved TCP. VLC will not run as root, so as root it runs as `nobody`.
+/// interleaved TCP. VLC will not run as root, so as root it runs as `nobody`, under `runuser`
+/// in a process group of its own, which is killed whole when the server is dropped (killing
+/// `runuser` alone left VLC running).
 struct VlcServer {
     _child: tokio::process::Child,
+    group: i32,
     url: String,
+}
+
+impl Drop for VlcServer {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the process group this server started; no memory is involved.
+        unsafe { libc::kill(-self.group, libc::SIGKILL) };
+    }
 }
 
 impl VlcServer {
@@ -58,9 +68,11 @@ impl VlcServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .expect("start cvlc");
+        let group = child.id().expect("running") as i32;
         // VLC says nothing when it is ready. It listens before its stream is set up (and
         // answers DESCRIBE with 500 until then), so ready means a 200 to DESCRIBE.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -71,7 +83,11 @@ impl VlcServer {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        VlcServer { _child: child, url }
+        VlcServer {
+            _child: child,
+            group,
+            url,
+        }
     }
 }
 
