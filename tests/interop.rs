@@ -73,11 +73,7 @@ pub(crate) fn make_clip_secs(dir: &Path, codecs: &str, secs: u32) -> PathBuf {
     args.extend(["-ac", "1"]);
     let out_s = out.to_str().expect("utf-8");
     args.push(out_s);
-    let status = std::process::Command::new("ffmpeg")
-        .args(&args)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg could not make the {codecs} clip");
+    crate::support::tools::make_with_ffmpeg(&args, &format!("the {codecs} clip"));
     out
 }
 

@@ -19,9 +19,9 @@ use tokio::time::Instant;
 use super::frames::FrameMapper;
 use crate::config::{Field, Wording};
 use crate::error::{Error, one_line};
-use crate::rtsp::retina_messages::error_words;
 use crate::memory::{MemoryGuard, SESSION_LIMIT, mib};
 use crate::output::{Progress, SendError, Writer};
+use crate::rtsp::retina_messages::error_words;
 use crate::stop::Stop;
 use crate::throttle::{Throttle, held_back_note};
 

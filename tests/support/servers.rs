@@ -107,11 +107,7 @@ pub fn make_clip(dir: &Path, media: Media, secs: u32) -> PathBuf {
     }
     let out_s = out.to_str().expect("utf-8");
     args.push(out_s);
-    let status = std::process::Command::new("ffmpeg")
-        .args(&args)
-        .status()
-        .expect("ffmpeg");
-    assert!(status.success(), "ffmpeg could not make the {media:?} clip");
+    crate::support::tools::make_with_ffmpeg(&args, &format!("the {media:?} clip"));
     out
 }
 

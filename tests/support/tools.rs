@@ -400,3 +400,12 @@ pub fn assert_probe_matches(report: &serde_json::Value, served: &ProbedVideo) {
     assert_eq!(v["gop_frames"].as_u64(), Some(served.gop), "{report}");
     assert!(video["frames"].as_u64().expect("frames") > 0);
 }
+
+/// Runs ffmpeg with `args` to make `what` (a test's input), asserting it did.
+pub fn make_with_ffmpeg(args: &[&str], what: &str) {
+    let status = std::process::Command::new("ffmpeg")
+        .args(args)
+        .status()
+        .expect("ffmpeg");
+    assert!(status.success(), "ffmpeg could not make {what}");
+}
