@@ -1,5 +1,6 @@
 //! Third-party servers and packetizers, recorded with the default flags only
-//! (`retina-record --url URL --duration N rec.mp4`): what a user who types nothing else gets.
+//! (`retina-record --url URL --duration 20 rec.mp4`): what a user who types nothing else gets,
+//! for 20 s each.
 //!
 //! - rtsp-streaming-server (npm), a relay: ffmpeg's RTSP muxer publishes a clip to it (ANNOUNCE,
 //!   RECORD) with ffmpeg's own RTP packetizers, and the recorder reads it from the client port.
@@ -219,13 +220,13 @@ async fn streaming_server_case(media: Media, secs: u32) {
 }
 
 cases!(streaming_server_case {
-    rtsp_streaming_server_udp_h264_aac_20s: (media("h264", false, Some("aac")), 20),
-    rtsp_streaming_server_udp_h264_bframes_pcmu: (media("h264", true, Some("pcmu")), 8),
-    rtsp_streaming_server_udp_h264_pcma: (media("h264", false, Some("pcma")), 8),
-    rtsp_streaming_server_udp_h265_aac: (media("h265", false, Some("aac")), 8),
-    rtsp_streaming_server_udp_h265_bframes_pcma: (media("h265", true, Some("pcma")), 8),
-    rtsp_streaming_server_udp_h265_pcmu: (media("h265", false, Some("pcmu")), 8),
-    rtsp_streaming_server_udp_h264_video_only: (media("h264", false, None), 8),
+    rtsp_streaming_server_udp_h264_aac: (media("h264", false, Some("aac")), 20),
+    rtsp_streaming_server_udp_h264_bframes_pcmu: (media("h264", true, Some("pcmu")), 20),
+    rtsp_streaming_server_udp_h264_pcma: (media("h264", false, Some("pcma")), 20),
+    rtsp_streaming_server_udp_h265_aac: (media("h265", false, Some("aac")), 20),
+    rtsp_streaming_server_udp_h265_bframes_pcma: (media("h265", true, Some("pcma")), 20),
+    rtsp_streaming_server_udp_h265_pcmu: (media("h265", false, Some("pcmu")), 20),
+    rtsp_streaming_server_udp_h264_video_only: (media("h264", false, None), 20),
 });
 
 /// live555's proxy re-serving gst-rtsp-server's `media` with its own packetizers, recorded
@@ -251,10 +252,10 @@ async fn live555_case(media: Media, secs: u32) {
 }
 
 cases!(live555_case {
-    live555_proxy_tcp_h264_aac_20s: (media("h264", false, Some("aac")), 20),
-    live555_proxy_tcp_h264_bframes_pcmu: (media("h264", true, Some("pcmu")), 8),
-    live555_proxy_tcp_h265_pcma: (media("h265", false, Some("pcma")), 8),
-    live555_proxy_tcp_h265_bframes_aac: (media("h265", true, Some("aac")), 8),
+    live555_proxy_tcp_h264_aac: (media("h264", false, Some("aac")), 20),
+    live555_proxy_tcp_h264_bframes_pcmu: (media("h264", true, Some("pcmu")), 20),
+    live555_proxy_tcp_h265_pcma: (media("h265", false, Some("pcma")), 20),
+    live555_proxy_tcp_h265_bframes_aac: (media("h265", true, Some("aac")), 20),
 });
 
 /// `retina-record probe URL` (the text a person reads): the stream count and transport, each
