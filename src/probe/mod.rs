@@ -176,7 +176,11 @@ async fn listen_once(
     loop {
         let item = tokio::select! {
             () = &mut udp_silence, if selection.udp && !anything => return None,
-            () = &mut deadline => break,
+            // Listened more briefly than that: nothing at all over UDP is silence still.
+            () = &mut deadline => match selection.udp && !anything {
+                true => return None,
+                false => break,
+            },
             item = session.next() => item,
         };
         anything = true;
