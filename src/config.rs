@@ -72,6 +72,8 @@ pub struct RecorderConfig {
     pub teardown: retina::client::TeardownPolicy,
     /// Policy for the `rtptime` parameter of the `RTP-Info` header.
     pub initial_timestamp: retina::client::InitialTimestampPolicy,
+    /// Which certificates an `rtsps://` camera may present.
+    pub tls: crate::rtsp::tls::Trust,
     /// Policy for RTCP packets with an unknown SSRC.
     pub unknown_rtcp_ssrc: retina::client::UnknownRtcpSsrcPolicy,
     /// How errors and warnings name these fields: as the front-end that filled them in asks
@@ -107,6 +109,7 @@ impl RecorderConfig {
             teardown: Default::default(),
             initial_timestamp: Default::default(),
             unknown_rtcp_ssrc: Default::default(),
+            tls: Default::default(),
             wording: Wording::default(),
         }
     }
@@ -123,6 +126,14 @@ impl RecorderConfig {
             (self.keep_for.is_some(), Field::KeepFor),
             (self.keep_size.is_some(), Field::KeepSize),
         ];
+        if self.source.url.scheme() == "rtsps" && self.transport == Transport::Udp {
+            return Err(Error::usage(format!(
+                "{} udp cannot carry an rtsps:// camera: RTP over UDP with TLS would be SRTP, \
+                 which is not supported; use {} auto or tcp",
+                name(Field::Transport),
+                name(Field::Transport)
+            )));
+        }
         let hook = (self.on_segment_complete.is_some(), Field::OnSegmentComplete);
         let first_set = |fields: &[(bool, Field)]| fields.iter().find(|(s, _)| *s).map(|(_, f)| *f);
         match &self.out {

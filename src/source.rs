@@ -1,4 +1,5 @@
-//! Where to connect and as whom: an `rtsp://` URL (RFC 2326 §3.2) and its credentials.
+//! Where to connect and as whom: an `rtsp://` or `rtsps://` URL (RFC 2326 §3.2) and its
+//! credentials.
 //!
 //! Credentials can come from the URL's user-info, a user name and password given apart, or a
 //! password file; none of them is ever printed. URLs are shown through [`redacted`], which
@@ -61,9 +62,9 @@ impl Source {
                 name(Field::Url)
             )
         })?;
-        if url.scheme() != "rtsp" {
+        if !matches!(url.scheme(), "rtsp" | "rtsps") {
             bail!(
-                "{} must be an rtsp:// URL, not {}://",
+                "{} must be an rtsp:// or rtsps:// URL, not {}://",
                 name(Field::Url),
                 url.scheme()
                     .chars()
@@ -112,8 +113,21 @@ impl Source {
     /// `host:port` of the camera, for messages.
     pub fn host_port(&self) -> String {
         let host = self.url.host_str().unwrap_or("?");
-        let port = self.url.port().unwrap_or(554);
+        let port = self.url.port().unwrap_or(self.default_port());
         format!("{host}:{port}")
+    }
+
+    /// The port of the URL's scheme (RFC 2326 §3.2): 554, or 322 for `rtsps://`.
+    pub fn default_port(&self) -> u16 {
+        match self.url.scheme() {
+            "rtsps" => crate::rtsp::tls::DEFAULT_PORT,
+            _ => 554,
+        }
+    }
+
+    /// Whether the camera is reached over TLS (`rtsps://`).
+    pub fn tls(&self) -> bool {
+        self.url.scheme() == "rtsps"
     }
 
     /// The password, for scrubbing messages.

@@ -24,6 +24,9 @@ pub enum Field {
     Video,
     Audio,
     StopOnLoss,
+    TlsCa,
+    TlsFingerprint,
+    TlsInsecure,
 }
 
 impl Field {
@@ -47,6 +50,9 @@ impl Field {
             Field::Video => "video",
             Field::Audio => "audio",
             Field::StopOnLoss => "stop_on_loss",
+            Field::TlsCa => "tls (Trust::Ca)",
+            Field::TlsFingerprint => "tls (Trust::Fingerprint)",
+            Field::TlsInsecure => "tls (Trust::Insecure)",
         }
     }
 }

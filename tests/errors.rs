@@ -54,7 +54,7 @@ cases!(fails {
     error_not_rtsp: (
         &["--url", "http://127.0.0.1/x", "o.mp4"],
         2,
-        "error: --url must be an rtsp:// URL, not http://"
+        "error: --url must be an rtsp:// or rtsps:// URL, not http://"
     ),
     error_bad_transport: (
         &[

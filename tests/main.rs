@@ -33,6 +33,7 @@ mod output;
 mod quirks;
 mod record;
 mod replay;
+mod rtsps;
 mod servers;
 mod site;
 mod structure;

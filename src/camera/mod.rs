@@ -29,6 +29,7 @@ mod clock;
 mod rtp;
 mod rtsp;
 mod schedule;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -42,6 +43,7 @@ use crate::ntp;
 
 pub use clip::{BuiltinAudio, Clip};
 pub use clock::CameraClock;
+pub use tls::CameraTls;
 
 /// What the camera serves, and how.
 pub struct CameraConfig {
@@ -70,6 +72,8 @@ pub struct CameraConfig {
     pub ssrcs: [u32; 2],
     /// What real cameras do, on demand.
     pub quirks: Quirks,
+    /// Serve RTSPS (RTSP over TLS) with this certificate instead of plain RTSP.
+    pub tls: Option<CameraTls>,
 }
 
 /// What real cameras do that a recorder must survive; all off by default. Times are media
@@ -170,6 +174,7 @@ impl CameraConfig {
             rtp_start: rtp::RTP_START,
             ssrcs: rtp::SSRCS,
             quirks: Quirks::default(),
+            tls: None,
         }
     }
 }
@@ -274,6 +279,7 @@ impl Camera {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
+        let acceptor = config.tls.as_ref().map(CameraTls::acceptor).transpose()?;
         let shared = Arc::new(Shared {
             config,
             log: Mutex::new(Log::default()),
@@ -290,8 +296,16 @@ impl Camera {
                     Ok((conn, peer)) => {
                         tracing::info!("client {peer} connected");
                         let s = s.clone();
+                        let acceptor = acceptor.clone();
                         tokio::spawn(async move {
-                            match rtsp::serve_connection(conn, s).await {
+                            let served = match acceptor {
+                                None => rtsp::serve_connection(conn, peer, s).await,
+                                Some(a) => match a.accept(conn).await {
+                                    Ok(tls) => rtsp::serve_connection(tls, peer, s).await,
+                                    Err(e) => Err(anyhow::anyhow!("TLS handshake: {e}")),
+                                },
+                            };
+                            match served {
                                 Ok(()) => tracing::info!("client {peer} left"),
                                 Err(e) => tracing::info!("client {peer} left: {e:#}"),
                             }
@@ -312,9 +326,14 @@ impl Camera {
         })
     }
 
-    /// The URL to record: `rtsp://ADDR/demo`.
+    /// The URL to record: `rtsp://ADDR/demo` (`rtsps://` when serving TLS).
     pub fn url(&self) -> String {
-        format!("rtsp://{}/demo", self.addr)
+        let scheme = if self.shared.config.tls.is_some() {
+            "rtsps"
+        } else {
+            "rtsp"
+        };
+        format!("{scheme}://{}/demo", self.addr)
     }
 
     /// The address it listens on.

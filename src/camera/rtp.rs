@@ -23,7 +23,7 @@ const VIDEO_PAYLOAD_TYPE: u8 = 96;
 pub(crate) const MAX_PAYLOAD: usize = 1400;
 
 /// The write half of a client's RTSP connection, shared by the responses and the media.
-pub(crate) type Writer = Arc<tokio::sync::Mutex<tokio::net::tcp::OwnedWriteHalf>>;
+pub(crate) type Writer = Arc<tokio::sync::Mutex<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>>;
 
 /// Where a stream's packets go.
 #[derive(Clone)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::bail;
 use base64::Engine as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 
 use super::clip::AudioCodec;
 use super::rtp::{self, Dest, FIRST_SEQ, Writer};
@@ -48,12 +48,18 @@ struct Connection {
 }
 
 /// Serves one client until it leaves, misbehaves, or the camera drops every connection.
-pub(crate) async fn serve_connection(conn: TcpStream, shared: Arc<Shared>) -> anyhow::Result<()> {
-    let peer = conn.peer_addr()?;
-    let (mut rd, wr) = conn.into_split();
+pub(crate) async fn serve_connection<S>(
+    conn: S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> anyhow::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (mut rd, wr) = tokio::io::split(conn);
     let mut c = Connection {
         shared: shared.clone(),
-        writer: Arc::new(tokio::sync::Mutex::new(wr)),
+        writer: Arc::new(tokio::sync::Mutex::new(Box::new(wr))),
         peer,
         dests: [None, None],
         streaming: None,
@@ -313,7 +319,7 @@ async fn udp_pair() -> anyhow::Result<(UdpSocket, UdpSocket)> {
 
 /// Reads one RTSP request, skipping any interleaved data the client sends.
 async fn read_request(
-    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    rd: &mut (impl tokio::io::AsyncRead + Unpin),
     buf: &mut Vec<u8>,
 ) -> anyhow::Result<Option<Request>> {
     loop {

@@ -13,6 +13,7 @@ use retina::client::{
 
 use super::retina_messages::{error_words, status_words};
 use super::select::{self, Selection};
+use super::tls;
 use super::workarounds::{Learned, Workarounds};
 use crate::config::{Field, RecorderConfig, Transport};
 use crate::error::Error;
@@ -56,9 +57,7 @@ pub(crate) async fn open(
     quiet: bool,
     workarounds: &mut Workarounds,
 ) -> Result<(Demuxed, Selection), ConnectError> {
-    let source = super::first_look::first_look(config, workarounds)
-        .await
-        .map_err(|error| ConnectError::new(error, false))?;
+    let source = super::first_look::first_look(config, workarounds).await?;
     let guard = MemoryGuard::new(HANDSHAKE_LIMIT);
     let camera = config.source.host_port();
     let mut quiet = quiet;
@@ -115,7 +114,28 @@ async fn handshake(
             true => SessionIdPolicy::UseFirst,
             false => SessionIdPolicy::Default,
         });
-    let describe = Session::describe(source.url.clone(), options);
+    // retina speaks plain TCP: an rtsps:// camera is reached through a bridge (`tls.rs`).
+    let url = match source.tls() {
+        false => source.url.clone(),
+        true => {
+            let bridged = timed(
+                config,
+                "the TLS handshake",
+                tls::bridge(config, &source.url),
+            );
+            let camera = config.source.host_port();
+            bridged
+                .await?
+                .map_err(|(why, permanent)| {
+                    ConnectError::new(
+                        Error::failure(anyhow::anyhow!("camera {camera} {why}")),
+                        permanent,
+                    )
+                })?
+                .url
+        }
+    };
+    let describe = Session::describe(url, options);
     let mut session = step(config, "DESCRIBE", describe).await?;
     let mut selection = select::select(&session, config.video, config.audio, config.wording, quiet)
         .map_err(ConnectError::permanent)?;
@@ -188,12 +208,14 @@ async fn setup_streams(
             .frame_format(retina::codec::FrameFormat::MP4)
     };
     let mut use_udp = match config.transport {
+        // Over TLS, RTP is interleaved: over UDP it would be SRTP (`tls.rs`).
+        _ if config.source.tls() => false,
         Transport::Tcp => false,
         Transport::Udp => !workarounds.udp_silent,
         Transport::Auto => workarounds.tcp_refused.is_some(),
     };
     for i in selection.indices() {
-        let fallback = config.transport == Transport::Auto && !use_udp;
+        let fallback = config.transport == Transport::Auto && !use_udp && !config.source.tls();
         let status = match timed(config, "SETUP", session.setup(i, options(use_udp))).await? {
             Ok(()) => continue,
             Err(e) => match e.status_code() {

@@ -11,13 +11,19 @@
 //! followed here (at most [`MAX_REDIRECTS`] hops, the credentials kept only for the same host)
 //! and retina is given where it led. Once the camera has answered properly, retina takes over.
 
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use super::connect::ConnectError;
+use super::tls::{self, Failed};
 use super::workarounds::Workarounds;
 use crate::config::{Field, RecorderConfig};
 use crate::error::Error;
 use crate::source::{Source, redacted};
+
+/// A connection to the camera: plain TCP, or TLS for `rtsps://`.
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
 /// The longest answer head (status line and headers), and the longest body, taken.
 const MAX_HEAD: usize = 64 * 1024;
@@ -38,25 +44,30 @@ enum Look {
 }
 
 /// Looks at the camera (and where it redirects to), within the connect timeout; returns the
-/// source retina should connect to. A failure is worth retrying.
+/// source retina should connect to. A failure is worth retrying, but a certificate that
+/// fails its check.
 pub(crate) async fn first_look(
     config: &RecorderConfig,
     workarounds: &mut Workarounds,
-) -> Result<Source, Error> {
+) -> Result<Source, ConnectError> {
     let camera = config.source.host_port();
-    let fail = |why: String| Error::failure(anyhow::anyhow!("camera {camera}: {why}"));
+    let fail = |(why, permanent): Failed| {
+        let error = Error::failure(anyhow::anyhow!("camera {camera}: {why}"));
+        ConnectError::new(error, permanent)
+    };
     let timeout = config.connect_timeout;
     let mut step = "OPTIONS";
     let looked = tokio::time::timeout(timeout, follow(config, &mut step)).await;
     let (source, hops) = match looked {
         Ok(Ok(found)) => found,
-        Ok(Err(why)) => return Err(fail(why)),
+        Ok(Err(failed)) => return Err(fail(failed)),
         Err(_) => {
-            return Err(fail(format!(
+            let why = format!(
                 "no complete answer to {step} within {:.0} s ({})",
                 timeout.as_secs_f64(),
                 config.wording.of(Field::ConnectTimeout)
-            )));
+            );
+            return Err(fail((why, false)));
         }
     };
     if !hops.is_empty() {
@@ -83,17 +94,18 @@ pub(crate) async fn first_look(
 async fn follow(
     config: &RecorderConfig,
     step: &mut &'static str,
-) -> Result<(Source, Vec<url::Url>), String> {
+) -> Result<(Source, Vec<url::Url>), Failed> {
     let mut source = config.source.clone();
     let mut hops = Vec::new();
     loop {
-        match look(&source.url, step).await? {
+        match look(config, &source.url, step).await? {
             Look::Here => return Ok((source, hops)),
             Look::Redirected(to) if hops.len() == MAX_REDIRECTS => {
-                return Err(format!(
+                let why = format!(
                     "redirected more than {MAX_REDIRECTS} times (the last to {}): a loop?",
                     redacted(&to)
-                ));
+                );
+                return Err((why, false));
             }
             Look::Redirected(to) => {
                 source.credentials = match to.host_str() == config.source.url.host_str() {
@@ -108,13 +120,14 @@ async fn follow(
 }
 
 /// Connects to `url`, asks `OPTIONS` then `DESCRIBE`, and reads each whole answer.
-async fn look(url: &url::Url, step: &mut &'static str) -> Result<Look, String> {
+async fn look(
+    config: &RecorderConfig,
+    url: &url::Url,
+    step: &mut &'static str,
+) -> Result<Look, Failed> {
     *step = "OPTIONS";
-    let host = url.host_str().ok_or("the URL has no host")?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let mut conn = TcpStream::connect((host, url.port().unwrap_or(554)))
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
+    let mut conn = connect(config, url).await?;
+    let retry = |why: String| (why, false);
     let mut buf = Vec::with_capacity(4096);
     // No credentials: any complete answer, 401 included, shows the camera speaks RTSP.
     for (cseq, method) in [(1, "OPTIONS"), (2, "DESCRIBE")] {
@@ -130,13 +143,30 @@ async fn look(url: &url::Url, step: &mut &'static str) -> Result<Look, String> {
         );
         conn.write_all(request.as_bytes())
             .await
-            .map_err(|e| format!("cannot send {method}: {e}"))?;
-        let answer = read_answer(&mut conn, &mut buf, method).await?;
-        if let Some(to) = redirect(url, &answer, method)? {
+            .map_err(|e| retry(format!("cannot send {method}: {e}")))?;
+        let answer = read_answer(&mut conn, &mut buf, method)
+            .await
+            .map_err(retry)?;
+        if let Some(to) = redirect(url, &answer, method).map_err(retry)? {
             return Ok(Look::Redirected(to));
         }
     }
     Ok(Look::Here)
+}
+
+/// A connection to `url`'s camera: TLS for `rtsps://` (its certificate checked).
+async fn connect(config: &RecorderConfig, url: &url::Url) -> Result<Box<dyn Conn>, Failed> {
+    if url.scheme() == "rtsps" {
+        return Ok(Box::new(tls::connect(config, url).await?));
+    }
+    let host = url
+        .host_str()
+        .ok_or(("the URL has no host".to_owned(), true))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let conn = TcpStream::connect((host, url.port().unwrap_or(554)))
+        .await
+        .map_err(|e| (format!("cannot connect: {e}"), false))?;
+    Ok(Box::new(conn))
 }
 
 /// Where a 3xx answer sends us: `Location`, resolved against `url`, an `rtsp://` URL.
@@ -152,9 +182,9 @@ fn redirect(url: &url::Url, answer: &Answer, method: &str) -> Result<Option<url:
     let mut to = url
         .join(location)
         .map_err(|_| format!("answered {method} with {status}, to a Location that is no URL"))?;
-    if to.scheme() != "rtsp" {
+    if !matches!(to.scheme(), "rtsp" | "rtsps") {
         return Err(format!(
-            "redirected {method} to a {}:// URL; only rtsp:// can be followed",
+            "redirected {method} to a {}:// URL; only rtsp:// and rtsps:// can be followed",
             to.scheme()
                 .chars()
                 .filter(char::is_ascii_alphanumeric)
@@ -169,7 +199,7 @@ fn redirect(url: &url::Url, answer: &Answer, method: &str) -> Result<Option<url:
 
 /// Reads one RTSP answer, refusing one longer than the limits; takes it off `buf`.
 async fn read_answer(
-    conn: &mut TcpStream,
+    conn: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
     method: &str,
 ) -> Result<Answer, String> {

@@ -6,4 +6,5 @@ pub(crate) mod connect;
 mod first_look;
 pub mod retina_messages;
 pub(crate) mod select;
+pub mod tls;
 pub mod workarounds;

@@ -7,16 +7,21 @@
 // stdout once both accept connections. Runs until killed. Its RTP ports (UDP: the relay
 // supports no TCP) come from a free range chosen here.
 import dgram from "node:dgram";
+import fs from "node:fs";
+import os from "node:os";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 const RtspServer = require("rtsp-streaming-server").default;
 
-// The relay's RTP/RTCP ports: a pool of PAIRS even/odd pairs from a random even base below
-// Linux's ephemeral ports (32768 and up, which other sockets get without asking), each port
-// checked free (bound and released) first. Publishing two streams and reading them a few times
-// at once takes under ten pairs.
+// The relay's RTP/RTCP ports: a block of PAIRS even/odd pairs below Linux's ephemeral ports
+// (32768 and up, which other sockets get without asking). Tests run in parallel, each with its
+// own relay: a block is claimed with a file of its own, created exclusively and holding the
+// claimant's pid (a dead claimant's block is taken over), and each port is checked free (bound
+// and released) too. Publishing two streams and reading them a few times at once takes under
+// ten pairs.
 const PAIRS = 16;
+const BLOCKS = Math.floor(12000 / (2 * PAIRS));
 
 async function bindable(port) {
   return new Promise((resolve) => {
@@ -26,9 +31,40 @@ async function bindable(port) {
   });
 }
 
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return e.code === "EPERM";
+  }
+}
+
+// Claims block `n`: true if it is now this process's.
+function claim(n) {
+  const path = `${os.tmpdir()}/retina-record-relay-ports-${n}`;
+  try {
+    fs.writeFileSync(path, `${process.pid}`, { flag: "wx" });
+    return true;
+  } catch {
+    const holder = Number.parseInt(fs.readFileSync(path, "utf8"), 10);
+    if (Number.isInteger(holder) && alive(holder)) return false;
+    fs.rmSync(path, { force: true });
+    try {
+      fs.writeFileSync(path, `${process.pid}`, { flag: "wx" });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
 async function freeRange() {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const base = 20000 + 2 * Math.floor(Math.random() * (6000 - PAIRS));
+  const first = Math.floor(Math.random() * BLOCKS);
+  for (let i = 0; i < BLOCKS; i++) {
+    const n = (first + i) % BLOCKS;
+    if (!claim(n)) continue;
+    const base = 20000 + 2 * PAIRS * n;
     let free = true;
     for (let p = base; p < base + 2 * PAIRS && free; p++) {
       free = await bindable(p);

@@ -42,9 +42,10 @@ pub(crate) struct Args {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// `rtsp://` URL to record. May include credentials (`rtsp://user:pass@host/path`). Give
-    /// it several times to record several cameras in one process, each named for its host
-    /// (the other flags apply to each; OUT then needs `{camera}`).
+    /// `rtsp://` (or `rtsps://`, over TLS) URL to record. May include credentials
+    /// (`rtsp://user:pass@host/path`). Give it several times to record several cameras in one
+    /// process, each named for its host (the other flags apply to each; OUT then needs
+    /// `{camera}`).
     #[arg(
         help_heading = "Camera",
         long,
@@ -366,6 +367,24 @@ pub(crate) struct CameraArgs {
     /// capture time by the camera's own clock, and when this machine sent it).
     #[arg(long, value_name = "FILE")]
     pub truth: Option<PathBuf>,
+
+    /// Serve RTSPS (RTSP over TLS) with a throwaway self-signed certificate, made now; its
+    /// fingerprint is printed for --tls-fingerprint.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// Serve RTSPS with this certificate (PEM; the chain, the camera's first).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_key",
+        conflicts_with = "tls"
+    )]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// How to connect to a camera: the recorder's flags and `probe`'s, defined once so that the
@@ -406,8 +425,23 @@ pub(crate) struct ConnectionArgs {
     #[arg(long, default_value_t)]
     pub teardown: retina::client::TeardownPolicy,
 
-    /// Longest wait for each step of connecting: TCP connect, OPTIONS and DESCRIBE (each
-    /// redirect), each SETUP, PLAY.
+    /// For an `rtsps://` camera: trust the CA in this PEM file (or this self-signed
+    /// certificate) instead of the system's CAs.
+    #[arg(long, value_name = "FILE", group = "tls")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// For an `rtsps://` camera: accept exactly the certificate with this SHA-256
+    /// (`sha256:HEX`, as `probe` prints it): a self-signed camera, pinned.
+    #[arg(long, value_name = "sha256:HEX", group = "tls", value_parser = parse::fingerprint)]
+    pub tls_fingerprint: Option<[u8; 32]>,
+
+    /// For an `rtsps://` camera: do not check its certificate at all (warned at start). Anyone
+    /// between can then read and change the stream and the credentials.
+    #[arg(long, group = "tls")]
+    pub tls_insecure: bool,
+
+    /// Longest wait for each step of connecting: TCP connect, the TLS handshake, OPTIONS and
+    /// DESCRIBE (each redirect), each SETUP, PLAY.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]
     pub connect_timeout: Duration,
 }

@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// `sha256:HEX`: a certificate's fingerprint, for `--tls-fingerprint`.
+pub(crate) fn fingerprint(s: &str) -> Result<[u8; 32], String> {
+    retina_record::rtsp::tls::parse_fingerprint(s)
+}
+
 use clap::builder::TypedValueParser as _;
 use retina_record::camera::BuiltinAudio;
 use retina_record::codec::VideoCodec;

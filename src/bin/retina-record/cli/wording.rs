@@ -27,6 +27,9 @@ fn flag(field: Field) -> &'static str {
         Field::Video => "--video-stream",
         Field::Audio => "--audio-stream",
         Field::StopOnLoss => "--stop-on-loss",
+        Field::TlsCa => "--tls-ca",
+        Field::TlsFingerprint => "--tls-fingerprint",
+        Field::TlsInsecure => "--tls-insecure",
     }
 }
 
@@ -49,6 +52,9 @@ fn site_key(field: Field) -> &'static str {
         Field::Video => "video-stream",
         Field::Audio => "audio-stream",
         Field::StopOnLoss => "stop-on-loss",
+        Field::TlsCa => "tls-ca",
+        Field::TlsFingerprint => "tls-fingerprint",
+        Field::TlsInsecure => "tls-insecure",
     }
 }
 
@@ -81,6 +87,9 @@ mod tests {
             Field::Video,
             Field::Audio,
             Field::StopOnLoss,
+            Field::TlsCa,
+            Field::TlsFingerprint,
+            Field::TlsInsecure,
         ];
         for field in fields {
             for name in [FLAGS.of(field), SITE_KEYS.of(field)] {

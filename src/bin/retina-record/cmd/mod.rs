@@ -10,6 +10,7 @@ pub(crate) mod timing;
 
 use retina_record::config::{RecorderConfig, Wording};
 use retina_record::error::Result;
+use retina_record::rtsp::tls::Trust;
 use retina_record::source::{Login, Source};
 
 use crate::cli::ConnectionArgs;
@@ -33,5 +34,23 @@ pub(crate) fn connecting(
     config.unknown_rtcp_ssrc = connection.unknown_rtcp_ssrc;
     config.teardown = connection.teardown;
     config.connect_timeout = connection.connect_timeout;
+    config.tls = match (
+        &connection.tls_ca,
+        connection.tls_fingerprint,
+        connection.tls_insecure,
+    ) {
+        (Some(ca), _, _) => Trust::Ca(ca.clone()),
+        (_, Some(pin), _) => Trust::Fingerprint(pin),
+        (_, _, true) => Trust::Insecure,
+        _ => Trust::System,
+    };
+    if config.tls == Trust::Insecure && config.source.tls() {
+        tracing::warn!(
+            "camera {}: its certificate is not checked ({}): anyone between can read and change \
+             the stream and the credentials",
+            config.source.host_port(),
+            wording.of(retina_record::config::Field::TlsInsecure)
+        );
+    }
     Ok(config)
 }

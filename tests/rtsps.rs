@@ -1,0 +1,136 @@
+//! RTSP over TLS (`rtsps://`): the built-in camera serving TLS, the recorder's certificate
+//! checks (pinned, a CA, none, refused), and ffmpeg as an independent client of the camera.
+
+use retina_record::camera::{CameraConfig, CameraTls};
+
+use crate::support::rig::Finished;
+use crate::support::{self, Rig};
+
+/// A camera serving h264_aac.mp4 over TLS with a self-signed certificate for `names`.
+async fn tls_camera(names: &[&str]) -> (Rig, CameraTls) {
+    let tls = CameraTls::self_signed(names).expect("certificate");
+    let mut config: CameraConfig = support::config("h264_aac.mp4");
+    config.tls = Some(tls.clone());
+    (Rig::new(config).await, tls)
+}
+
+/// Records `rig`'s camera with `extra` until it has sent 3 s, then stops the recorder.
+async fn record_3s(rig: &Rig, extra: &[&str]) -> Finished {
+    let rec = rig.spawn(extra);
+    rig.cam.wait_sent(3.0).await;
+    rec.signal(libc::SIGTERM);
+    rec.wait().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_certificate_records_every_frame() {
+    let (rig, tls) = tls_camera(&["127.0.0.1"]).await;
+    assert!(rig.cam.url().starts_with("rtsps://"));
+    let run = record_3s(&rig, &["--tls-fingerprint", &tls.fingerprint()]).await;
+    run.assert_success();
+    let (_, frames, _) = rig.checked(&rig.out, "the recording");
+    assert!(frames > 60, "{frames} frames");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_file_trusts_the_camera() {
+    let (rig, tls) = tls_camera(&["127.0.0.1"]).await;
+    let ca = rig.dir.path().join("camera.pem");
+    std::fs::write(&ca, tls.certificate_pem()).expect("write");
+    let run = record_3s(&rig, &["--tls-ca", ca.to_str().expect("utf-8")]).await;
+    run.assert_success();
+    let (_, frames, _) = rig.checked(&rig.out, "the recording");
+    assert!(frames > 60, "{frames} frames");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_insecure_records_and_says_so() {
+    let (rig, _) = tls_camera(&["127.0.0.1"]).await;
+    let run = record_3s(&rig, &["--tls-insecure"]).await;
+    run.assert_success();
+    run.assert_says("its certificate is not checked (--tls-insecure)");
+    rig.checked(&rig.out, "the recording");
+}
+
+/// The recorder, with `extra`, refuses the camera's certificate at once, for good: exit 1
+/// with one line that says `why`, nothing written.
+async fn refused(names: &[&str], extra: &[&str], why: &str) {
+    let (rig, tls) = tls_camera(names).await;
+    let ca = rig.dir.path().join("camera.pem");
+    std::fs::write(&ca, tls.certificate_pem()).expect("write");
+    let mut args: Vec<&str> = extra.to_vec();
+    let ca = ca.to_str().expect("utf-8");
+    if args.is_empty() {
+        args = vec!["--tls-ca", ca];
+    }
+    let started = std::time::Instant::now();
+    let run = rig.spawn(&args).wait().await;
+    let error = run.error_exit(1);
+    assert!(error.contains(why), "{error}");
+    assert!(
+        error.contains("; pin it with --tls-fingerprint (its fingerprint is in"),
+        "{error}"
+    );
+    run.assert_says(&format!("its certificate is {}", tls.fingerprint()));
+    assert!(!run.stderr.contains("reconnecting"), "{}", run.stderr);
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    assert!(!rig.partial().exists());
+}
+
+cases!(refused {
+    a_wrong_fingerprint_is_refused: (
+        &["127.0.0.1"],
+        &[
+            "--tls-fingerprint",
+            "sha256:00000000000000000000000000000000000000000000000000000000000000ff"
+        ],
+        "not the one pinned",
+    ),
+    an_untrusted_certificate_is_refused: (&["127.0.0.1"], &["--duration", "9"], "(an unknown CA)"),
+    a_certificate_for_another_host_is_refused: (
+        &["camera.invalid"],
+        &[],
+        "(for another host name)"
+    ),
+});
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_cannot_carry_rtsps() {
+    let (rig, _) = tls_camera(&["127.0.0.1"]).await;
+    let run = rig
+        .spawn(&["--tls-insecure", "--transport", "udp"])
+        .wait()
+        .await;
+    let error = run.error_exit(2);
+    assert!(error.contains("SRTP, which is not supported"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_reads_the_cameras_rtsps() {
+    if !support::have_tool("ffprobe") {
+        return;
+    }
+    let (rig, _) = tls_camera(&["127.0.0.1"]).await;
+    let url = rig.cam.url();
+    let out = tokio::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-tls_verify",
+            "0",
+            "-show_entries",
+            "stream=codec_name",
+        ])
+        .args(["-of", "csv=p=0", &url])
+        .output()
+        .await
+        .expect("ffprobe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let codecs: Vec<&str> = stdout.lines().map(str::trim).collect();
+    assert_eq!(
+        codecs,
+        ["h264", "aac"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
