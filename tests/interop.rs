@@ -78,17 +78,39 @@ pub(crate) fn make_clip_secs(dir: &Path, codecs: &str, secs: u32) -> PathBuf {
 }
 
 /// gst-rtsp-server serving one clip on a free port.
-struct GstServer {
+pub(crate) struct GstServer {
     _child: tokio::process::Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl GstServer {
     async fn start(clip: &Path, codecs: &str, auth: Option<(&str, &str, &str)>) -> GstServer {
+        Self::start_with(clip, codecs, auth, None).await
+    }
+
+    /// Serving RTSPS with the PEM files `(cert, key)`, and `auth` (method, user, password).
+    pub(crate) async fn start_tls(
+        clip: &Path,
+        codecs: &str,
+        auth: (&str, &str, &str),
+        (cert, key): (&str, &str),
+    ) -> GstServer {
+        Self::start_with(clip, codecs, Some(auth), Some((cert, key))).await
+    }
+
+    async fn start_with(
+        clip: &Path,
+        codecs: &str,
+        auth: Option<(&str, &str, &str)>,
+        tls: Option<(&str, &str)>,
+    ) -> GstServer {
         let mut cmd = tokio::process::Command::new(SYSTEM_PYTHON);
         cmd.arg(GST_SERVER).arg(clip).arg(codecs);
         if let Some((method, user, password)) = auth {
             cmd.args(["--auth", method, user, password]);
+        }
+        if let Some((cert, key)) = tls {
+            cmd.args(["--tls", cert, key]);
         }
         cmd.stderr(Stdio::inherit());
         let (child, port) = spawn_announcing(cmd, "gst-rtsp-server").await;

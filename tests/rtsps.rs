@@ -134,3 +134,121 @@ async fn ffmpeg_reads_the_cameras_rtsps() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A certificate for 127.0.0.1 valid from `from` to `to` (years), its PEM files written in
+/// `dir`: `(cert.pem, key.pem, fingerprint)`.
+fn certificate_files(dir: &std::path::Path, from: i32, to: i32) -> (String, String, String) {
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+    params.not_before = rcgen::date_time_ymd(from, 1, 1);
+    params.not_after = rcgen::date_time_ymd(to, 1, 1);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("certificate");
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+    let pin = retina_record::rtsp::tls::fingerprint(cert.der());
+    let path = |p: std::path::PathBuf| p.to_str().expect("utf-8").to_owned();
+    (path(cert_path), path(key_path), pin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_certificate_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key, _) = certificate_files(dir.path(), 2020, 2021);
+    let mut config: CameraConfig = support::config("h264_aac.mp4");
+    config.tls = Some(CameraTls::from_pem(cert.as_ref(), key.as_ref()).expect("PEM"));
+    let rig = Rig::new(config).await;
+    let run = rig.spawn(&["--tls-ca", &cert]).wait().await;
+    let error = run.error_exit(1);
+    assert!(
+        error.contains("sent an untrusted certificate (expired)"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_over_tls_continues_the_recording() {
+    let (rig, tls) = tls_camera(&["127.0.0.1"]).await;
+    let rec = rig.spawn(&["--tls-fingerprint", &tls.fingerprint()]);
+    rig.cam.wait_sent(2.0).await;
+    rig.cam.drop_connections();
+    rig.cam.wait_session_sent(1, 2.0).await;
+    rec.signal(libc::SIGTERM);
+    let run = rec.wait().await;
+    run.assert_success();
+    run.assert_says("reconnected");
+    let (_, frames, _) = rig.checked(&rig.out, "the recording");
+    assert!(frames > 80, "{frames} frames");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_file_pins_its_cameras_certificate() {
+    let (rig, tls) = tls_camera(&["127.0.0.1"]).await;
+    let site = rig.dir.path().join("site.toml");
+    let toml = format!(
+        "[camera.front]\nurl = \"{}\"\ntls-fingerprint = \"{}\"\noutput = \"front.mp4\"\n",
+        rig.cam.url(),
+        tls.fingerprint()
+    );
+    std::fs::write(&site, toml).expect("write");
+    let rec = support::Recorder::spawn(rig.dir.path(), &["--config", "site.toml"]);
+    rig.cam.wait_sent(3.0).await;
+    rec.signal(libc::SIGTERM);
+    rec.wait().await.assert_success();
+    rig.checked(&rig.dir.path().join("front.mp4"), "the site's recording");
+}
+
+/// gst-rtsp-server serving RTSPS with Digest authentication, read by ffmpeg (the server is
+/// right) and recorded for 30 s pinned and trusted by its certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_over_tls_with_digest_30s() {
+    if !crate::interop::have_interop_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key, pin) = certificate_files(dir.path(), 2025, 2100);
+    let clip = crate::interop::make_clip_secs(dir.path(), "h264-aac", 45);
+    let server = crate::interop::GstServer::start_tls(
+        &clip,
+        "h264-aac",
+        ("digest", "viewer", "s3cret-pw"),
+        (&cert, &key),
+    )
+    .await;
+    let url = server.url.replace("rtsp://", "rtsps://viewer:s3cret-pw@");
+    let probed = tokio::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-tls_verify",
+            "0",
+            "-show_entries",
+            "stream=codec_name",
+        ])
+        .args(["-of", "csv=p=0", &url])
+        .output()
+        .await
+        .expect("ffprobe");
+    assert_eq!(
+        String::from_utf8_lossy(&probed.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["h264", "aac"]
+    );
+    for (trust, value, secs) in [
+        ("--tls-fingerprint", pin.as_str(), "30"),
+        ("--tls-ca", &cert, "4"),
+    ] {
+        let out = dir.path().join(format!("rec{secs}.mp4"));
+        let out = out.to_str().expect("utf-8");
+        let run = support::record(
+            dir.path(),
+            &["--url", &url, trust, value, "--duration", secs, out],
+        )
+        .await;
+        run.assert_success();
+        assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
+        let min = if secs == "30" { 25 * 28 } else { 25 * 3 };
+        crate::support::check::check_recording(out.as_ref(), min, true);
+    }
+}

@@ -149,10 +149,7 @@ fn certificate_words(e: &rustls::CertificateError) -> String {
         C::BadSignature => "a bad signature".into(),
         C::Revoked => "revoked".into(),
         C::ApplicationVerificationFailure => "not the one pinned".into(),
-        other => format!("{other:?}")
-            .chars()
-            .take_while(|c| c.is_alphanumeric())
-            .collect(),
+        other => crate::rtsp::retina_messages::plain(&other.to_string()),
     }
 }
 

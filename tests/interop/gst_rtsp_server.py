@@ -2,6 +2,9 @@
 """GStreamer's gst-rtsp-server serving one clip, for retina-record's interop tests.
 
 Usage: gst_rtsp_server.py CLIP.mkv VIDEO[-AUDIO[+AUDIO...]] [--auth basic|digest USER PASSWORD]
+       [--tls CERT.pem KEY.pem]
+
+With --tls it serves RTSPS (RTSP over TLS, RTP interleaved in it) with that certificate.
 
 VIDEO is h264 or h265, each AUDIO aac, pcmu or pcma (h264-aac, h264-aac+pcmu, ...): one RTSP
 stream per codec, in that order, from the clip's audio tracks in order.
@@ -16,7 +19,7 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 VIDEO = {
     "h264": "h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1",
@@ -45,8 +48,15 @@ def main():
     factory.set_launch(launch)
     factory.set_shared(False)
 
-    if len(sys.argv) == 7 and sys.argv[3] == "--auth":
-        method, user, password = sys.argv[4], sys.argv[5], sys.argv[6]
+    args = sys.argv[3:]
+    tls = None
+    if "--tls" in args:
+        i = args.index("--tls")
+        tls = Gio.TlsCertificate.new_from_files(args[i + 1], args[i + 2])
+        del args[i : i + 3]
+    auth = None
+    if len(args) == 4 and args[0] == "--auth":
+        method, user, password = args[1], args[2], args[3]
         auth = GstRtspServer.RTSPAuth()
         token = GstRtspServer.RTSPToken()
         # (writable_structure() gives Python a copy; set_string edits the token itself.)
@@ -57,6 +67,15 @@ def main():
         else:
             auth.add_digest(user, password, token)
             auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+    if tls is not None:
+        if auth is None:
+            # Anyone may watch: TLS only.
+            auth = GstRtspServer.RTSPAuth()
+            token = GstRtspServer.RTSPToken()
+            token.set_string("media.factory.role", "user")
+            auth.set_default_token(token)
+        auth.set_tls_certificate(tls)
+    if auth is not None:
         server.set_auth(auth)
         role = Gst.Structure.from_string(
             "user, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
