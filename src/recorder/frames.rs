@@ -17,7 +17,45 @@ use crate::throttle::{Throttle, held_back_note};
 
 /// The state that turns one recording's retina items into writer messages; it outlives the
 /// sessions of a recording.
+/// Receive times, where they are taken: retina's (when it read the packet), or over TLS the
+/// bridge's (when the packet came out of TLS: `rtsp/tls.rs`).
+struct Arrivals {
+    noted: Option<crate::rtsp::tls::Arrivals>,
+    /// The interleaved channels of the video and the audio: retina sets the streams up on
+    /// channels 0, 2, … in order.
+    video: Option<u8>,
+    audio: Option<u8>,
+}
+
+impl Arrivals {
+    fn of(selection: &Selection) -> Arrivals {
+        let video = selection.video.map(|_| 0);
+        let audio = selection
+            .audio
+            .as_ref()
+            .map(|_| if video.is_some() { 2 } else { 0 });
+        Arrivals {
+            noted: selection.arrivals.clone(),
+            video,
+            audio,
+        }
+    }
+
+    /// The receive time (NTP format) of the packet on `channel` with RTP time `rtp`: the
+    /// bridge's, or retina's `read`.
+    fn at(&self, channel: Option<u8>, rtp: u32, read: std::time::SystemTime) -> u64 {
+        let noted = self
+            .noted
+            .as_ref()
+            .zip(channel)
+            .and_then(|(a, c)| a.of(c, rtp));
+        ntp::from_system_time(noted.unwrap_or(read))
+    }
+}
+
 pub(crate) struct FrameMapper {
+    /// Where receive times come from.
+    arrivals: Arrivals,
     /// `host:port`, for messages.
     camera: String,
     video_stream: Option<usize>,
@@ -47,6 +85,7 @@ impl FrameMapper {
             stop_on_loss: config.stop_on_loss,
             wording: config.wording,
             need_sample_entry: true,
+            arrivals: Arrivals::of(selection),
             pending_reports: Vec::new(),
             video_frames: 0,
             last_video_ts: None,
@@ -63,6 +102,7 @@ impl FrameMapper {
 
     /// A new session of the same recording: its streams, parameters and clocks start afresh.
     pub(super) fn new_session(&mut self, selection: &Selection) {
+        self.arrivals = Arrivals::of(selection);
         self.video_stream = selection.video.map(|v| v.0);
         if let Some(audio) = &selection.audio {
             self.audio_format = audio.2;
@@ -90,7 +130,11 @@ impl FrameMapper {
                     // Only the video stream's reports: another stream's RTP clock is different.
                     Some(sr) if Some(rtcp.stream_id()) == self.video_stream => {
                         self.pending_reports.push(SenderReport {
-                            recv: ntp::from_system_time(rtcp.ctx().received_wall().into()),
+                            recv: self.arrivals.at(
+                                self.arrivals.video.map(|c| c + 1),
+                                sr.rtp_timestamp(),
+                                rtcp.ctx().received_wall().into(),
+                            ),
                             ntp: sr.ntp_timestamp().0,
                             rtp: sr.rtp_timestamp(),
                         });
@@ -117,7 +161,11 @@ impl FrameMapper {
             None
         };
         let timing = FrameTiming {
-            recv: ntp::from_system_time(f.end_ctx().received_wall().into()),
+            recv: self.arrivals.at(
+                self.arrivals.video,
+                f.timestamp().timestamp() as u32,
+                f.end_ctx().received_wall().into(),
+            ),
             rtp: f.timestamp().timestamp() as u32,
             conn: None,
         };
@@ -165,7 +213,11 @@ impl FrameMapper {
         Ok(Message::Audio(AudioInput {
             pts: f.timestamp().elapsed(),
             samples,
-            recv: ntp::from_system_time(f.ctx().received_wall().into()),
+            recv: self.arrivals.at(
+                self.arrivals.audio,
+                f.timestamp().timestamp() as u32,
+                f.ctx().received_wall().into(),
+            ),
             data,
         }))
     }

@@ -114,32 +114,13 @@ async fn handshake(
             true => SessionIdPolicy::UseFirst,
             false => SessionIdPolicy::Default,
         });
-    // retina speaks plain TCP: an rtsps:// camera is reached through a bridge (`tls.rs`).
-    let url = match source.tls() {
-        false => source.url.clone(),
-        true => {
-            let bridged = timed(
-                config,
-                "the TLS handshake",
-                tls::bridge(config, &source.url),
-            );
-            let camera = config.source.host_port();
-            bridged
-                .await?
-                .map_err(|(why, permanent)| {
-                    ConnectError::new(
-                        Error::failure(anyhow::anyhow!("camera {camera} {why}")),
-                        permanent,
-                    )
-                })?
-                .url
-        }
-    };
+    let (url, arrivals) = retina_url(config, source).await?;
     let describe = Session::describe(url, options);
     let mut session = step(config, "DESCRIBE", describe).await?;
     let mut selection = select::select(&session, config.video, config.audio, config.wording, quiet)
         .map_err(ConnectError::permanent)?;
     selection.udp = setup_streams(&mut session, &selection, config, workarounds).await?;
+    selection.arrivals = arrivals;
     // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
     // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
     // extends each timestamp by its signed 32-bit difference from the previous one.
@@ -155,6 +136,30 @@ async fn handshake(
     let session = step(config, "PLAY", session.play(play)).await?;
     let session = session.demuxed().map_err(|e| camera_error(&e, config))?;
     Ok((session, selection))
+}
+
+/// The URL retina connects to: the camera's, or for `rtsps://` a bridge's (`tls.rs`: retina
+/// speaks plain TCP), with the bridge's record of when packets came out of TLS.
+async fn retina_url(
+    config: &RecorderConfig,
+    source: &Source,
+) -> Result<(url::Url, Option<tls::Arrivals>), ConnectError> {
+    if !source.tls() {
+        return Ok((source.url.clone(), None));
+    }
+    let bridged = timed(
+        config,
+        "the TLS handshake",
+        tls::bridge(config, &source.url),
+    );
+    let camera = config.source.host_port();
+    let bridge = bridged.await?.map_err(|(why, permanent)| {
+        ConnectError::new(
+            Error::failure(anyhow::anyhow!("camera {camera} {why}")),
+            permanent,
+        )
+    })?;
+    Ok((bridge.url, Some(bridge.arrivals)))
 }
 
 /// One step of the handshake, bounded by the connect timeout.

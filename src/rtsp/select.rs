@@ -20,6 +20,9 @@ pub(crate) struct Selection {
     pub offered: Vec<Offered>,
     /// The streams came over UDP (asked for, or the camera refused TCP).
     pub udp: bool,
+    /// Over TLS: when each packet came out of it (`tls.rs`), the streams on interleaved
+    /// channels 0 and 2 in the order set up.
+    pub arrivals: Option<super::tls::Arrivals>,
 }
 
 /// A stream the camera offers, as its SDP describes it, and the decision about it.
@@ -72,6 +75,7 @@ pub(crate) fn choose(
         audio: None,
         offered: Vec::new(),
         udp: false,
+        arrivals: None,
     };
     for (i, offer) in offers.into_iter().enumerate() {
         let what = offer.what;

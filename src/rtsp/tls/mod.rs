@@ -2,18 +2,17 @@
 //! rustls): the camera's certificate checked as the user chose ([`Trust`]), and a bridge for
 //! retina, which speaks RTSP over plain TCP only and takes a URL, not a stream.
 //!
-//! The bridge is a loopback listener that takes exactly one connection, retina's, and checks
-//! that it comes from this process (its socket's inode among our own file descriptors, Linux's
+//! The bridge (`bridge.rs`) is a loopback listener that takes exactly one connection,
+//! retina's, and checks that it comes from this process (its socket's inode among our own file descriptors, Linux's
 //! `/proc/net/tcp`), so no other user of the machine can read the camera through it; then it
 //! copies bytes between that connection and the TLS one, one copy each way. Interleaved RTP
 //! and RTCP travel inside the RTSP connection (RFC 2326 §10.12): RTP over UDP with `rtsps://`
 //! would be SRTP, which is not supported.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::client::danger::{
@@ -23,6 +22,10 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{self, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use crate::config::{Field, RecorderConfig};
+
+mod bridge;
+
+pub(crate) use bridge::{Arrivals, bridge};
 
 /// The port of `rtsps://` URLs without one (RFC 2326 §3.2).
 pub const DEFAULT_PORT: u16 = 322;
@@ -317,84 +320,6 @@ impl ServerCertVerifier for Checked {
     }
 }
 
-/// A loopback listener for retina's one connection, and the TLS connection it is bridged to.
-pub(crate) struct Bridge {
-    /// `rtsp://127.0.0.1:PORT/…`: the camera's URL, for retina, through the bridge.
-    pub url: url::Url,
-}
-
-/// Opens the TLS connection to `url`'s camera, then a loopback listener whose one connection,
-/// once it proves to be this process's, is bridged to it (in a task of its own, until either
-/// side closes).
-pub(crate) async fn bridge(config: &RecorderConfig, url: &url::Url) -> Result<Bridge, Failed> {
-    let tls = connect(config, url).await?;
-    let camera = config.source.host_port();
-    let bridged = |e: std::io::Error| (format!("cannot be bridged to TLS: {e}"), false);
-    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(bridged)?;
-    let local = listener.local_addr().map_err(bridged)?;
-    let wait = config.connect_timeout;
-    let mut plain = url.clone();
-    let _ = plain.set_scheme("rtsp");
-    let _ = plain.set_host(Some("127.0.0.1"));
-    let _ = plain.set_port(Some(local.port()));
-    tokio::spawn(async move {
-        if let Err(why) = serve(listener, local, tls, wait).await {
-            tracing::debug!("camera {camera}: the TLS bridge ended: {why}");
-        }
-    });
-    Ok(Bridge { url: plain })
-}
-
-/// Bridges the first connection of this process's to `tls`; gives up when none comes within
-/// `wait` (retina failed before connecting).
-async fn serve(
-    listener: TcpListener,
-    local: SocketAddr,
-    mut tls: TlsStream<TcpStream>,
-    wait: std::time::Duration,
-) -> std::io::Result<()> {
-    loop {
-        let (mut conn, peer) = tokio::time::timeout(wait, listener.accept()).await??;
-        if ours(peer, local) {
-            drop(listener);
-            tokio::io::copy_bidirectional(&mut conn, &mut tls).await?;
-            return Ok(());
-        }
-        tracing::warn!("refused a connection to the TLS bridge from {peer}: not this process");
-    }
-}
-
-/// Whether the TCP connection from `peer` to `local` is one of this process's sockets: its
-/// inode (in `/proc/net/tcp`) among our file descriptors (`/proc/self/fd`).
-fn ours(peer: SocketAddr, local: SocketAddr) -> bool {
-    let (SocketAddr::V4(peer), SocketAddr::V4(local)) = (peer, local) else {
-        return false;
-    };
-    let hex = |a: std::net::SocketAddrV4| {
-        format!(
-            "{:08X}:{:04X}",
-            u32::from_le_bytes(a.ip().octets()),
-            a.port()
-        )
-    };
-    let (want_local, want_remote) = (hex(peer), hex(local));
-    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
-        return false;
-    };
-    let inode = table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.get(1) == Some(&want_local.as_str()) && f.get(2) == Some(&want_remote.as_str()))
-            .then(|| f.get(9).map(|s| (*s).to_owned()))
-            .flatten()
-    });
-    let Some(inode) = inode else { return false };
-    let socket = format!("socket:[{inode}]");
-    std::fs::read_dir("/proc/self/fd").is_ok_and(|fds| {
-        fds.flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == socket.as_str()))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,18 +338,6 @@ mod tests {
         assert_eq!(parse_fingerprint(&format!("SHA256:{colons}"))?, pin);
         assert!(parse_fingerprint("md5:00").is_err());
         assert!(parse_fingerprint("sha256:abcd").is_err());
-        Ok(())
-    }
-
-    #[tokio::test]
-    async fn only_this_process_may_use_the_bridge() -> std::io::Result<()> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let local = listener.local_addr()?;
-        let _client = TcpStream::connect(local).await?;
-        let (_conn, peer) = listener.accept().await?;
-        assert!(ours(peer, local));
-        let stranger = SocketAddr::from(([127, 0, 0, 1], 1));
-        assert!(!ours(stranger, local));
         Ok(())
     }
 }
