@@ -3,11 +3,11 @@
 //! retina, which speaks RTSP over plain TCP only and takes a URL, not a stream.
 //!
 //! The bridge (`bridge.rs`) is a loopback listener that takes exactly one connection,
-//! retina's, and checks that it comes from this process (its socket's inode among our own file descriptors, Linux's
-//! `/proc/net/tcp`), so no other user of the machine can read the camera through it; then it
-//! copies bytes between that connection and the TLS one, one copy each way. Interleaved RTP
-//! and RTCP travel inside the RTSP connection (RFC 2326 §10.12): RTP over UDP with `rtsps://`
-//! would be SRTP, which is not supported.
+//! retina's, and checks that it comes from this process (its socket's inode among our own file
+//! descriptors, Linux's `/proc/net/tcp`), so no other user of the machine can read the camera
+//! through it; then it copies bytes between that connection and the TLS one, one copy each
+//! way. Interleaved RTP and RTCP travel inside the RTSP connection (RFC 2326 §10.12): RTP over
+//! UDP with `rtsps://` would be SRTP, which is not supported.
 
 use std::path::Path;
 use std::sync::Arc;
