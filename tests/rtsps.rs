@@ -112,19 +112,7 @@ async fn ffmpeg_reads_the_cameras_rtsps() {
     }
     let (rig, _) = tls_camera(&["127.0.0.1"]).await;
     let url = rig.cam.url();
-    let out = tokio::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-tls_verify",
-            "0",
-            "-show_entries",
-            "stream=codec_name",
-        ])
-        .args(["-of", "csv=p=0", &url])
-        .output()
-        .await
-        .expect("ffprobe");
+    let out = ffprobe_without_verifying(&url).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let codecs: Vec<&str> = stdout.lines().map(str::trim).collect();
     assert_eq!(
@@ -216,19 +204,7 @@ async fn gst_rtsp_server_over_tls_with_digest_30s() {
     )
     .await;
     let url = server.url.replace("rtsp://", "rtsps://viewer:s3cret-pw@");
-    let probed = tokio::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-tls_verify",
-            "0",
-            "-show_entries",
-            "stream=codec_name",
-        ])
-        .args(["-of", "csv=p=0", &url])
-        .output()
-        .await
-        .expect("ffprobe");
+    let probed = ffprobe_without_verifying(&url).await;
     assert_eq!(
         String::from_utf8_lossy(&probed.stdout)
             .split_whitespace()
@@ -251,4 +227,21 @@ async fn gst_rtsp_server_over_tls_with_digest_30s() {
         let min = if secs == "30" { 25 * 28 } else { 25 * 3 };
         crate::support::check::check_recording(out.as_ref(), min, true);
     }
+}
+
+/// ffprobe reading the RTSPS `url` (its certificate not checked): its output.
+async fn ffprobe_without_verifying(url: &str) -> std::process::Output {
+    tokio::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-tls_verify",
+            "0",
+            "-show_entries",
+            "stream=codec_name",
+        ])
+        .args(["-of", "csv=p=0", url])
+        .output()
+        .await
+        .expect("ffprobe")
 }
