@@ -18,21 +18,8 @@ make_clip "$work"
 serve "$b" "$work/clip.mp4" "$work/url"
 url=$(cat "$work/url")
 
-run() { # side, binary, pair
-  rm -f "$work/rec.mp4"
-  /usr/bin/time -v "$2" --quiet --url "$url" --duration "$seconds" "$work/rec.mp4" \
-    2> "$work/time" > /dev/null || { cat "$work/time"; exit 1; }
-  awk -v side="$1" -v pair="$3" -F': ' '
-    /User time/ {u=$2} /System time/ {s=$2} /Maximum resident/ {r=$2}
-    END {printf "%s %s cpu %.2f rss %.1f\n", side, pair, u+s, r/1024}' "$work/time"
-}
 for i in $(seq "$pairs"); do
-  run A "$a" "$i" | tee -a "$work/runs"
-  run B "$b" "$i" | tee -a "$work/runs"
+  measure A "$i" "$a" "$url" "$work" | tee -a "$work/runs"
+  measure B "$i" "$b" "$url" "$work" | tee -a "$work/runs"
 done
-median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
-for side in A B; do
-  cpu=$(awk -v s="$side" '$1 == s {print $4}' "$work/runs" | median)
-  rss=$(awk -v s="$side" '$1 == s {print $6}' "$work/runs" | median)
-  echo "$side median of $pairs: CPU $cpu s, peak RSS $rss MiB"
-done
+medians "$work/runs" A B

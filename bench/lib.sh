@@ -20,3 +20,31 @@ serve() {
   for _ in $(seq 100); do [ -s "$urlfile" ] && break; sleep 0.1; done
   [ -s "$urlfile" ] || { echo "the camera did not start" >&2; return 1; }
 }
+
+# measure SIDE PAIR BIN URL WORKDIR [FLAGS…]: BIN records URL for $seconds seconds into
+# WORKDIR/rec.mp4 under GNU time; prints `SIDE PAIR cpu SECONDS rss MIB` (CPU: user + sys).
+measure() {
+  local side=$1 pair=$2 bin=$3 url=$4 work=$5
+  shift 5
+  rm -f "$work/rec.mp4"
+  /usr/bin/time -v "$bin" --quiet --url "$url" "$@" --duration "$seconds" "$work/rec.mp4" \
+    2> "$work/time" > /dev/null || { cat "$work/time"; exit 1; }
+  awk -v side="$side" -v pair="$pair" -F': ' '
+    /User time/ {u=$2} /System time/ {s=$2} /Maximum resident/ {r=$2}
+    END {printf "%s %s cpu %.2f rss %.1f\n", side, pair, u+s, r/1024}' "$work/time"
+}
+
+# medians RUNS SIDE…: each side's median CPU and peak RSS over the lines of measure in RUNS;
+# sets cpu_SIDE (a side's characters other than letters and digits become _).
+medians() {
+  local runs=$1 side cpu rss
+  shift
+  for side in "$@"; do
+    cpu=$(awk -v s="$side" '$1 == s {print $4}' "$runs" | sort -n |
+      awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    rss=$(awk -v s="$side" '$1 == s {print $6}' "$runs" | sort -n |
+      awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    echo "$side median: CPU $cpu s, peak RSS $rss MiB"
+    printf -v "cpu_${side//[^A-Za-z0-9]/_}" %s "$cpu"
+  done
+}

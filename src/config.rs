@@ -74,6 +74,9 @@ pub struct RecorderConfig {
     pub initial_timestamp: retina::client::InitialTimestampPolicy,
     /// Which certificates an `rtsps://` camera may present.
     pub tls: crate::rtsp::tls::Trust,
+    /// Take receive times from the kernel (`SO_TIMESTAMPNS`) through the bridge (RTP over TCP
+    /// only): `rtsp/bridge/kernel_time.rs`.
+    pub kernel_timestamps: bool,
     /// Policy for RTCP packets with an unknown SSRC.
     pub unknown_rtcp_ssrc: retina::client::UnknownRtcpSsrcPolicy,
     /// How errors and warnings name these fields: as the front-end that filled them in asks
@@ -110,6 +113,7 @@ impl RecorderConfig {
             initial_timestamp: Default::default(),
             unknown_rtcp_ssrc: Default::default(),
             tls: Default::default(),
+            kernel_timestamps: false,
             wording: Wording::default(),
         }
     }
@@ -131,6 +135,13 @@ impl RecorderConfig {
                 "{} udp cannot carry an rtsps:// camera: RTP over UDP with TLS would be SRTP, \
                  which is not supported; use {} auto or tcp",
                 name(Field::Transport),
+                name(Field::Transport)
+            )));
+        }
+        if self.kernel_timestamps && self.transport == Transport::Udp {
+            return Err(Error::usage(format!(
+                "{} reads the camera's TCP connection: it cannot go with {} udp",
+                name(Field::KernelTimestamps),
                 name(Field::Transport)
             )));
         }

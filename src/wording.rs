@@ -27,6 +27,7 @@ pub enum Field {
     TlsCa,
     TlsFingerprint,
     TlsInsecure,
+    KernelTimestamps,
 }
 
 impl Field {
@@ -53,6 +54,7 @@ impl Field {
             Field::TlsCa => "tls (Trust::Ca)",
             Field::TlsFingerprint => "tls (Trust::Fingerprint)",
             Field::TlsInsecure => "tls (Trust::Insecure)",
+            Field::KernelTimestamps => "kernel_timestamps",
         }
     }
 }

@@ -1,9 +1,11 @@
 //! RTSP over TLS (`rtsps://`): the built-in camera serving TLS, the recorder's certificate
-//! checks (pinned, a CA, none, refused), and ffmpeg as an independent client of the camera.
+//! checks (pinned, a CA, none, refused), ffmpeg as an independent client of the camera, and
+//! the bridge's kernel receive times (`--kernel-timestamps`), over TLS and without.
 
 use retina_record::camera::{CameraConfig, CameraTls};
 
 use crate::support::rig::Finished;
+use crate::support::timing::rows;
 use crate::support::{self, Rig};
 
 /// A camera serving h264_aac.mp4 over TLS with a self-signed certificate for `names`.
@@ -244,4 +246,63 @@ async fn ffprobe_without_verifying(url: &str) -> std::process::Output {
         .output()
         .await
         .expect("ffprobe")
+}
+
+/// `--kernel-timestamps`, over plain RTSP and over TLS: every frame recorded, each receive time
+/// the kernel's, between the camera's send (5 ms of slack: the truth's time is taken after the
+/// write) and a second later, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_timestamps_stamp_every_frame() {
+    for over_tls in [false, true] {
+        let truth_file = tempfile::NamedTempFile::new().expect("truth file");
+        let mut config: CameraConfig = support::config("h264_aac.mp4");
+        config.truth = Some(truth_file.path().to_owned());
+        let tls = CameraTls::self_signed(&["127.0.0.1"]).expect("certificate");
+        let pin = tls.fingerprint();
+        config.tls = over_tls.then_some(tls);
+        let rig = Rig::new(config).await;
+        let mut extra = vec!["--kernel-timestamps"];
+        if over_tls {
+            extra.extend(["--tls-fingerprint", &pin]);
+        }
+        record_3s(&rig, &extra).await.assert_success();
+        let (_, frames, _) = rig.checked(&rig.out, "the recording");
+        assert!(frames > 60, "{frames} frames");
+        let rows = rows(rig.dir.path(), &[rig.out.to_str().expect("utf-8")]).await;
+        let truth = sent(truth_file.path());
+        let mut last = 0.0;
+        for r in &rows {
+            let late = r.recv_unix - truth[&r.rtp];
+            assert!(
+                (-0.005..1.0).contains(&late),
+                "tls {over_tls}: {r:?} {late} s"
+            );
+            assert!(r.recv_unix >= last, "tls {over_tls}: {r:?} before {last}");
+            last = r.recv_unix;
+        }
+    }
+}
+
+/// The camera's truth file: RTP time → when its last packet was sent (Unix seconds).
+fn sent(path: &std::path::Path) -> std::collections::HashMap<u32, f64> {
+    #[derive(serde::Deserialize)]
+    struct Sent {
+        rtp: u32,
+        sent_unix: f64,
+    }
+    let mut rows = csv::Reader::from_path(path).expect("truth file");
+    rows.deserialize::<Sent>()
+        .map(|r| r.map(|r| (r.rtp, r.sent_unix)).expect("truth row"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_timestamps_need_tcp() {
+    let rig = Rig::new(support::config("h264_aac.mp4")).await;
+    let run = rig
+        .spawn(&["--kernel-timestamps", "--transport", "udp"])
+        .wait()
+        .await;
+    let error = run.error_exit(2);
+    assert!(error.contains("cannot go with --transport udp"), "{error}");
 }

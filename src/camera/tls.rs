@@ -69,10 +69,13 @@ impl CameraTls {
 
     pub(super) fn acceptor(&self) -> anyhow::Result<TlsAcceptor> {
         let provider = crate::rtsp::tls::provider();
-        let config = ServerConfig::builder_with_provider(provider)
+        let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        // The session keys to `$SSLKEYLOGFILE` when set (nothing otherwise), as curl and
+        // browsers do: so tshark can read a capture of the camera's RTSPS (`bench/arrival.sh`).
+        config.key_log = Arc::new(tokio_rustls::rustls::KeyLogFile::new());
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
 }

@@ -15,12 +15,10 @@ use crate::rtsp::select::Selection;
 use crate::sei::{FrameTiming, SenderReport};
 use crate::throttle::{Throttle, held_back_note};
 
-/// The state that turns one recording's retina items into writer messages; it outlives the
-/// sessions of a recording.
-/// Receive times, where they are taken: retina's (when it read the packet), or over TLS the
-/// bridge's (when the packet came out of TLS: `rtsp/tls.rs`).
+/// Receive times, where they are taken: retina's (when it read the packet), or the bridge's
+/// (when the packet arrived from the camera: `rtsp/bridge/`).
 struct Arrivals {
-    noted: Option<crate::rtsp::tls::Arrivals>,
+    noted: Option<crate::rtsp::bridge::Arrivals>,
     /// The interleaved channels of the video and the audio: retina sets the streams up on
     /// channels 0, 2, … in order.
     video: Option<u8>,
@@ -53,6 +51,8 @@ impl Arrivals {
     }
 }
 
+/// The state that turns one recording's retina items into writer messages; it outlives the
+/// sessions of a recording.
 pub(crate) struct FrameMapper {
     /// Where receive times come from.
     arrivals: Arrivals,

@@ -11,9 +11,9 @@ use retina::client::{
     SessionIdPolicy, SessionOptions, SetupOptions,
 };
 
+use super::bridge;
 use super::retina_messages::{error_words, status_words};
 use super::select::{self, Selection};
-use super::tls;
 use super::workarounds::{Learned, Workarounds};
 use crate::config::{Field, RecorderConfig, Transport};
 use crate::error::Error;
@@ -138,20 +138,21 @@ async fn handshake(
     Ok((session, selection))
 }
 
-/// The URL retina connects to: the camera's, or for `rtsps://` a bridge's (`tls.rs`: retina
-/// speaks plain TCP), with the bridge's record of when packets came out of TLS.
+/// The URL retina connects to: the camera's, or a bridge's (`rtsp/bridge/`) for `rtsps://`
+/// (retina speaks plain TCP) or kernel receive times, with the bridge's record of when packets
+/// arrived from the camera.
 async fn retina_url(
     config: &RecorderConfig,
     source: &Source,
-) -> Result<(url::Url, Option<tls::Arrivals>), ConnectError> {
-    if !source.tls() {
+) -> Result<(url::Url, Option<bridge::Arrivals>), ConnectError> {
+    if !bridged(config) {
         return Ok((source.url.clone(), None));
     }
-    let bridged = timed(
-        config,
-        "the TLS handshake",
-        tls::bridge(config, &source.url),
-    );
+    let what = match source.tls() {
+        true => "the TLS handshake",
+        false => "connecting",
+    };
+    let bridged = timed(config, what, bridge::bridge(config, &source.url));
     let camera = config.source.host_port();
     let bridge = bridged.await?.map_err(|(why, permanent)| {
         ConnectError::new(
@@ -160,6 +161,11 @@ async fn retina_url(
         )
     })?;
     Ok((bridge.url, Some(bridge.arrivals)))
+}
+
+/// Whether retina reaches the camera through the bridge: over TLS, or for kernel times.
+fn bridged(config: &RecorderConfig) -> bool {
+    config.source.tls() || config.kernel_timestamps
 }
 
 /// One step of the handshake, bounded by the connect timeout.
@@ -213,14 +219,15 @@ async fn setup_streams(
             .frame_format(retina::codec::FrameFormat::MP4)
     };
     let mut use_udp = match config.transport {
-        // Over TLS, RTP is interleaved: over UDP it would be SRTP (`tls.rs`).
-        _ if config.source.tls() => false,
+        // Through the bridge, RTP is interleaved: over UDP it would be SRTP (`tls.rs`), or
+        // pass by the bridge's kernel times.
+        _ if bridged(config) => false,
         Transport::Tcp => false,
         Transport::Udp => !workarounds.udp_silent,
         Transport::Auto => workarounds.tcp_refused.is_some(),
     };
     for i in selection.indices() {
-        let fallback = config.transport == Transport::Auto && !use_udp && !config.source.tls();
+        let fallback = config.transport == Transport::Auto && !use_udp && !bridged(config);
         let status = match timed(config, "SETUP", session.setup(i, options(use_udp))).await? {
             Ok(()) => continue,
             Err(e) => match e.status_code() {

@@ -12,11 +12,10 @@
 //! and retina is given where it led. Once the camera has answered properly, retina takes over.
 
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
 use super::connect::ConnectError;
-use super::tls::{self, Failed};
 use super::workarounds::Workarounds;
+use super::{Failed, tls};
 use crate::config::{Field, RecorderConfig};
 use crate::error::Error;
 use crate::source::{Source, redacted};
@@ -159,14 +158,7 @@ async fn connect(config: &RecorderConfig, url: &url::Url) -> Result<Box<dyn Conn
     if url.scheme() == "rtsps" {
         return Ok(Box::new(tls::connect(config, url).await?));
     }
-    let host = url
-        .host_str()
-        .ok_or(("the URL has no host".to_owned(), true))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let conn = TcpStream::connect((host, url.port().unwrap_or(554)))
-        .await
-        .map_err(|e| (format!("cannot connect: {e}"), false))?;
-    Ok(Box::new(conn))
+    Ok(Box::new(super::dial(url).await?))
 }
 
 /// Where a 3xx answer sends us: `Location`, resolved against `url`, an `rtsp://` URL.

@@ -22,7 +22,7 @@ pub(crate) struct Selection {
     pub udp: bool,
     /// Over TLS: when each packet came out of it (`tls.rs`), the streams on interleaved
     /// channels 0 and 2 in the order set up.
-    pub arrivals: Option<super::tls::Arrivals>,
+    pub arrivals: Option<super::bridge::Arrivals>,
 }
 
 /// A stream the camera offers, as its SDP describes it, and the decision about it.

@@ -440,6 +440,11 @@ pub(crate) struct ConnectionArgs {
     #[arg(long, group = "tls")]
     pub tls_insecure: bool,
 
+    /// Take each packet's receive time from the kernel (when its last TCP segment arrived)
+    /// instead of when the recorder read it: no delay from a busy machine. RTP over TCP only.
+    #[arg(long)]
+    pub kernel_timestamps: bool,
+
     /// Longest wait for each step of connecting: TCP connect, the TLS handshake, OPTIONS and
     /// DESCRIBE (each redirect), each SETUP, PLAY.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse::duration)]

@@ -30,6 +30,7 @@ fn flag(field: Field) -> &'static str {
         Field::TlsCa => "--tls-ca",
         Field::TlsFingerprint => "--tls-fingerprint",
         Field::TlsInsecure => "--tls-insecure",
+        Field::KernelTimestamps => "--kernel-timestamps",
     }
 }
 
@@ -55,6 +56,7 @@ fn site_key(field: Field) -> &'static str {
         Field::TlsCa => "tls-ca",
         Field::TlsFingerprint => "tls-fingerprint",
         Field::TlsInsecure => "tls-insecure",
+        Field::KernelTimestamps => "kernel-timestamps",
     }
 }
 
@@ -90,6 +92,7 @@ mod tests {
             Field::TlsCa,
             Field::TlsFingerprint,
             Field::TlsInsecure,
+            Field::KernelTimestamps,
         ];
         for field in fields {
             for name in [FLAGS.of(field), SITE_KEYS.of(field)] {

@@ -34,6 +34,7 @@ pub(crate) fn connecting(
     config.unknown_rtcp_ssrc = connection.unknown_rtcp_ssrc;
     config.teardown = connection.teardown;
     config.connect_timeout = connection.connect_timeout;
+    config.kernel_timestamps = connection.kernel_timestamps;
     config.tls = match (
         &connection.tls_ca,
         connection.tls_fingerprint,

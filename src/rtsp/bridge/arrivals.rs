@@ -1,25 +1,9 @@
-//! The bridge between retina (plain TCP, a URL) and an `rtsps://` camera: a loopback listener
-//! for this process's one connection, bytes copied both ways, and the time each RTP packet and
-//! sender report came out of TLS noted on the way (the interleaved framing of RFC 2326 §10.12
-//! read as it passes).
+//! When each RTP packet and RTCP sender report reached the bridge: the interleaved framing of
+//! RFC 2326 §10.12 (`$`, channel, 16-bit length) read as the bytes pass, RTP and sender-report
+//! headers (RFC 3550 §5.1, §6.4.1) read for their RTP times.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::client::TlsStream;
-
-use super::{Failed, connect};
-use crate::config::RecorderConfig;
-
-/// A loopback listener for retina's one connection, and the TLS connection it is bridged to.
-pub(crate) struct Bridge {
-    /// `rtsp://127.0.0.1:PORT/…`: the camera's URL, for retina, through the bridge.
-    pub url: url::Url,
-    /// When each RTP packet and sender report came out of TLS.
-    pub arrivals: Arrivals,
-}
+use std::time::SystemTime;
 
 /// When each interleaved RTP packet and RTCP sender report came out of the TLS connection, by
 /// channel and RTP time: the receive time the timing data wants, taken where the bytes arrive
@@ -32,14 +16,14 @@ pub(crate) struct Arrivals(Arc<std::sync::Mutex<std::collections::VecDeque<Arriv
 struct Arrival {
     channel: u8,
     rtp: u32,
-    at: std::time::SystemTime,
+    at: SystemTime,
 }
 
 /// Packets remembered: seconds of any camera's stream, far more than retina holds.
 const KEPT: usize = 4096;
 
 impl Arrivals {
-    fn note(&self, channel: u8, rtp: u32, at: std::time::SystemTime) {
+    fn note(&self, channel: u8, rtp: u32, at: SystemTime) {
         let mut all = self
             .0
             .lock()
@@ -57,7 +41,7 @@ impl Arrivals {
     }
 
     /// When the last packet on `channel` with RTP time `rtp` came out of TLS.
-    pub(crate) fn of(&self, channel: u8, rtp: u32) -> Option<std::time::SystemTime> {
+    pub(crate) fn of(&self, channel: u8, rtp: u32) -> Option<SystemTime> {
         let all = self
             .0
             .lock()
@@ -72,7 +56,7 @@ impl Arrivals {
 /// Where the bridge is in the byte stream from the camera: RTSP messages and interleaved
 /// frames (`$`, channel, 16-bit length; RFC 2326 §10.12), one after another.
 #[derive(Default)]
-struct Framing {
+pub(super) struct Framing {
     /// The head of the message being read: an interleaved frame's 4 bytes and up to 20 of its
     /// packet, or an RTSP message's text up to its blank line.
     head: Vec<u8>,
@@ -87,7 +71,7 @@ const PACKET_HEAD: usize = 20;
 
 impl Framing {
     /// Takes the next bytes from the camera, which came out of TLS `at`.
-    fn take(&mut self, mut bytes: &[u8], at: std::time::SystemTime, arrivals: &Arrivals) {
+    pub(super) fn take(&mut self, mut bytes: &[u8], at: SystemTime, arrivals: &Arrivals) {
         while !bytes.is_empty() {
             if self.remaining > 0 {
                 let n = self.remaining.min(bytes.len());
@@ -128,7 +112,7 @@ impl Framing {
         }
     }
 
-    fn packet_done(&mut self, channel: u8, at: std::time::SystemTime, arrivals: &Arrivals) {
+    fn packet_done(&mut self, channel: u8, at: SystemTime, arrivals: &Arrivals) {
         let p = &self.head[4..];
         let word = |i: usize| {
             p.get(i..i + 4)
@@ -148,109 +132,13 @@ impl Framing {
     }
 }
 
-/// Opens the TLS connection to `url`'s camera, then a loopback listener whose one connection,
-/// once it proves to be this process's, is bridged to it (in a task of its own, until either
-/// side closes).
-pub(crate) async fn bridge(config: &RecorderConfig, url: &url::Url) -> Result<Bridge, Failed> {
-    let tls = connect(config, url).await?;
-    let camera = config.source.host_port();
-    let bridged = |e: std::io::Error| (format!("cannot be bridged to TLS: {e}"), false);
-    let listener = TcpListener::bind("127.0.0.1:0").await.map_err(bridged)?;
-    let local = listener.local_addr().map_err(bridged)?;
-    let wait = config.connect_timeout;
-    let mut plain = url.clone();
-    let _ = plain.set_scheme("rtsp");
-    let _ = plain.set_host(Some("127.0.0.1"));
-    let _ = plain.set_port(Some(local.port()));
-    let arrivals = Arrivals::default();
-    let noted = arrivals.clone();
-    tokio::spawn(async move {
-        if let Err(why) = serve(listener, local, tls, wait, noted).await {
-            tracing::debug!("camera {camera}: the TLS bridge ended: {why}");
-        }
-    });
-    Ok(Bridge {
-        url: plain,
-        arrivals,
-    })
-}
-
-/// Bridges the first connection of this process's to `tls`, noting when each packet came
-/// out of TLS; gives up when none comes within `wait` (retina failed before connecting).
-async fn serve(
-    listener: TcpListener,
-    local: SocketAddr,
-    tls: TlsStream<TcpStream>,
-    wait: std::time::Duration,
-    arrivals: Arrivals,
-) -> std::io::Result<()> {
-    let conn = loop {
-        let (conn, peer) = tokio::time::timeout(wait, listener.accept()).await??;
-        if ours(peer, local) {
-            break conn;
-        }
-        tracing::warn!("refused a connection to the TLS bridge from {peer}: not this process");
-    };
-    drop(listener);
-    let (mut from_retina, mut to_retina) = conn.into_split();
-    let (mut from_camera, mut to_camera) = tokio::io::split(tls);
-    let upstream = async {
-        tokio::io::copy(&mut from_retina, &mut to_camera).await?;
-        to_camera.shutdown().await
-    };
-    let downstream = async {
-        let mut framing = Framing::default();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let n = from_camera.read(&mut buf).await?;
-            if n == 0 {
-                return to_retina.shutdown().await;
-            }
-            framing.take(&buf[..n], std::time::SystemTime::now(), &arrivals);
-            to_retina.write_all(&buf[..n]).await?;
-        }
-    };
-    tokio::try_join!(upstream, downstream).map(|_| ())
-}
-
-/// Whether the TCP connection from `peer` to `local` is one of this process's sockets: its
-/// inode (in `/proc/net/tcp`) among our file descriptors (`/proc/self/fd`).
-fn ours(peer: SocketAddr, local: SocketAddr) -> bool {
-    let (SocketAddr::V4(peer), SocketAddr::V4(local)) = (peer, local) else {
-        return false;
-    };
-    let hex = |a: std::net::SocketAddrV4| {
-        format!(
-            "{:08X}:{:04X}",
-            u32::from_le_bytes(a.ip().octets()),
-            a.port()
-        )
-    };
-    let (want_local, want_remote) = (hex(peer), hex(local));
-    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
-        return false;
-    };
-    let inode = table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        (f.get(1) == Some(&want_local.as_str()) && f.get(2) == Some(&want_remote.as_str()))
-            .then(|| f.get(9).map(|s| (*s).to_owned()))
-            .flatten()
-    });
-    let Some(inode) = inode else { return false };
-    let socket = format!("socket:[{inode}]");
-    std::fs::read_dir("/proc/self/fd").is_ok_and(|fds| {
-        fds.flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == socket.as_str()))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn packets_are_noted_when_their_last_byte_came() {
-        use std::time::{Duration, SystemTime};
+        use std::time::Duration;
         let t = |ms: u64| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
         let rtp = |ts: u32| {
             let mut p = vec![0x80, 96, 0, 1];
@@ -287,17 +175,5 @@ mod tests {
         assert_eq!(arrivals.of(1, 77), Some(done(after_second + 20 + 32)));
         assert_eq!(arrivals.of(0, 4000), Some(done(stream.len())));
         assert_eq!(arrivals.of(0, 5), None);
-    }
-
-    #[tokio::test]
-    async fn only_this_process_may_use_the_bridge() -> std::io::Result<()> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let local = listener.local_addr()?;
-        let _client = TcpStream::connect(local).await?;
-        let (_conn, peer) = listener.accept().await?;
-        assert!(ours(peer, local));
-        let stranger = SocketAddr::from(([127, 0, 0, 1], 1));
-        assert!(!ours(stranger, local));
-        Ok(())
     }
 }

@@ -2,7 +2,7 @@
 //! rustls): the camera's certificate checked as the user chose ([`Trust`]), and a bridge for
 //! retina, which speaks RTSP over plain TCP only and takes a URL, not a stream.
 //!
-//! The bridge (`bridge.rs`) is a loopback listener that takes exactly one connection,
+//! The bridge (`rtsp/bridge/`) is a loopback listener that takes exactly one connection,
 //! retina's, and checks that it comes from this process (its socket's inode among our own file
 //! descriptors, Linux's `/proc/net/tcp`), so no other user of the machine can read the camera
 //! through it; then it copies bytes between that connection and the TLS one, one copy each
@@ -21,11 +21,8 @@ use tokio_rustls::rustls::client::danger::{
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{self, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use super::Failed;
 use crate::config::{Field, RecorderConfig};
-
-mod bridge;
-
-pub(crate) use bridge::{Arrivals, bridge};
 
 /// The port of `rtsps://` URLs without one (RFC 2326 §3.2).
 pub const DEFAULT_PORT: u16 = 322;
@@ -77,20 +74,25 @@ pub(crate) async fn connect(
     config: &RecorderConfig,
     url: &url::Url,
 ) -> Result<TlsStream<TcpStream>, Failed> {
+    over(config, url, super::dial(url).await?).await
+}
+
+/// TLS over `io`, a connection to `url`'s camera, its certificate checked as `config` says.
+pub(crate) async fn over<S>(
+    config: &RecorderConfig,
+    url: &url::Url,
+    io: S,
+) -> Result<TlsStream<S>, Failed>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let host = url.host_str().unwrap_or_default();
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = url.port().unwrap_or(DEFAULT_PORT);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
     let (client, checked) = client_config(&config.tls, config)?;
     let connector = TlsConnector::from(Arc::new(client));
-    let name = ServerName::try_from(host.clone())
+    let name = ServerName::try_from(host.to_owned())
         .map_err(|_| (format!("{host} is no host name for TLS"), true))?;
-    let tcp = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| (format!("cannot connect: {e}"), false))?;
-    connector.connect(name, tcp).await.map_err(|e| {
+    connector.connect(name, io).await.map_err(|e| {
         let permanent = e
             .get_ref()
             .and_then(|i| i.downcast_ref::<rustls::Error>())
@@ -101,9 +103,6 @@ pub(crate) async fn connect(
         )
     })
 }
-
-/// Why a connection failed (to follow `camera HOST:PORT `), and whether that is for good.
-pub(crate) type Failed = (String, bool);
 
 /// The TLS handshake's failure, said for a person: for a certificate, what did not match and
 /// how to pin it.
