@@ -4,7 +4,9 @@
 # same clip, one plain, one over TLS (`--tls`, a self-signed certificate, pinned), each way in
 # SIDES (default "RTSP RTSPS RTSP+kt RTSPS+kt"; +kt: --kernel-timestamps) in turn, for
 # SECONDS_TO_RECORD (default 60) seconds each, PAIRS (default 3) rounds. One line per run: CPU
-# (user + sys) and peak RSS, from GNU time; then each side's median and the ratios.
+# (user + sys) and peak RSS, from GNU time; then each side's median and the ratios. SPEED=N
+# has the cameras send N times faster than real time (N times the packets: a CPU time N times
+# larger, which GNU time's 10 ms steps then measure closer).
 # Usage: bench/bridge.sh BIN   (needs ffmpeg and GNU time: `apt-get install -y ffmpeg time`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +19,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 source bench/lib.sh
 make_clip "$work"
-serve "$bin" "$work/clip.mp4" "$work/url"
-"$bin" camera --listen 127.0.0.1:0 --clip "$work/clip.mp4" --tls > "$work/tls-url" \
+speed=(--speed "${SPEED:-1}")
+serve "$bin" "$work/clip.mp4" "$work/url" "${speed[@]}"
+"$bin" camera --listen 127.0.0.1:0 --clip "$work/clip.mp4" "${speed[@]}" --tls > "$work/tls-url" \
   2> "$work/tls-log" &
 for _ in $(seq 100); do [ -s "$work/tls-url" ] && break; sleep 0.1; done
 pin=$(grep -o 'sha256:[0-9a-f]*' "$work/tls-log" | head -1)

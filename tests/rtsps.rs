@@ -306,3 +306,40 @@ async fn kernel_timestamps_need_tcp() {
     let error = run.error_exit(2);
     assert!(error.contains("cannot go with --transport udp"), "{error}");
 }
+
+/// `probe` gives the fingerprint to pin: refused, in the line before its one error; trusted,
+/// in its report (text and JSON).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_shows_the_certificate_to_pin() {
+    let (rig, tls) = tls_camera(&["127.0.0.1"]).await;
+    let (url, pin) = (rig.cam.url(), tls.fingerprint());
+    let args = ["probe", "--duration", "1", &url];
+    let out = support::lines::output(&mut support::rig::recorder_command(&args)).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let error = support::rig::only_error(&stderr);
+    assert!(
+        error.contains("untrusted certificate (an unknown CA)"),
+        "{error}"
+    );
+    assert!(
+        stderr.contains(&format!("its certificate is {pin}")),
+        "{stderr}"
+    );
+
+    let args = ["probe", "--duration", "1", "--tls-fingerprint", &pin, &url];
+    let out = support::lines::output(&mut support::rig::recorder_command(&args)).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(&format!("certificate {pin}")), "{text}");
+    let report = support::tools::probe_json(&["--tls-fingerprint", &pin, &url]).await;
+    assert_eq!(
+        report["certificate"].as_str(),
+        Some(pin.as_str()),
+        "{report}"
+    );
+}

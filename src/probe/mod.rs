@@ -47,6 +47,9 @@ pub struct Report {
     /// What the camera needed that RFC 2326 alone would not have given, and what was done
     /// (`rtsp/workarounds.rs`), as the recorder would do it.
     pub quirks: Vec<Quirk>,
+    /// Over TLS: the fingerprint of the camera's certificate (`sha256:HEX`), which
+    /// `--tls-fingerprint` takes to pin it.
+    pub certificate: Option<String>,
 }
 
 /// One stream.
@@ -202,6 +205,7 @@ async fn listen_once(
         camera_minus_receiver_s: clock_offset,
         skipped_packets: skipped,
         quirks: Vec::new(),
+        certificate: selection.certificate.clone(),
     })
 }
 

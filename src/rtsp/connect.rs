@@ -114,13 +114,17 @@ async fn handshake(
             true => SessionIdPolicy::UseFirst,
             false => SessionIdPolicy::Default,
         });
-    let (url, arrivals) = retina_url(config, source).await?;
+    let bridge = bridge_for(config, source).await?;
+    let url = bridge.as_ref().map_or(&source.url, |b| &b.url).clone();
     let describe = Session::describe(url, options);
     let mut session = step(config, "DESCRIBE", describe).await?;
     let mut selection = select::select(&session, config.video, config.audio, config.wording, quiet)
         .map_err(ConnectError::permanent)?;
     selection.udp = setup_streams(&mut session, &selection, config, workarounds).await?;
-    selection.arrivals = arrivals;
+    if let Some(bridge) = bridge {
+        selection.arrivals = Some(bridge.arrivals);
+        selection.certificate = bridge.certificate;
+    }
     // No `enforce_timestamps_with_max_jump_secs`: it rejects any backward step, and RTP
     // timestamps of B-frames step backward in decode order (0.2's abort). Unenforced, retina
     // extends each timestamp by its signed 32-bit difference from the previous one.
@@ -138,15 +142,14 @@ async fn handshake(
     Ok((session, selection))
 }
 
-/// The URL retina connects to: the camera's, or a bridge's (`rtsp/bridge/`) for `rtsps://`
-/// (retina speaks plain TCP) or kernel receive times, with the bridge's record of when packets
-/// arrived from the camera.
-async fn retina_url(
+/// The bridge (`rtsp/bridge/`) retina connects through, if any: for `rtsps://` (retina speaks
+/// plain TCP) or kernel receive times.
+async fn bridge_for(
     config: &RecorderConfig,
     source: &Source,
-) -> Result<(url::Url, Option<bridge::Arrivals>), ConnectError> {
+) -> Result<Option<bridge::Bridge>, ConnectError> {
     if !bridged(config) {
-        return Ok((source.url.clone(), None));
+        return Ok(None);
     }
     let what = match source.tls() {
         true => "the TLS handshake",
@@ -160,7 +163,7 @@ async fn retina_url(
             permanent,
         )
     })?;
-    Ok((bridge.url, Some(bridge.arrivals)))
+    Ok(Some(bridge))
 }
 
 /// Whether retina reaches the camera through the bridge: over TLS, or for kernel times.
@@ -219,7 +222,7 @@ async fn setup_streams(
             .frame_format(retina::codec::FrameFormat::MP4)
     };
     let mut use_udp = match config.transport {
-        // Through the bridge, RTP is interleaved: over UDP it would be SRTP (`tls.rs`), or
+        // Through the bridge, RTP is interleaved: over UDP it would be SRTP (`rtsp/tls.rs`), or
         // pass by the bridge's kernel times.
         _ if bridged(config) => false,
         Transport::Tcp => false,

@@ -20,9 +20,11 @@ pub(crate) struct Selection {
     pub offered: Vec<Offered>,
     /// The streams came over UDP (asked for, or the camera refused TCP).
     pub udp: bool,
-    /// Over TLS: when each packet came out of it (`tls.rs`), the streams on interleaved
-    /// channels 0 and 2 in the order set up.
+    /// Through the bridge (`rtsp/bridge/`): when each packet arrived from the camera, the
+    /// streams on interleaved channels 0 and 2 in the order set up.
     pub arrivals: Option<super::bridge::Arrivals>,
+    /// Over TLS: the fingerprint of the certificate the camera presented (`sha256:HEX`).
+    pub certificate: Option<String>,
 }
 
 /// A stream the camera offers, as its SDP describes it, and the decision about it.
@@ -76,6 +78,7 @@ pub(crate) fn choose(
         offered: Vec::new(),
         udp: false,
         arrivals: None,
+        certificate: None,
     };
     for (i, offer) in offers.into_iter().enumerate() {
         let what = offer.what;

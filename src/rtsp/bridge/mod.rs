@@ -26,6 +26,8 @@ pub(crate) struct Bridge {
     pub url: url::Url,
     /// When each RTP packet and sender report arrived from the camera.
     pub arrivals: Arrivals,
+    /// Over TLS: the fingerprint (`sha256:HEX`) of the certificate the camera presented.
+    pub certificate: Option<String>,
 }
 
 /// Connects to `url`'s camera (over TLS for `rtsps://`, its certificate checked; with the
@@ -56,9 +58,12 @@ pub(crate) async fn bridge(config: &RecorderConfig, url: &url::Url) -> Result<Br
         Ok(()) => {}
         Err(why) => tracing::debug!("camera {name}: the bridge ended: {why}"),
     };
+    let mut certificate = None;
     match url.scheme() {
         "rtsps" => {
             let tls = tls::over(config, url, camera).await?;
+            let chain = tls.get_ref().1.peer_certificates();
+            certificate = chain.and_then(|c| c.first()).map(|c| tls::fingerprint(c));
             tokio::spawn(async move { done(link.serve(tls).await) });
         }
         _ => {
@@ -68,6 +73,7 @@ pub(crate) async fn bridge(config: &RecorderConfig, url: &url::Url) -> Result<Br
     Ok(Bridge {
         url: plain,
         arrivals,
+        certificate,
     })
 }
 

@@ -70,6 +70,9 @@ fn text(r: &Report) -> String {
             out += &format!("  {} frames, {rate}, {reports}\n", s.frames);
         }
     }
+    if let Some(pin) = &r.certificate {
+        out += &format!("certificate {pin} (pin it with --tls-fingerprint)\n");
+    }
     for q in &r.quirks {
         out += &format!("worked around ({}): {}\n", q.name, q.detail);
     }
