@@ -75,7 +75,7 @@ pub struct RecorderConfig {
     /// Which certificates an `rtsps://` camera may present.
     pub tls: crate::rtsp::tls::Trust,
     /// Take receive times from the kernel (`SO_TIMESTAMPNS`) through the bridge (RTP over TCP
-    /// only): `rtsp/bridge/kernel_time.rs`.
+    /// only): `rtsp/bridge/kernel_time.rs`. `rtsps://` cameras always are.
     pub kernel_timestamps: bool,
     /// Policy for RTCP packets with an unknown SSRC.
     pub unknown_rtcp_ssrc: retina::client::UnknownRtcpSsrcPolicy,

@@ -16,12 +16,21 @@ use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg, setsockopt, socko
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A TCP connection whose reads note the kernel's receive time, if it was asked to.
+/// A TCP connection whose reads note the kernel's receive time, if it was asked to; read a
+/// buffer at a time, because rustls reads 4 KiB at a time (one system call each, the bridge's
+/// main cost over TLS).
 pub(crate) struct Stamped {
     tcp: TcpStream,
     kernel: Option<KernelTime>,
     control: Vec<u8>,
+    /// What the last read took and nobody has read yet: `buf[start..end]`.
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
 }
+
+/// The most one read of the camera's socket takes: a loopback segment's worth.
+const READ: usize = 64 * 1024;
 
 /// The kernel's receive time of the latest segment read (nanoseconds since 1970; 0: none yet).
 #[derive(Clone, Default)]
@@ -42,7 +51,7 @@ impl Stamped {
     pub(crate) fn new(tcp: TcpStream, kernel: bool) -> io::Result<(Self, Option<KernelTime>)> {
         let kernel = match kernel {
             true => {
-                setsockopt(&tcp, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)?;
+                setsockopt(&tcp, sockopt::ReceiveTimestampns, &true)?;
                 Some(KernelTime::default())
             }
             false => None,
@@ -52,6 +61,9 @@ impl Stamped {
             tcp,
             kernel: kernel.clone(),
             control,
+            buf: vec![0; READ].into_boxed_slice(),
+            start: 0,
+            end: 0,
         };
         Ok((stamped, kernel))
     }
@@ -79,21 +91,36 @@ impl AsyncRead for Stamped {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.kernel.is_none() {
-            return Pin::new(&mut this.tcp).poll_read(cx, buf);
+        if this.start == this.end {
+            // Everything buffered came with this read: its time is theirs.
+            this.end = ready!(this.fill(cx))?;
+            this.start = 0;
         }
+        let n = buf.remaining().min(this.end - this.start);
+        buf.put_slice(&this.buf[this.start..this.start + n]);
+        this.start += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Stamped {
+    /// One read of the socket into the buffer, noting its time: how many bytes (0 at the end).
+    fn fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        let Some(kernel) = &self.kernel else {
+            let mut into = ReadBuf::new(&mut self.buf);
+            ready!(Pin::new(&mut self.tcp).poll_read(cx, &mut into))?;
+            return Poll::Ready(Ok(into.filled().len()));
+        };
         loop {
-            ready!(this.tcp.poll_read_ready(cx))?;
-            let into = buf.initialize_unfilled();
-            let (tcp, control) = (&this.tcp, this.control.as_mut_slice());
+            ready!(self.tcp.poll_read_ready(cx))?;
+            let (tcp, control, into) = (&self.tcp, &mut self.control, &mut self.buf);
             // `try_io` clears the readiness on WouldBlock, so the next poll waits.
             match tcp.try_io(Interest::READABLE, || receive(tcp, into, control)) {
                 Ok((n, at)) => {
-                    if let (Some(kernel), 1..) = (&this.kernel, at) {
+                    if at > 0 {
                         kernel.0.store(at, Ordering::Relaxed);
                     }
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
+                    return Poll::Ready(Ok(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),

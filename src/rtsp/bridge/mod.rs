@@ -1,11 +1,13 @@
 //! The bridge between retina (plain TCP, a URL) and a camera it cannot reach alone: over TLS
-//! (`rtsps://`), or read with the kernel's receive times (`--kernel-timestamps`). A loopback
-//! listener takes this process's one connection; bytes are copied both ways, one copy each,
-//! and the time each RTP packet and sender report arrived from the camera noted on the way
-//! (`arrivals.rs`): where the bytes come out of TLS, or the kernel's time (`kernel_time.rs`).
+//! (`rtsps://`), or read with the kernel's receive times (`--kernel-timestamps`; over TLS
+//! always). A loopback listener takes this process's one connection; bytes are copied both
+//! ways, one copy each, and the time each RTP packet and sender report arrived from the camera
+//! noted on the way (`arrivals.rs`): the kernel's receive time of its last TCP segment
+//! (`kernel_time.rs`), or, should the socket refuse to give it, the time it reached us.
 
 use std::net::SocketAddr;
 
+use futures::FutureExt as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
@@ -36,7 +38,10 @@ pub(crate) struct Bridge {
 /// until either side closes).
 pub(crate) async fn bridge(config: &RecorderConfig, url: &url::Url) -> Result<Bridge, Failed> {
     let tcp = super::dial(url).await?;
-    let stamped = Stamped::new(tcp, config.kernel_timestamps);
+    // Over TLS the bridge is there anyway, and the kernel's times cost nothing more (measured:
+    // `bench/README.md`), so it always takes them.
+    let kernel = config.kernel_timestamps || url.scheme() == "rtsps";
+    let stamped = Stamped::new(tcp, kernel);
     let (camera, kernel) = stamped.map_err(|e| (format!("cannot be read: {e}"), false))?;
     let bridged = |e: std::io::Error| (format!("cannot be bridged: {e}"), false);
     let listener = TcpListener::bind("127.0.0.1:0").await.map_err(bridged)?;
@@ -112,14 +117,27 @@ impl Link {
         let downstream = async {
             let mut framing = Framing::default();
             let mut buf = vec![0u8; 64 * 1024];
+            let at = || {
+                let kernel = self.kernel.as_ref().and_then(KernelTime::latest);
+                kernel.unwrap_or_else(std::time::SystemTime::now)
+            };
             loop {
-                let n = from_camera.read(&mut buf).await?;
+                let mut n = from_camera.read(&mut buf).await?;
                 if n == 0 {
                     return to_retina.shutdown().await;
                 }
-                let kernel = self.kernel.as_ref().and_then(KernelTime::latest);
-                let at = kernel.unwrap_or_else(std::time::SystemTime::now);
-                framing.take(&buf[..n], at, &self.arrivals);
+                framing.take(&buf[..n], at(), &self.arrivals);
+                // And what has arrived since (TLS gives a record at a time): one write for all.
+                while n < buf.len() {
+                    match from_camera.read(&mut buf[n..]).now_or_never() {
+                        Some(Ok(0)) | None => break,
+                        Some(Ok(m)) => {
+                            framing.take(&buf[n..n + m], at(), &self.arrivals);
+                            n += m;
+                        }
+                        Some(Err(e)) => return Err(e),
+                    }
+                }
                 to_retina.write_all(&buf[..n]).await?;
             }
         };

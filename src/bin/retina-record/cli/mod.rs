@@ -441,7 +441,8 @@ pub(crate) struct ConnectionArgs {
     pub tls_insecure: bool,
 
     /// Take each packet's receive time from the kernel (when its last TCP segment arrived)
-    /// instead of when the recorder read it: no delay from a busy machine. RTP over TCP only.
+    /// instead of when the recorder read it: no delay from a busy machine. RTP over TCP only;
+    /// `rtsps://` cameras always are.
     #[arg(long)]
     pub kernel_timestamps: bool,
 
