@@ -96,15 +96,18 @@ cases!(refused {
     ),
 });
 
+/// `extra` are refused before connecting to `rig`'s camera: exit 2, one line that says `why`.
+async fn refused_at_start(rig: &Rig, extra: &[&str], why: &str) {
+    let run = rig.spawn(extra).wait().await;
+    let error = run.error_exit(2);
+    assert!(error.contains(why), "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_cannot_carry_rtsps() {
     let (rig, _) = tls_camera(&["127.0.0.1"]).await;
-    let run = rig
-        .spawn(&["--tls-insecure", "--transport", "udp"])
-        .wait()
-        .await;
-    let error = run.error_exit(2);
-    assert!(error.contains("SRTP, which is not supported"), "{error}");
+    let extra = ["--tls-insecure", "--transport", "udp"];
+    refused_at_start(&rig, &extra, "SRTP, which is not supported").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,12 +302,8 @@ fn sent(path: &std::path::Path) -> std::collections::HashMap<u32, f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kernel_timestamps_need_tcp() {
     let rig = Rig::new(support::config("h264_aac.mp4")).await;
-    let run = rig
-        .spawn(&["--kernel-timestamps", "--transport", "udp"])
-        .wait()
-        .await;
-    let error = run.error_exit(2);
-    assert!(error.contains("cannot go with --transport udp"), "{error}");
+    let extra = ["--kernel-timestamps", "--transport", "udp"];
+    refused_at_start(&rig, &extra, "cannot go with --transport udp").await;
 }
 
 /// `probe` gives the fingerprint to pin: refused, in the line before its one error; trusted,

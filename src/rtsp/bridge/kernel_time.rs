@@ -154,12 +154,17 @@ mod tests {
 
     use super::*;
 
+    /// Both ends of a loopback TCP connection: the client's, the server's.
+    async fn connected() -> io::Result<(TcpStream, TcpStream)> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let client = TcpStream::connect(listener.local_addr()?).await?;
+        Ok((client, listener.accept().await?.0))
+    }
+
     /// Bytes read long after they arrived carry the time they arrived, not the read's.
     #[tokio::test]
     async fn reads_carry_the_kernels_arrival_time() -> io::Result<()> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let mut client = TcpStream::connect(listener.local_addr()?).await?;
-        let (server, _) = listener.accept().await?;
+        let (mut client, server) = connected().await?;
         let (mut stamped, kernel) = Stamped::new(server, true)?;
         let kernel = kernel.ok_or(io::Error::other("no kernel times"))?;
         assert_eq!(kernel.latest(), None);
@@ -185,9 +190,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_kernel_times_reads_are_plain() -> io::Result<()> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let mut client = TcpStream::connect(listener.local_addr()?).await?;
-        let (server, _) = listener.accept().await?;
+        let (mut client, server) = connected().await?;
         let (mut stamped, kernel) = Stamped::new(server, false)?;
         assert!(kernel.is_none());
         client.write_all(b"bytes").await?;
