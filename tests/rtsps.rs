@@ -130,13 +130,23 @@ async fn ffmpeg_reads_the_cameras_rtsps() {
 
 /// A certificate for 127.0.0.1 valid from `from` to `to` (years), its PEM files written in
 /// `dir`: `(cert.pem, key.pem, fingerprint)`.
-fn certificate_files(dir: &std::path::Path, from: i32, to: i32) -> (String, String, String) {
-    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("params");
+/// A self-signed certificate for `name`, valid from `from` to `to` (years), and its key, as
+/// files in `dir` named after `name`; and its fingerprint.
+fn certificate_files(
+    dir: &std::path::Path,
+    name: &str,
+    from: i32,
+    to: i32,
+) -> (String, String, String) {
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).expect("params");
     params.not_before = rcgen::date_time_ymd(from, 1, 1);
     params.not_after = rcgen::date_time_ymd(to, 1, 1);
     let key = rcgen::KeyPair::generate().expect("key");
     let cert = params.self_signed(&key).expect("certificate");
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let (cert_path, key_path) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
     std::fs::write(&cert_path, cert.pem()).expect("write");
     std::fs::write(&key_path, key.serialize_pem()).expect("write");
     let pin = retina_record::rtsp::tls::fingerprint(cert.der());
@@ -147,7 +157,7 @@ fn certificate_files(dir: &std::path::Path, from: i32, to: i32) -> (String, Stri
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_certificate_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key, _) = certificate_files(dir.path(), 2020, 2021);
+    let (cert, key, _) = certificate_files(dir.path(), "127.0.0.1", 2020, 2021);
     let mut config: CameraConfig = support::config("h264_aac.mp4");
     config.tls = Some(CameraTls::from_pem(cert.as_ref(), key.as_ref()).expect("PEM"));
     let rig = Rig::new(config).await;
@@ -199,7 +209,7 @@ async fn gst_rtsp_server_over_tls_with_digest_30s() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key, pin) = certificate_files(dir.path(), 2025, 2100);
+    let (cert, key, pin) = certificate_files(dir.path(), "127.0.0.1", 2025, 2100);
     let clip = crate::interop::make_clip_secs(dir.path(), "h264-aac", 45);
     let server = crate::interop::GstServer::start_tls(
         &clip,
@@ -231,6 +241,49 @@ async fn gst_rtsp_server_over_tls_with_digest_30s() {
         assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
         let min = if secs == "30" { 25 * 28 } else { 25 * 3 };
         crate::support::check::check_recording(out.as_ref(), min, true);
+    }
+}
+
+/// gst-rtsp-server's certificates refused as the built-in camera's are, each at once with one
+/// line (exit 1), nothing written, the password never said: an unknown CA (no trust given), a
+/// wrong pin, an expired certificate, one for another host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gst_rtsp_server_over_tls_refused_certificates() {
+    if !crate::interop::have_interop_tools() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = crate::interop::make_clip_secs(dir.path(), "h264-aac", 5);
+    let valid = certificate_files(dir.path(), "127.0.0.1", 2025, 2100);
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).expect("mkdir");
+    let expired = certificate_files(&old, "127.0.0.1", 2020, 2021);
+    let other = certificate_files(dir.path(), "camera.example", 2025, 2100);
+    let wrong_pin = format!("sha256:{}", "0".repeat(64));
+    let cases: [(_, &[&str], _); 4] = [
+        (&valid, &[], "(an unknown CA)"),
+        (
+            &valid,
+            &["--tls-fingerprint", &wrong_pin],
+            "(not the one pinned)",
+        ),
+        (&expired, &["--tls-ca", &expired.0], "(expired)"),
+        (&other, &["--tls-ca", &other.0], "(for another host name)"),
+    ];
+    let out = dir.path().join("refused.mp4");
+    let out = out.to_str().expect("utf-8");
+    for ((cert, key, _), trust, why) in cases {
+        let auth = ("digest", "viewer", "s3cret-pw");
+        let server =
+            crate::interop::GstServer::start_tls(&clip, "h264-aac", auth, (cert, key)).await;
+        let url = server.url.replace("rtsp://", "rtsps://viewer:s3cret-pw@");
+        let mut args = vec!["--url", &url, "--duration", "5", out];
+        args.extend_from_slice(trust);
+        let run = support::record(dir.path(), &args).await;
+        let error = run.error_exit(1);
+        assert!(error.contains(why), "{why}: {error}");
+        assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
+        assert!(!std::path::Path::new(&format!("{out}.partial")).exists());
     }
 }
 
