@@ -254,8 +254,13 @@ async fn across_a_reconnect_and_segments_every_frame_once_with_its_capture_time(
     let conns: Vec<Option<u64>> = timing.sessions.iter().map(|s| s.conn).collect();
     let mut frames_by_session = HashSet::new();
     let mut errs = Vec::new();
+    // The CSV says which connection: 0, then 1, across the files.
+    assert_eq!(rows.first().map(|r| r.session), Some(0));
+    assert_eq!(rows.last().map(|r| r.session), Some(1));
+    assert!(rows.windows(2).all(|w| w[0].session <= w[1].session));
     for (f, row) in timing.frames.iter().zip(&rows) {
         assert_eq!(f.rtp, row.rtp);
+        assert_eq!(f.session, row.session);
         assert!(frames_by_session.insert((f.session, f.rtp)), "{f:?} twice");
         let t = truth[&(f.session, f.rtp)];
         let (c, _) = f.capture.expect("a capture time");

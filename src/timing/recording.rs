@@ -43,8 +43,12 @@ pub struct FrameTime {
     /// When the camera captured it, by the camera's clock, as Unix nanoseconds; `None` without
     /// sender reports to tell.
     pub capture: Option<(i128, CaptureFrom)>,
-    /// Which session (index in [`RecordingTiming::sessions`]) it was received in.
+    /// Which session (index in [`RecordingTiming::sessions`]) it was received in: the RTSP
+    /// connection, counted from 0 across the recording's files. RTP times restart with each.
     pub session: usize,
+    /// Its sample description (1-based index into its file's `stsd`, ISO/IEC 14496-12
+    /// §8.5.2): another one where the camera changed its parameter sets.
+    pub sample_description: u32,
 }
 
 impl FrameTime {
@@ -100,6 +104,7 @@ struct FrameRead {
     file: usize,
     pts: i64,
     keyframe: bool,
+    sample_description: u32,
     timing: sei::FrameTiming,
     reports: Vec<sei::SenderReport>,
 }
@@ -173,6 +178,7 @@ pub fn from_recordings(recordings: &[(PathBuf, Recording)]) -> anyhow::Result<Re
             recv_unix_nanos: ntp::to_unix(r.timing.recv),
             capture,
             session,
+            sample_description: r.sample_description,
         })
         .collect();
     frames.sort_by(|a, b| a.pts.total_cmp(&b.pts));
@@ -216,6 +222,7 @@ fn read_file(path: &Path, rec: &Recording) -> anyhow::Result<(FileRead, u32)> {
                 file: 0,
                 pts: s.pts(),
                 keyframe: s.is_sync,
+                sample_description: s.sample_description_index,
                 timing,
                 reports,
             }),

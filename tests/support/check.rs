@@ -228,6 +228,13 @@ pub async fn record_parameter_change(first: &str, alt: &str) -> Recording {
         .map(|s| s.sample_description_index)
         .collect();
     assert!(sdis.contains(&1) && sdis.contains(&2), "{sdis:?}");
+    // `timing` says each frame's, as the file has it.
+    let out = rig.out.to_str().expect("utf-8");
+    let rows = crate::support::timing::rows(rig.dir.path(), &[out]).await;
+    let count = |v: &[u32], d: u32| v.iter().filter(|s| **s == d).count();
+    let shown: Vec<u32> = rows.iter().map(|r| r.sample_description).collect();
+    assert_eq!(count(&shown, 2), count(&sdis, 2), "{shown:?}");
+    assert_eq!(count(&shown, 1), count(&sdis, 1), "{shown:?}");
     if let Some(probed) = ffprobe_video_frames(&rig.out) {
         let widths: std::collections::BTreeSet<u32> = probed.iter().map(|f| f.width).collect();
         assert_eq!(widths.into_iter().collect::<Vec<_>>(), vec![320, 352]);

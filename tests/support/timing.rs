@@ -18,6 +18,8 @@ pub struct Row {
     pub capture_unix: Option<f64>,
     pub capture_from: String,
     pub latency_s: Option<f64>,
+    pub session: usize,
+    pub sample_description: u32,
 }
 
 /// The output of `retina-record timing ARGS` run in `dir`, which must succeed; and its stderr.

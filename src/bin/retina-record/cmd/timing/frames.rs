@@ -19,6 +19,8 @@ struct FrameRow<'a> {
     capture_unix: Option<Micros>,
     capture_from: &'static str,
     latency_s: Option<Micros>,
+    session: usize,
+    sample_description: u32,
 }
 
 /// Seconds, rounded to the microsecond: written as the shortest decimal that reads back the
@@ -55,6 +57,8 @@ pub(super) fn rows(
         capture_unix: f.capture.map(|c| secs(c.0)),
         capture_from: f.capture.map_or("none", |c| c.1.name()),
         latency_s: f.latency().map(Micros),
+        session: f.session,
+        sample_description: f.sample_description,
     });
     emit(rows, json, out)
 }
