@@ -300,6 +300,16 @@ async fn across_a_reconnect_and_segments_every_frame_once_with_its_capture_time(
         Some(files.len()),
         "and each file on its own"
     );
+    // Each file counts the reports first found in it: together, the whole recording's.
+    let per_file = s["files"].as_array().expect("files");
+    for key in ["received", "used"] {
+        let sum: u64 = per_file
+            .iter()
+            .map(|f| f["sender_reports"][key].as_u64().expect("a count"))
+            .sum();
+        let whole = s["whole"]["sender_reports"][key].as_u64();
+        assert_eq!(Some(sum), whole, "{key}: {s}");
+    }
 
     check_plot(dir, &names, &files, rows.len()).await;
 }

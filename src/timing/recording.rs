@@ -71,6 +71,31 @@ pub struct Session {
     pub reports: usize,
     /// Of those, how many were not the video stream's and were left out.
     pub foreign_reports: usize,
+    /// Each of those reports: the file it was first found in (a segment repeats the latest
+    /// one in its first frame) and what became of it.
+    pub report_log: Vec<ReportSeen>,
+}
+
+/// A distinct sender report of a session.
+#[derive(Clone, Copy, Debug)]
+pub struct ReportSeen {
+    /// The file it was first found in (index in [`RecordingTiming::files`]).
+    pub file: usize,
+    /// Its extended RTP time.
+    pub rtp: i64,
+    /// What became of it.
+    pub fate: ReportFate,
+}
+
+/// What became of a sender report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportFate {
+    /// Fitted: it tells the camera's clock.
+    Used,
+    /// The video's, but far off the others: left out.
+    Outlier,
+    /// Another stream's (retina-record 0.2 stored the audio's among them): left out.
+    NotVideo,
 }
 
 /// One file of a recording.
@@ -281,6 +306,7 @@ fn fit_session(
     // Extended RTP: each time continues from the frame before (within ±2^31 ticks of it).
     let mut ext = Vec::with_capacity(reads.len());
     let mut reports: Vec<(i64, i128)> = Vec::new();
+    let mut first_file = std::collections::HashMap::new();
     let mut last: Option<(u32, i64)> = None;
     for r in reads {
         let rtp = r.timing.rtp;
@@ -292,7 +318,9 @@ fn fit_session(
         ext.push(e);
         for sr in &r.reports {
             let sr_ext = e + i64::from(sr.rtp.wrapping_sub(rtp) as i32);
-            reports.push((sr_ext, ntp::to_unix(sr.ntp)));
+            let report = (sr_ext, ntp::to_unix(sr.ntp));
+            first_file.entry(report).or_insert(r.file);
+            reports.push(report);
         }
     }
     reports.sort_unstable();
@@ -304,11 +332,28 @@ fn fit_session(
         .iter()
         .map(|&e| fit.as_ref().map(|f| f.capture(e)))
         .collect();
+    let used: std::collections::HashSet<i64> = fit
+        .as_ref()
+        .map(|f| f.residuals().into_iter().map(|(x, _)| x).collect())
+        .unwrap_or_default();
+    let report_log = reports
+        .iter()
+        .map(|r| ReportSeen {
+            file: first_file.get(r).copied().unwrap_or(0),
+            rtp: r.0,
+            fate: match (used.contains(&r.0), video.binary_search(r).is_ok()) {
+                (true, _) => ReportFate::Used,
+                (false, true) => ReportFate::Outlier,
+                (false, false) => ReportFate::NotVideo,
+            },
+        })
+        .collect();
     let session = Session {
         conn: reads.first().and_then(|r| r.timing.conn),
         fit,
         reports: total,
         foreign_reports: total - video.len(),
+        report_log,
     };
     (session, captures)
 }

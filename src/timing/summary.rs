@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use super::clock::ClockFit;
-use super::recording::{FrameTime, RecordingTiming};
+use super::recording::{FrameTime, RecordingTiming, ReportFate};
 
 /// An interval this many times the median one is a gap: frames are missing there.
 const GAP_FACTOR: f64 = 1.5;
@@ -128,6 +128,7 @@ pub struct Step {
 pub fn summarise(timing: &RecordingTiming) -> Summary {
     let all: Vec<&FrameTime> = timing.frames.iter().collect();
     let mut whole = part(timing, None, &all);
+    whole.sender_reports = reports(timing, &sessions_of(&all), None);
     whole.truncated = timing.files.iter().any(|f| f.truncated);
     whole.frames_without_timing = timing.files.iter().map(|f| f.frames_without_timing).sum();
     let files = if timing.files.len() > 1 {
@@ -138,6 +139,7 @@ pub fn summarise(timing: &RecordingTiming) -> Summary {
             .map(|(i, info)| {
                 let frames: Vec<&FrameTime> = all.iter().copied().filter(|f| f.file == i).collect();
                 let mut p = part(timing, Some(info.path.display().to_string()), &frames);
+                p.sender_reports = reports(timing, &sessions_of(&frames), Some(i));
                 p.truncated = info.truncated;
                 p.frames_without_timing = info.frames_without_timing;
                 p
@@ -171,9 +173,7 @@ fn part(timing: &RecordingTiming, file: Option<String>, frames: &[&FrameTime]) -
         (Some(a), Some(b)) => b.pts - a.pts + typical,
         _ => 0.0,
     };
-    let mut sessions: Vec<usize> = frames.iter().map(|f| f.session).collect();
-    sessions.sort_unstable();
-    sessions.dedup();
+    let sessions = sessions_of(frames);
     let fits: Vec<&ClockFit> = sessions
         .iter()
         .filter_map(|&s| timing.sessions[s].fit.as_ref())
@@ -191,7 +191,7 @@ fn part(timing: &RecordingTiming, file: Option<String>, frames: &[&FrameTime]) -
         frame_interval_s,
         gaps,
         sessions: sessions.len(),
-        sender_reports: reports(timing, &sessions),
+        sender_reports: Reports::default(),
         rtp_clock_error_ppm: ppm(&fits),
         ntp_steps: fits
             .iter()
@@ -226,23 +226,36 @@ fn offset_from(latencies: &[f64]) -> Option<f64> {
     (!latencies.is_empty()).then(|| -median(&latencies[..fastest.min(latencies.len())]))
 }
 
-/// The sender reports of `sessions`.
-fn reports(timing: &RecordingTiming, sessions: &[usize]) -> Reports {
+/// The sessions `frames` came in, each once.
+fn sessions_of(frames: &[&FrameTime]) -> Vec<usize> {
+    let mut sessions: Vec<usize> = frames.iter().map(|f| f.session).collect();
+    sessions.sort_unstable();
+    sessions.dedup();
+    sessions
+}
+
+/// The sender reports of `sessions`; for a file, those first found in it (a segment repeats
+/// the report before it), so that the files' counts add up to the whole recording's.
+fn reports(timing: &RecordingTiming, sessions: &[usize], file: Option<usize>) -> Reports {
     let mut r = Reports::default();
     let mut intervals = Vec::new();
     for &s in sessions {
-        let s = &timing.sessions[s];
-        r.received += s.reports;
-        r.not_video += s.foreign_reports;
-        if let Some(fit) = &s.fit {
-            r.used += fit.reports();
-            r.outliers += fit.outliers();
-            let rtps: Vec<i64> = fit.residuals().iter().map(|&(x, _)| x).collect();
-            intervals.extend(
-                rtps.windows(2)
-                    .map(|w| (w[1] - w[0]) as f64 / f64::from(timing.clock_rate.max(1))),
-            );
+        let seen = timing.sessions[s]
+            .report_log
+            .iter()
+            .filter(|seen| file.is_none_or(|f| seen.file == f));
+        let mut used = Vec::new();
+        for seen in seen {
+            r.received += 1;
+            match seen.fate {
+                ReportFate::Used => used.push(seen.rtp),
+                ReportFate::Outlier => r.outliers += 1,
+                ReportFate::NotVideo => r.not_video += 1,
+            }
         }
+        r.used += used.len();
+        let rate = f64::from(timing.clock_rate.max(1));
+        intervals.extend(used.windows(2).map(|w| (w[1] - w[0]) as f64 / rate));
     }
     intervals.sort_unstable_by(f64::total_cmp);
     r.interval_s = (!intervals.is_empty()).then(|| median(&intervals));
