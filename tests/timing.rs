@@ -300,7 +300,13 @@ async fn across_a_reconnect_and_segments_every_frame_once_with_its_capture_time(
         Some(files.len()),
         "and each file on its own"
     );
-    // Each file counts the reports first found in it: together, the whole recording's.
+    files_add_up_to_the_whole(&s);
+
+    check_plot(dir, &names, &files, rows.len()).await;
+}
+
+/// Each file of summary `s` counts the reports first found in it: together, the whole's.
+fn files_add_up_to_the_whole(s: &serde_json::Value) {
     let per_file = s["files"].as_array().expect("files");
     for key in ["received", "used"] {
         let sum: u64 = per_file
@@ -310,8 +316,6 @@ async fn across_a_reconnect_and_segments_every_frame_once_with_its_capture_time(
         let whole = s["whole"]["sender_reports"][key].as_u64();
         assert_eq!(Some(sum), whole, "{key}: {s}");
     }
-
-    check_plot(dir, &names, &files, rows.len()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
