@@ -197,7 +197,7 @@ cases!(fails {
     error_timing_missing: (
         &["timing", "missing.mp4"],
         1,
-        "error: cannot open missing.mp4: No such file or directory (os error 2)"
+        "error: missing.mp4: no such file or directory (give files, a directory, a template with % fields, or NAME=GLOB)"
     ),
     error_timing_no_timing_data: (
         &["timing", "taken.mp4"],
@@ -207,7 +207,7 @@ cases!(fails {
     error_align_one_file: (
         &["timing", "--align", "taken.mp4"],
         2,
-        "error: --align needs two or more files, one per camera"
+        "error: --align needs two or more cameras: give one INPUT per camera, or a site file"
     ),
     error_unknown_shell: (
         &["completions", "tcsh"],

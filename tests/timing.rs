@@ -250,8 +250,8 @@ async fn across_a_reconnect_and_segments_every_frame_once_with_its_capture_time(
 
     let truth = truth(truth_file.path());
     let timing = recording::read(&files).expect("read the segments");
-    assert_eq!(timing.sessions.len(), 2, "two sessions");
-    let conns: Vec<Option<u64>> = timing.sessions.iter().map(|s| s.conn).collect();
+    assert_eq!(timing.sessions().len(), 2, "two sessions");
+    let conns: Vec<Option<u64>> = timing.sessions().iter().map(|s| s.conn).collect();
     let mut frames_by_session = HashSet::new();
     let mut errs = Vec::new();
     // The CSV says which connection: 0, then 1, across the files.
@@ -281,7 +281,7 @@ async fn across_a_reconnect_and_segments_every_frame_once_with_its_capture_time(
         for f in &alone.frames {
             let session = conns
                 .iter()
-                .position(|&c| c == alone.sessions[f.session].conn)
+                .position(|&c| c == alone.sessions()[f.session].conn)
                 .expect("a known session");
             let (c, _) = f.capture.expect("each segment has the session's reports");
             let err = (c as f64 / 1e9 - truth[&(session, f.rtp)]).abs();
@@ -461,7 +461,7 @@ async fn bad_input_gets_one_line_or_the_rows_that_can_be_read() {
     let line = fails(timing(dir, &["missing.mp4"]).await, 1);
     assert!(line.contains("missing.mp4"), "{line}");
     let line = fails(timing(dir, &["--align", "plain.mp4"]).await, 2);
-    assert!(line.contains("--align needs two or more files"), "{line}");
+    assert!(line.contains("--align needs two or more cameras"), "{line}");
 
     // A recording killed mid-way: its .partial reads up to its last whole fragment.
     let rec = Recorder::spawn(dir, &["--url", &rig.cam.url(), "killed.mp4"]);

@@ -32,7 +32,7 @@ impl Retention {
     /// Deletes what is past keeping; returns how many files went.
     pub(crate) fn sweep(&self) -> usize {
         let mut found = Vec::new();
-        self.collect(self.template.root(), self.template.depth(), &mut found);
+        self.collect(&mut found);
         found.sort_by_key(|f| f.modified);
         let now = SystemTime::now();
         let mut total: u64 = found.iter().map(|f| f.size).sum();
@@ -68,7 +68,7 @@ impl Retention {
     /// went.
     pub(crate) fn delete_oldest(&self) -> bool {
         let mut found = Vec::new();
-        self.collect(self.template.root(), self.template.depth(), &mut found);
+        self.collect(&mut found);
         if found.len() < 2 {
             return false;
         }
@@ -88,29 +88,17 @@ impl Retention {
         }
     }
 
-    /// The finished recordings the template names, `depth` components below `dir`.
-    fn collect(&self, dir: &Path, depth: usize, found: &mut Vec<Found>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(meta) = entry.metadata() else { continue };
-            if depth > 1 {
-                if meta.is_dir() {
-                    self.collect(&path, depth - 1, found);
-                }
-                continue;
-            }
-            let partial = path.extension().is_some_and(|e| e == "partial");
-            if meta.is_file() && !partial && self.template.matches(&path) {
+    /// The finished recordings the template names.
+    fn collect(&self, found: &mut Vec<Found>) {
+        self.template.walk(&mut |path, meta| {
+            if path.extension().is_none_or(|e| e != "partial") {
                 found.push(Found {
-                    path,
                     modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
                     size: meta.len(),
+                    path,
                 });
             }
-        }
+        });
     }
 
     /// Removes the directories between `file` and the template's root that are now empty.

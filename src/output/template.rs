@@ -105,6 +105,36 @@ impl Template {
         !plain.is_empty() && match_tokens(&self.tokens, &plain)
     }
 
+    /// Calls `each` with every file under the root that this template names — the `.partial`
+    /// of one too — and its metadata.
+    pub(crate) fn walk(&self, each: &mut dyn FnMut(PathBuf, &std::fs::Metadata)) {
+        self.walk_in(&self.root, self.depth, each);
+    }
+
+    fn walk_in(&self, dir: &Path, depth: usize, each: &mut dyn FnMut(PathBuf, &std::fs::Metadata)) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if depth > 1 {
+                if meta.is_dir() {
+                    self.walk_in(&path, depth - 1, each);
+                }
+                continue;
+            }
+            let finished = path.with_extension("");
+            let name = match path.extension() {
+                Some(e) if e == "partial" => &finished,
+                _ => &path,
+            };
+            if meta.is_file() && self.matches(name) {
+                each(path, &meta);
+            }
+        }
+    }
+
     /// The template as given.
     pub(crate) fn pattern(&self) -> &str {
         &self.pattern
@@ -116,6 +146,7 @@ impl Template {
     }
 
     /// How many path components a name has below [`Template::root`].
+    #[cfg(test)]
     pub(crate) fn depth(&self) -> usize {
         self.depth
     }

@@ -19,7 +19,7 @@ use crate::codec::h26x;
 mod read;
 mod write;
 
-pub use read::{leading_timing_messages, parse_timing_nal};
+pub use read::{leading_sei_len, leading_timing_messages, parse_timing_nal};
 pub use write::{append_frame_sei, append_sender_report_sei};
 
 /// UUID of the per-frame message.

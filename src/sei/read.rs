@@ -63,6 +63,35 @@ pub fn leading_timing_messages(
     Ok(out)
 }
 
+/// How many bytes at the start of a `sample_len`-byte sample its SEI NAL units take (length
+/// prefixes included), told from `prefix`, its first bytes: `Err(n)` when `prefix` ends inside
+/// them, `n` being the bytes to read instead. So a reader reads a frame's timing without the
+/// frame.
+pub fn leading_sei_len(
+    prefix: &[u8],
+    sample_len: usize,
+    codec: VideoCodec,
+) -> Result<usize, usize> {
+    let mut pos = 0;
+    loop {
+        if pos >= sample_len {
+            return Ok(sample_len);
+        }
+        let Some(head) = prefix.get(pos..pos + 4 + codec.header_len()) else {
+            return Err(sample_len);
+        };
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if !codec.unit_type(&head[4..]).is_some_and(|t| t.is_sei()) {
+            return Ok(pos);
+        }
+        let end = pos.saturating_add(4).saturating_add(len);
+        if end > prefix.len() {
+            return Err(end.min(sample_len));
+        }
+        pos = end;
+    }
+}
+
 fn read_sei_varint(rbsp: &[u8], pos: &mut usize) -> Result<usize, ParseError> {
     let mut value = 0usize;
     loop {
@@ -121,6 +150,69 @@ mod tests {
             let got = parse_timing_nal(&frame_nal(json), VideoCodec::H264);
             assert!(matches!(got, Err(ParseError::BadJson(_))), "{got:?}");
         }
+    }
+
+    /// The SEI that opens a sample is told from a prefix, and what more to read when the prefix
+    /// ends inside it; a sample without SEI is told at once.
+    #[test]
+    fn the_leading_sei_is_found_from_a_prefix() {
+        use crate::sei::write::{append_frame_sei, append_sender_report_sei};
+        let codec = VideoCodec::H264;
+        let mut sample = Vec::new();
+        append_sender_report_sei(
+            &mut sample,
+            codec,
+            SenderReport {
+                recv: 1,
+                ntp: 2,
+                rtp: 3,
+            },
+        );
+        let frame = FrameTiming {
+            recv: 4,
+            rtp: 5,
+            conn: Some(6),
+        };
+        append_frame_sei(&mut sample, codec, frame);
+        let span = sample.len();
+        h26x::append_length_prefixed(&mut sample, &[0x65; 300]);
+        assert_eq!(leading_sei_len(&sample, sample.len(), codec), Ok(span));
+        assert_eq!(
+            leading_sei_len(&sample[..span + 5], sample.len(), codec),
+            Ok(span)
+        );
+        let short = leading_sei_len(&sample[..20], sample.len(), codec);
+        let Err(more) = short else {
+            panic!("{short:?}")
+        };
+        assert!(more > 20 && more <= span, "{more}");
+        // Reading what it asks for, at most twice (one SEI NAL unit each), tells the span.
+        let mut read = 20;
+        for _ in 0..2 {
+            match leading_sei_len(&sample[..read], sample.len(), codec) {
+                Ok(n) => {
+                    assert_eq!(n, span);
+                    break;
+                }
+                Err(n) => read = n,
+            }
+        }
+        assert_eq!(
+            leading_sei_len(&sample[..read], sample.len(), codec),
+            Ok(span)
+        );
+        let messages = leading_timing_messages(&sample[..span], codec).expect("messages");
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[1], TimingMessage::Frame(frame));
+        assert_eq!(
+            leading_sei_len(&sample[span..], sample.len() - span, codec),
+            Ok(0)
+        );
+        assert_eq!(leading_sei_len(&[], 0, codec), Ok(0));
+        assert_eq!(
+            leading_sei_len(&sample[..2], sample.len(), codec),
+            Err(sample.len())
+        );
     }
 
     #[test]

@@ -209,11 +209,7 @@ impl ClockFit {
     pub fn capture(&self, rtp: i64) -> (i128, CaptureFrom) {
         let x = (rtp - self.x0) as f64;
         let nominal = 1.0 / f64::from(self.clock_rate.max(1));
-        // The last piece starting at or before x (the first, for times before any report).
-        let k = self
-            .pieces
-            .partition_point(|p| p.first_x() <= x)
-            .saturating_sub(1);
+        let k = self.interval(rtp);
         let piece = &self.pieces[k];
         let (y, fitted) = piece.at(x, nominal);
         let from = if k + 1 < self.pieces.len() && x > piece.last_x() {
@@ -224,6 +220,16 @@ impl ClockFit {
             CaptureFrom::NominalRate
         };
         (self.y0 + (y * 1e9).round() as i128, from)
+    }
+
+    /// How many of the steps come before extended RTP time `rtp`: which stretch of the clock
+    /// between steps it is told by (the one before a step, in the window around it).
+    pub fn interval(&self, rtp: i64) -> usize {
+        let x = (rtp - self.x0) as f64;
+        // The last piece starting at or before x (the first, for times before any report).
+        self.pieces
+            .partition_point(|p| p.first_x() <= x)
+            .saturating_sub(1)
     }
 
     /// How fast the RTP clock runs against the camera's NTP clock, in parts per million over

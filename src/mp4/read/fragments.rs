@@ -103,9 +103,10 @@ impl Data {
     }
 }
 
-/// Streams the fragments of a recording after reading its `moov`.
-pub(crate) struct Fragments<'f> {
-    file: &'f Data,
+/// Streams the fragments of a recording after reading its `moov`; `D` holds the data (a
+/// borrow, or the data itself for a reader that outlives its caller's frame).
+pub(crate) struct Fragments<D: std::ops::Deref<Target = Data>> {
+    file: D,
     pos: u64,
     len: u64,
     pub tracks: Vec<Track>,
@@ -117,8 +118,8 @@ pub(crate) struct Fragments<'f> {
     pub table_samples: Vec<Sample>,
 }
 
-impl<'f> Fragments<'f> {
-    pub(crate) fn new(file: &'f Data) -> anyhow::Result<Self> {
+impl<D: std::ops::Deref<Target = Data>> Fragments<D> {
+    pub(crate) fn new(file: D) -> anyhow::Result<Self> {
         let (mut this, start, body_len) = Self::past_moov(file)?;
         let mut body = this.read_body(start, body_len)?;
         skip_sample_groups(&mut body, 0);
@@ -131,14 +132,14 @@ impl<'f> Fragments<'f> {
     /// without decoding its `moov`. That decoding is mp4-atom's deepest call: done by each
     /// writer thread to index its first finished file, it left 36 KiB more of the thread's
     /// stack resident for good.
-    pub(crate) fn with_tracks(file: &'f Data, tracks: Vec<Track>) -> anyhow::Result<Self> {
+    pub(crate) fn with_tracks(file: D, tracks: Vec<Track>) -> anyhow::Result<Self> {
         let (mut this, _, _) = Self::past_moov(file)?;
         this.tracks = tracks;
         Ok(this)
     }
 
     /// A reader positioned after the `moov`, and where the moov's body is.
-    fn past_moov(file: &'f Data) -> anyhow::Result<(Self, u64, u64)> {
+    fn past_moov(file: D) -> anyhow::Result<(Self, u64, u64)> {
         let len = file.len()?;
         let mut this = Fragments {
             file,
@@ -227,6 +228,11 @@ impl<'f> Fragments<'f> {
         }
         self.pos = end;
         Ok(Some((header.kind, start, start + header_len, body_len)))
+    }
+
+    /// Reads `buf.len()` bytes at `pos` (a sample's, say).
+    pub(crate) fn read_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+        self.file.read_exact_at(buf, pos)
     }
 
     fn read_body(&self, start: u64, len: u64) -> anyhow::Result<Vec<u8>> {

@@ -6,7 +6,8 @@
 //! read from their sample tables (`table.rs`).
 //!
 //! `fragments.rs` streams one fragment at a time (constant memory, used to build the `mfra`
-//! index of long recordings); [`Recording::open`] collects everything (tests, small files), and
+//! index of long recordings), and [`VideoFrames`] so reads each video frame's timing;
+//! [`Recording::open`] collects everything (tests, small files), and
 //! [`Recording::from_bytes`] does the same for a file held in memory (the camera's clips).
 
 use std::fs::File;
@@ -19,10 +20,12 @@ use crate::sei::{self, FrameTiming, SenderReport, TimingMessage};
 
 pub(crate) use fragments::{Data, Fragments};
 pub use sample::Sample;
+pub use timed::{TimedFrame, VideoFrames};
 
 mod fragments;
 mod sample;
 mod table;
+mod timed;
 
 /// A track as the `moov` describes it.
 #[derive(Clone, Debug)]

@@ -22,10 +22,10 @@ fn read_all(bytes: &[u8]) {
                 .expect("samples the reader returns lie inside the file");
             let _ = sei::leading_timing_messages(&data, VideoCodec::H264);
         }
-        let named = [("fuzzed.mp4".into(), rec)];
-        if let Ok(timing) = crate::timing::recording::from_recordings(&named) {
-            let _ = crate::timing::summary::summarise(&timing);
-        }
+    }
+    if let Ok(scan) = crate::timing::scan::scan_bytes(vec![("fuzzed.mp4".into(), bytes.to_vec())]) {
+        let _ = scan.frames().count();
+        let _ = crate::timing::summary::summarise(&scan);
     }
     let _ = crate::mp4::build_mfra(&crate::mp4::read::Data::Bytes(bytes.to_vec().into()));
 }

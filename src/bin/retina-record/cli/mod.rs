@@ -472,10 +472,26 @@ pub(crate) struct ProbeArgs {
 
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct TimingArgs {
-    /// Recordings made by retina-record (0.2 or later). Without --align, the files are one
-    /// recording (its segments, in any order); with --align, each file is one camera.
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    /// A camera's recordings (retina-record 0.2 or later): files, a directory (every .mp4
+    /// below it), a recording template (`front/%Y-%m-%d/%H%M%S.mp4`) or NAME=GLOB. Without
+    /// --align all of them are one camera, its files in any order; with --align, each is one
+    /// camera.
+    #[arg(required_unless_present = "config", value_name = "INPUT")]
+    pub inputs: Vec<String>,
+
+    /// The cameras of this site file (as recorded with `--config`): each one's files are
+    /// where its `output` says.
+    #[arg(long, value_name = "FILE", conflicts_with = "inputs")]
+    pub config: Option<PathBuf>,
+
+    /// With --config: only these cameras (names, comma-separated), in this order.
+    #[arg(
+        long,
+        value_name = "NAME,…",
+        value_delimiter = ',',
+        requires = "config"
+    )]
+    pub only: Vec<String>,
 
     /// Print the clock health instead of the frames: frames, gaps, sender reports, RTP clock
     /// error, NTP steps, the camera's clock offset, latency and jitter (per file and whole).
@@ -487,8 +503,8 @@ pub(crate) struct TimingArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Line up the cameras: for each frame of the first file, the nearest frame of each other
-    /// (with --summary: the cameras' clock offsets).
+    /// Line up the cameras: for each frame of the first camera, the nearest frame of each
+    /// other (with --summary: each camera's clock offsets, drift and unpaired frames).
     #[arg(long)]
     pub align: bool,
 

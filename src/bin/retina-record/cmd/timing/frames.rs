@@ -1,9 +1,10 @@
-//! One row per frame (CSV with a header, or JSON lines), and one row per aligned frame.
+//! One row per frame (CSV with a header, or JSON lines), and one row per aligned frame, each
+//! written as it is read. The columns are `docs/timing-output.md`'s.
 
 use std::io::Write;
 
-use retina_record::timing::align::Alignment;
-use retina_record::timing::recording::RecordingTiming;
+use retina_record::timing::align::Row;
+use retina_record::timing::scan::Scan;
 use serde::Serialize;
 
 /// A frame as the user sees it. Times are Unix seconds to the microsecond; `capture_from` says
@@ -37,39 +38,93 @@ fn secs(nanos: i128) -> Micros {
     Micros(nanos as f64 / 1e9)
 }
 
-pub(super) fn rows(
-    timing: &RecordingTiming,
-    json: bool,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let names: Vec<String> = timing
+pub(super) fn rows(scan: &Scan, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    let names: Vec<String> = scan
         .files
         .iter()
         .map(|f| f.path.display().to_string())
         .collect();
-    let rows = timing.frames.iter().map(|f| FrameRow {
-        file: &names[f.file],
-        frame: f.index,
-        pts_s: Micros(f.pts),
-        keyframe: f.keyframe,
-        rtp: f.rtp,
-        recv_unix: secs(f.recv_unix_nanos),
-        capture_unix: f.capture.map(|c| secs(c.0)),
-        capture_from: f.capture.map_or("none", |c| c.1.name()),
-        latency_s: f.latency().map(Micros),
-        session: f.session,
-        sample_description: f.sample_description,
-    });
-    emit(rows, json, out)
+    let mut sink = if json {
+        Sink::Json(out)
+    } else {
+        Sink::Csv(Box::new(csv::Writer::from_writer(out)))
+    };
+    for f in scan.frames() {
+        let f = f?;
+        let row = FrameRow {
+            file: &names[f.file],
+            frame: f.index,
+            pts_s: Micros(f.pts),
+            keyframe: f.keyframe,
+            rtp: f.rtp,
+            recv_unix: secs(f.recv_unix_nanos),
+            capture_unix: f.capture.map(|c| secs(c.0)),
+            capture_from: f.capture.map_or("none", |c| c.1.name()),
+            latency_s: f.latency().map(Micros),
+            session: f.session,
+            sample_description: f.sample_description,
+        };
+        match &mut sink {
+            Sink::Csv(w) => w.serialize(row)?,
+            Sink::Json(out) => json_line(&row, &mut **out)?,
+        }
+    }
+    if let Sink::Csv(mut w) = sink {
+        w.flush()?;
+    }
+    Ok(())
 }
 
-/// A frame of the first recording and its nearest in each other, flattened into columns
-/// `a_frame,a_time_unix,b_frame,b_time_unix,b_minus_a_s,c_frame,…`.
-pub(super) fn pairs(aligned: &Alignment, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    let others = aligned.rows.first().map_or(0, |r| r.others.len());
-    let letter = |i: usize| char::from(b'a' + i as u8);
-    if json {
-        for r in &aligned.rows {
+/// Where rows go: a CSV writer (which writes the header with the first row), or JSON lines.
+enum Sink<'w, W: Write> {
+    Csv(Box<csv::Writer<&'w mut W>>),
+    Json(&'w mut W),
+}
+
+fn json_line(value: &impl Serialize, out: &mut dyn Write) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, value)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Aligned frames, flattened into columns `a_frame,a_time_unix,b_frame,b_time_unix,
+/// b_minus_a_s,c_frame,…`: a letter per camera, the reference first.
+pub(super) struct Pairs<'w, W: Write> {
+    csv: Option<csv::Writer<&'w mut W>>,
+    out: Option<&'w mut W>,
+}
+
+fn letter(i: usize) -> char {
+    char::from(b'a' + (i % 26) as u8)
+}
+
+impl<'w, W: Write> Pairs<'w, W> {
+    pub(super) fn new(cameras: usize, json: bool, out: &'w mut W) -> anyhow::Result<Self> {
+        if json {
+            return Ok(Pairs {
+                csv: None,
+                out: Some(out),
+            });
+        }
+        let mut w = csv::Writer::from_writer(out);
+        let mut header = vec!["a_frame".to_owned(), "a_time_unix".to_owned()];
+        for i in 1..cameras {
+            let l = letter(i);
+            header.extend([
+                format!("{l}_frame"),
+                format!("{l}_time_unix"),
+                format!("{l}_minus_a_s"),
+            ]);
+        }
+        w.write_record(&header)?;
+        Ok(Pairs {
+            csv: Some(w),
+            out: None,
+        })
+    }
+
+    pub(super) fn row(&mut self, r: &Row) -> anyhow::Result<()> {
+        if let Some(out) = &mut self.out {
             let mut o = serde_json::Map::new();
             o.insert("a_frame".into(), r.frame.into());
             o.insert("a_time_unix".into(), json_secs(r.time_unix_nanos));
@@ -85,24 +140,12 @@ pub(super) fn pairs(aligned: &Alignment, json: bool, out: &mut impl Write) -> an
                     serde_json::to_value(m.map(|m| Micros(m.diff_s)))?,
                 );
             }
-            serde_json::to_writer(&mut *out, &o)?;
-            out.write_all(b"\n")?;
+            return json_line(&o, &mut **out);
         }
-        return Ok(());
-    }
-    let mut w = csv::Writer::from_writer(out);
-    let mut header = vec!["a_frame".to_owned(), "a_time_unix".to_owned()];
-    for i in 1..=others {
-        let l = letter(i);
-        header.extend([
-            format!("{l}_frame"),
-            format!("{l}_time_unix"),
-            format!("{l}_minus_a_s"),
-        ]);
-    }
-    w.write_record(&header)?;
-    let opt = |v: Option<String>| v.unwrap_or_default();
-    for r in &aligned.rows {
+        let Some(w) = &mut self.csv else {
+            return Ok(());
+        };
+        let opt = |v: Option<String>| v.unwrap_or_default();
         let mut rec = vec![r.frame.to_string(), opt(r.time_unix_nanos.map(fmt_secs))];
         for m in &r.others {
             rec.push(opt(m.map(|m| m.frame.to_string())));
@@ -110,9 +153,15 @@ pub(super) fn pairs(aligned: &Alignment, json: bool, out: &mut impl Write) -> an
             rec.push(opt(m.map(|m| fmt_micros(m.diff_s))));
         }
         w.write_record(&rec)?;
+        Ok(())
     }
-    w.flush()?;
-    Ok(())
+
+    pub(super) fn finish(self) -> anyhow::Result<()> {
+        if let Some(mut w) = self.csv {
+            w.flush()?;
+        }
+        Ok(())
+    }
 }
 
 fn fmt_secs(nanos: i128) -> String {
@@ -125,25 +174,4 @@ fn fmt_micros(secs: f64) -> String {
 
 fn json_secs(nanos: Option<i128>) -> serde_json::Value {
     serde_json::to_value(nanos.map(secs)).unwrap_or_default()
-}
-
-/// Writes `rows` as CSV with a header, or as JSON lines.
-fn emit<T: Serialize>(
-    rows: impl Iterator<Item = T>,
-    json: bool,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    if json {
-        for r in rows {
-            serde_json::to_writer(&mut *out, &r)?;
-            out.write_all(b"\n")?;
-        }
-        return Ok(());
-    }
-    let mut w = csv::Writer::from_writer(out);
-    for r in rows {
-        w.serialize(r)?;
-    }
-    w.flush()?;
-    Ok(())
 }

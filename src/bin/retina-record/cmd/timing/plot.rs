@@ -15,7 +15,7 @@ type Series = Vec<Vec<(f64, f64)>>;
 pub(super) fn draw(timing: &RecordingTiming, path: &Path) -> anyhow::Result<()> {
     let (latency, residuals) = series(timing);
     let names: Vec<String> = timing
-        .files
+        .files()
         .iter()
         .map(|f| {
             f.path.file_name().map_or_else(
@@ -44,7 +44,7 @@ pub(super) fn draw(timing: &RecordingTiming, path: &Path) -> anyhow::Result<()> 
 /// Latency (ms) at each frame's receive time, and each report's residual (µs) at its time,
 /// in seconds since the first frame was received.
 fn series(timing: &RecordingTiming) -> (Series, Series) {
-    let n = timing.files.len();
+    let n = timing.files().len();
     let start = timing
         .frames
         .iter()
@@ -59,7 +59,7 @@ fn series(timing: &RecordingTiming) -> (Series, Series) {
         }
     }
     let mut residuals = vec![Vec::new(); n];
-    for (k, s) in timing.sessions.iter().enumerate() {
+    for (k, s) in timing.sessions().iter().enumerate() {
         let Some(fit) = &s.fit else { continue };
         // A session's reports are drawn in the colour of the file its first frame is in.
         let file = timing

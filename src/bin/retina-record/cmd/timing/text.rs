@@ -1,10 +1,9 @@
 //! The clock health and the cameras' offsets, for people (aligned text) or scripts (JSON).
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use retina_record::timing::align::Alignment;
-use retina_record::timing::summary::{Part, Reports, Summary};
+use retina_record::timing::summary::{ClockOffset, Part, Reports, Summary};
 
 pub(super) fn summary(s: &Summary, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     if json {
@@ -82,10 +81,11 @@ fn part(p: &Part, out: &mut impl Write) -> anyhow::Result<()> {
     line("NTP steps", steps)?;
     line(
         "camera clock",
-        p.camera_minus_receiver_s.map_or("unknown".to_owned(), |o| {
-            format!("{} this machine's (from the least late frames)", offset(o))
-        }),
+        camera_clock(p.camera_minus_receiver_s, &p.clock_offsets),
     )?;
+    if let Some(d) = p.camera_clock_drift_ppm {
+        line("clock drift", format!("{d:+.1} ppm against this machine's"))?;
+    }
     if let Some(l) = p.latency_s {
         line(
             "latency",
@@ -130,36 +130,75 @@ fn reports(r: &Reports) -> String {
     reports
 }
 
+/// The camera clock line: its offset, or each interval's when it stepped.
+fn camera_clock(whole: Option<f64>, intervals: &[ClockOffset]) -> String {
+    if let Some(o) = whole {
+        return format!("{} this machine's (from the least late frames)", offset(o));
+    }
+    if intervals.is_empty() {
+        return "unknown".to_owned();
+    }
+    intervals
+        .iter()
+        .map(|i| {
+            format!(
+                "{} from {}",
+                offset(i.camera_minus_receiver_s),
+                time(i.from_unix)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+        + " (this machine's)"
+}
+
 pub(super) fn alignment(
-    files: &[PathBuf],
+    names: &[String],
     a: &Alignment,
     json: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     if json {
-        let cams: Vec<serde_json::Value> = files
+        let cams: Vec<serde_json::Value> = names
             .iter()
-            .zip(a.camera_minus_receiver_s.iter().zip(&a.relative_offset_s))
-            .map(|(f, (own, rel))| {
-                serde_json::json!({
-                    "file": f.display().to_string(),
-                    "camera_minus_receiver_s": own,
-                    "minus_first_camera_s": rel,
-                })
+            .zip(&a.cameras)
+            .map(|(name, c)| {
+                let mut v = serde_json::to_value(c)?;
+                v["name"] = name.as_str().into();
+                Ok(v)
             })
-            .collect();
-        serde_json::to_writer_pretty(&mut *out, &serde_json::json!({ "cameras": cams }))?;
+            .collect::<anyhow::Result<_>>()?;
+        let doc = serde_json::json!({ "cameras": cams, "rows": a.rows });
+        serde_json::to_writer_pretty(&mut *out, &doc)?;
         out.write_all(b"\n")?;
         return Ok(());
     }
-    for (i, f) in files.iter().enumerate() {
-        let own = a.camera_minus_receiver_s[i].map_or("unknown".to_owned(), |o| {
-            format!("{} this machine's", offset(o))
-        });
-        write!(out, "{}: clock {own}", f.display())?;
-        match a.relative_offset_s[i] {
-            Some(r) if i > 0 => writeln!(out, "; {} the first camera's", offset(r))?,
-            _ => writeln!(out)?,
+    for (i, (name, c)) in names.iter().zip(&a.cameras).enumerate() {
+        writeln!(out, "{name}")?;
+        let mut line = |k: &str, v: String| writeln!(out, "  {k:<16}{v}");
+        line(
+            "frames",
+            format!("{} in {} session(s)", c.frames, c.sessions),
+        )?;
+        line(
+            "camera clock",
+            camera_clock(c.camera_minus_receiver_s, &c.clock_offsets),
+        )?;
+        if let Some(r) = c.minus_first_camera_s.filter(|_| i > 0) {
+            line("vs the first", format!("{} the first camera's", offset(r)))?;
+        }
+        let ppm = |v: Option<f64>| v.map_or("unknown".to_owned(), |p| format!("{p:+.1} ppm"));
+        let mut drift = format!("{} against this machine's", ppm(c.clock_drift_ppm));
+        if i > 0 {
+            drift += &format!(", {} against the first camera's", ppm(c.drift_vs_first_ppm));
+        }
+        line("clock drift", drift)?;
+        line("RTP clock", ppm(c.rtp_clock_error_ppm))?;
+        if let Some(n) = c.unpaired_frames {
+            line(
+                "unpaired",
+                format!("{n} of the first camera's frames have no frame near"),
+            )?;
         }
     }
     Ok(())

@@ -1,0 +1,115 @@
+//! A file's video frames and the timing messages that open each (`docs/timing-sei.md`), one
+//! fragment at a time: what `retina-record timing` reads, in memory bounded by one fragment
+//! however long the file. Of each frame only its leading SEI is read, not its picture.
+
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use super::{Data, Fragments, Sample, Track};
+use crate::codec::VideoCodec;
+use crate::sei::{self, TimingMessage};
+
+/// Bytes read first of each frame: its SEI, almost always (`leading_sei_len` asks for more).
+const PREFIX: usize = 512;
+
+/// A video frame and its timing messages.
+#[derive(Clone, Debug)]
+pub struct TimedFrame {
+    /// Where it is and when it is presented.
+    pub sample: Sample,
+    /// Its timing messages in stored order; `None` when its SEI cannot be read.
+    pub messages: Option<Vec<TimingMessage>>,
+}
+
+/// The video frames of one file, in decode order.
+pub struct VideoFrames {
+    frags: Fragments<Box<Data>>,
+    track: Track,
+    codec: VideoCodec,
+    pending: std::collections::VecDeque<Sample>,
+    buf: Vec<u8>,
+}
+
+impl VideoFrames {
+    /// Opens `path` (a recording, or the `.partial` of one) at its first video frame.
+    pub fn open(path: &Path) -> anyhow::Result<VideoFrames> {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        Self::from_data(Data::File(file)).with_context(|| format!("cannot read {}", path.display()))
+    }
+
+    /// Opens a recording's bytes.
+    pub(crate) fn from_data(data: Data) -> anyhow::Result<VideoFrames> {
+        let mut frags = Fragments::new(Box::new(data))?;
+        let track = frags
+            .tracks
+            .iter()
+            .find(|t| t.is_video())
+            .cloned()
+            .context("no video track")?;
+        let codec = track
+            .video_codec()
+            .context("the video is not H.264 or H.265")?;
+        // An unfragmented file (0.1/0.2) lists its samples in the moov.
+        let pending = std::mem::take(&mut frags.table_samples)
+            .into_iter()
+            .filter(|s| s.track_id == track.track_id)
+            .collect();
+        Ok(VideoFrames {
+            frags,
+            track,
+            codec,
+            pending,
+            buf: Vec::with_capacity(PREFIX),
+        })
+    }
+
+    /// The video track, as the `moov` describes it.
+    pub fn track(&self) -> &Track {
+        &self.track
+    }
+
+    /// Whether the file ended in an incomplete box (so far).
+    pub fn truncated(&self) -> bool {
+        self.frags.truncated
+    }
+
+    /// The next frame; `None` after the last whole fragment.
+    pub fn next_frame(&mut self) -> anyhow::Result<Option<TimedFrame>> {
+        while self.pending.is_empty() {
+            let Some(f) = self.frags.next_fragment()? else {
+                return Ok(None);
+            };
+            let id = self.track.track_id;
+            self.pending.extend(
+                f.samples
+                    .into_iter()
+                    .map(|(s, _)| s)
+                    .filter(|s| s.track_id == id),
+            );
+        }
+        let Some(sample) = self.pending.pop_front() else {
+            return Ok(None);
+        };
+        let messages = self.messages(&sample)?;
+        Ok(Some(TimedFrame { sample, messages }))
+    }
+
+    /// The timing messages opening `sample`, reading its SEI and no more; `None` when they
+    /// cannot be parsed.
+    fn messages(&mut self, sample: &Sample) -> anyhow::Result<Option<Vec<TimingMessage>>> {
+        let size = sample.size as usize;
+        let mut read = size.min(PREFIX);
+        // Each pass reads at least one more whole SEI NAL unit, so this ends.
+        loop {
+            self.buf.resize(read, 0);
+            self.frags.read_at(&mut self.buf, sample.offset)?;
+            match sei::leading_sei_len(&self.buf, size, self.codec) {
+                Ok(n) => return Ok(sei::leading_timing_messages(&self.buf[..n], self.codec).ok()),
+                Err(n) if n > read => read = n,
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+}
