@@ -30,6 +30,7 @@ fn clock(offset: f64, rtp_drift_ppm: f64, jitter_ms: u64, seed: u64) -> CameraCl
         rtp_drift_ppm,
         ntp_step: None,
         send_jitter: Duration::from_millis(jitter_ms),
+        sr_jitter: Duration::ZERO,
         seed,
     }
 }
@@ -114,6 +115,48 @@ async fn capture_times_match_the_truth_through_offset_drift_and_jitter() {
         "the camera reports every second: {interval}"
     );
     assert!(whole["jitter_s"].as_f64().expect("jitter") > 0.0);
+}
+
+/// A cheap camera's sender reports (each up to 5 ms off, one in 50 far off) over ten minutes
+/// of media (at ten times real time): capture times still within 1 ms at p99, and the far-off
+/// reports counted as outliers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jittery_sender_reports_are_fitted_out_and_the_far_off_counted() {
+    let truth_file = tempfile::NamedTempFile::new().expect("truth file");
+    let mut c = clock(0.25, 80.0, 20, 6);
+    c.sr_jitter = Duration::from_millis(5);
+    let mut camera = lying_camera(c, truth_file.path());
+    camera.speed = 10.0;
+    let rig = Rig::new(camera).await;
+    rig.spawn(&["--duration", "60"])
+        .wait_within(Duration::from_secs(90))
+        .await
+        .assert_success();
+    let dir = rig.dir.path();
+    let rows = rows(dir, &["rec.mp4"]).await;
+    assert!(
+        rows.len() >= 600 * 25 - 300,
+        "{} frames in 600 s of media",
+        rows.len()
+    );
+    let truth = truth(truth_file.path());
+    let mut errs = errors(&rows, &truth);
+    let p99 = report("reports 5 ms off, one in 50 far off", &mut errs);
+    assert!(p99 < 1e-3, "p99 {p99} s");
+    let s = summary(dir, &["rec.mp4"]).await;
+    let sr = &s["whole"]["sender_reports"];
+    let received = sr["received"].as_u64().expect("received");
+    let outliers = sr["outliers"].as_u64().expect("outliers");
+    eprintln!("sender reports: {sr}");
+    // About one in 50 of the video's ~600 (the audio's are not stored).
+    assert!((4..=30).contains(&outliers), "{sr}");
+    assert_eq!(sr["used"].as_u64(), Some(received - outliers), "{sr}");
+    assert!(
+        s["whole"]["ntp_steps"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "{s}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,9 +1,11 @@
 //! The camera's clocks, and the truth about them. A real camera's NTP clock (the one its RTCP
 //! sender reports quote, RFC 3550 §6.4.1) can be off from this machine's, its RTP clocks can
 //! run fast or slow against it, its NTP client can step it, and its frames leave late by
-//! varying amounts. The test camera does each on demand, and writes down what it did: for every
-//! video frame, its RTP time, when it was captured by the camera's own clock, and when it was
-//! sent by this machine's.
+//! varying amounts, and a cheap camera stamps a sender report's NTP time when it builds the
+//! report rather than when the frame was captured, so that each report is off by a little and
+//! now and then one by a lot. The test camera does each on demand, and writes down what it
+//! did: for every video frame, its RTP time, when it was captured by the camera's own clock,
+//! and when it was sent by this machine's.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -26,9 +28,15 @@ pub struct CameraClock {
     pub ntp_step: Option<(f64, f64)>,
     /// Each frame goes out up to this much later than due, at random (from `seed`).
     pub send_jitter: Duration,
+    /// Each sender report's NTP time is off by up to this much either way, at random (from
+    /// `seed`); one report in 50 is off by 20 to 50 times as much.
+    pub sr_jitter: Duration,
     /// Seeds the send jitter, so a run can be repeated.
     pub seed: u64,
 }
+
+/// With `sr_jitter`, one report in this many is far off.
+pub(crate) const FAR_OFF_EVERY: u64 = 50;
 
 /// One session's clocks: the NTP clock at media time 0, and the configured errors.
 pub(crate) struct SessionClock {
@@ -38,6 +46,8 @@ pub(crate) struct SessionClock {
     step: Option<(f64, f64)>,
     jitter: Duration,
     rng: u64,
+    sr_jitter: f64,
+    sr_rng: u64,
 }
 
 impl SessionClock {
@@ -54,6 +64,10 @@ impl SessionClock {
             step: clock.ntp_step,
             jitter: clock.send_jitter,
             rng: (clock.seed ^ (session as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1,
+            sr_jitter: clock.sr_jitter.as_secs_f64(),
+            sr_rng: (clock.seed.rotate_left(17)
+                ^ (session as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93))
+                | 1,
         }
     }
 
@@ -67,6 +81,22 @@ impl SessionClock {
         ntp::from_unix(nanos)
     }
 
+    /// The NTP time a sender report quotes for `media` seconds into the session: the clock's,
+    /// off by the report jitter.
+    pub(crate) fn report_ntp_at(&mut self, media: f64) -> u64 {
+        if self.sr_jitter == 0.0 {
+            return self.ntp_at(media);
+        }
+        let unit = |rng: &mut u64| (xorshift(rng) % 2_000_001) as f64 / 1e6 - 1.0;
+        let mut off = unit(&mut self.sr_rng) * self.sr_jitter;
+        if xorshift(&mut self.sr_rng).is_multiple_of(FAR_OFF_EVERY) {
+            let far = 20.0 + 30.0 * (unit(&mut self.sr_rng) + 1.0) / 2.0;
+            off = far * self.sr_jitter * off.signum();
+        }
+        let nanos = ntp::to_unix(self.ntp_at(media)) + (off * 1e9).round() as i128;
+        ntp::from_unix(nanos)
+    }
+
     /// RTP ticks on the camera's (drifting) RTP clock for `ticks` of exact media time.
     pub(crate) fn rtp_ticks(&self, ticks: f64) -> i64 {
         (ticks * self.drift).round() as i64
@@ -77,11 +107,16 @@ impl SessionClock {
         if self.jitter.is_zero() {
             return 0.0;
         }
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        (self.rng % 1_000_001) as f64 / 1e6 * self.jitter.as_secs_f64()
+        (xorshift(&mut self.rng) % 1_000_001) as f64 / 1e6 * self.jitter.as_secs_f64()
     }
+}
+
+/// The next of a xorshift64 sequence: random enough for faults, and repeatable.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
 }
 
 /// `--truth FILE`: one CSV row per video frame sent.
@@ -152,6 +187,7 @@ mod tests {
             rtp_drift_ppm: 80.0,
             ntp_step: Some((0.2, 30.0)),
             send_jitter: Duration::from_millis(20),
+            sr_jitter: Duration::from_millis(5),
             seed: 7,
         };
         let base = 0xE000_0000_0000_0000;
@@ -164,6 +200,20 @@ mod tests {
             let j = c.next_jitter();
             assert!((0.0..=0.02).contains(&j));
         }
+        // Reports are off by up to 5 ms, and one in 50 or so by 100 to 250 ms.
+        let (mut near, mut far) = (0, 0);
+        for k in 0..5000 {
+            let off = (ntp::to_unix(c.report_ntp_at(f64::from(k)))
+                - ntp::to_unix(c.ntp_at(f64::from(k))))
+            .abs();
+            if off <= 5_000_000 {
+                near += 1;
+            } else {
+                assert!((99_000_000..=250_000_000).contains(&off), "{off}");
+                far += 1;
+            }
+        }
+        assert!((50..=150).contains(&far), "{far} far off of {}", near + far);
         // Unpinned, the clock is this machine's plus the offset.
         let host = SessionClock::new(&clock, None, 0);
         let now = ntp::to_unix(ntp::from_system_time(std::time::SystemTime::now()));

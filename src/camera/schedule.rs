@@ -182,7 +182,7 @@ impl Schedule {
                 let at = self.next_report[stream] as f64 + phase;
                 let ticks = (at + self.jump_at(at)) * f64::from(rate);
                 let rtp = rtp_start.wrapping_add(self.clock.rtp_ticks(ticks) as u32);
-                let ntp = self.clock.ntp_at(at);
+                let ntp = self.clock.report_ntp_at(at);
                 self.senders[stream]
                     .send_sender_report(&self.writer, ntp, rtp)
                     .await?;

@@ -11,13 +11,18 @@
 //!   video ones): one that jumps away and straight back is left out, as is a lone point at
 //!   either end that does not fit the rest;
 //! - over days the rate itself wanders (temperature): long runs of reports are fitted in
-//!   windows of 150 reports either side (`WINDOW`), not with one line.
+//!   windows of 10 minutes either side (`WINDOW_S`), not with one line, and a time between
+//!   two windows' centres is told by both, weighted by nearness, so the fit has no seams;
+//! - a cheap camera stamps each report's NTP time a few milliseconds off at random: the
+//!   windows are long enough (1,200 reports at one a second) that the scatter averages out to
+//!   a small fraction of it, and they keep their length at the ends of a run, where a line's
+//!   error is largest.
 //!
 //! Times are handled relative to the first report, as `f64` seconds and ticks: over a week that
 //! keeps 0.1 ns of precision.
 
-/// Reports either side of a point that its local line is fitted over.
-const WINDOW: usize = 150;
+/// Seconds (of RTP time) either side of a point that its local line is fitted over.
+const WINDOW_S: f64 = 600.0;
 /// Local lines are computed at every this many reports; a time uses the nearest.
 const ANCHOR_EVERY: usize = 25;
 /// The least jump that can count as a step, however tidy the reports.
@@ -103,17 +108,25 @@ struct Piece {
 }
 
 impl Piece {
-    fn new(points: Vec<(f64, f64)>) -> Piece {
+    /// The piece through `points`, whose RTP clock ticks `rate` times a second.
+    fn new(points: Vec<(f64, f64)>, rate: f64) -> Piece {
         let whole = Line::fit(&points);
-        let anchors = if points.len() <= 2 * WINDOW + 1 {
+        let (first, last) = match (points.first(), points.last()) {
+            (Some(f), Some(l)) => (f.0, l.0),
+            _ => (0.0, 0.0),
+        };
+        let window = WINDOW_S * rate;
+        let anchors = if last - first <= 2.0 * window {
             whole.iter().map(|l| (l.x_at, *l)).collect()
         } else {
             (0..points.len())
                 .step_by(ANCHOR_EVERY)
                 .filter_map(|c| {
-                    let lo = c.saturating_sub(WINDOW);
-                    let hi = (c + WINDOW + 1).min(points.len());
-                    Line::fit(&points[lo..hi]).map(|l| (points[c].0, l))
+                    // Whole windows at the ends too: shifted inwards, not cut short.
+                    let lo = (points[c].0 - window).clamp(first, last - 2.0 * window);
+                    let from = points.partition_point(|p| p.0 < lo);
+                    let to = points.partition_point(|p| p.0 <= lo + 2.0 * window);
+                    Line::fit(&points[from..to]).map(|l| (points[c].0, l))
                 })
                 .collect()
         };
@@ -134,17 +147,21 @@ impl Piece {
 
     /// The clock at `x`, and whether a fitted line (not the nominal rate) gave it.
     fn at(&self, x: f64, nominal_slope: f64) -> (f64, bool) {
-        if self.anchors.is_empty() {
-            let (x0, y0) = self.points[0];
-            return (y0 + nominal_slope * (x - x0), false);
-        }
         let i = self.anchors.partition_point(|(ax, _)| *ax < x);
-        let nearest = match (i.checked_sub(1), self.anchors.get(i)) {
-            (Some(b), Some((ax, _))) if x - self.anchors[b].0 > ax - x => i,
-            (Some(b), _) => b,
-            (None, _) => i,
-        };
-        (self.anchors[nearest].1.at(x), true)
+        let before = i.checked_sub(1).and_then(|b| self.anchors.get(b));
+        match (before, self.anchors.get(i)) {
+            // Between two centres: both lines, weighted by nearness.
+            (Some(&(bx, b)), Some(&(ax, a))) if ax > bx => {
+                let w = (x - bx) / (ax - bx);
+                (b.at(x) * (1.0 - w) + a.at(x) * w, true)
+            }
+            (Some((_, line)), _) | (None, Some((_, line))) => (line.at(x), true),
+            // A single report: the nominal rate through it.
+            (None, None) => {
+                let (x0, y0) = self.points.first().copied().unwrap_or_default();
+                (y0 + nominal_slope * (x - x0), false)
+            }
+        }
     }
 }
 
@@ -180,7 +197,7 @@ impl ClockFit {
         let mut steps = Vec::new();
         let mut start = 0;
         for &end in splits.iter().chain(std::iter::once(&points.len())) {
-            let piece = Piece::new(points[start..end].to_vec());
+            let piece = Piece::new(points[start..end].to_vec(), f64::from(clock_rate.max(1)));
             if let Some(prev) = pieces.last() {
                 let prev: &Piece = prev;
                 let first = piece.points[0];
@@ -417,6 +434,43 @@ mod tests {
         assert!(fit.steps().is_empty());
         let (at, _) = fit.capture(rtp_of(12.5, 0.0));
         assert!((at - truth(12.5, None)).abs() < 20_000);
+    }
+
+    /// Reports as a cheap camera stamps them: each up to 5 ms off, one in 50 far off.
+    #[test]
+    fn jittery_reports_still_tell_the_clock_within_a_millisecond() {
+        let mut rng = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % 2_000_001) as f64 / 1e6 - 1.0
+        };
+        let mut far = 0;
+        let r: Vec<(i64, i128)> = reports(600, 80.0, None)
+            .into_iter()
+            .enumerate()
+            .map(|(k, (x, y))| {
+                let mut off = next() * 0.005;
+                if k % 50 == 7 {
+                    off = (0.1 + 0.15 * (next() + 1.0) / 2.0) * off.signum();
+                    far += 1;
+                }
+                (x, y + (off * 1e9) as i128)
+            })
+            .collect();
+        let fit = ClockFit::new(&r, RATE).expect("fit");
+        let mut errors: Vec<f64> = (0..600 * 25)
+            .map(|k| {
+                let t = k as f64 * 0.04;
+                (fit.capture(rtp_of(t, 80.0)).0 - truth(t, None)).abs() as f64 / 1e9
+            })
+            .collect();
+        errors.sort_unstable_by(f64::total_cmp);
+        let p99 = errors[errors.len() * 99 / 100];
+        assert!(p99 < 0.001, "p99 {p99} s");
+        assert!(fit.steps().is_empty(), "{:?}", fit.steps());
+        assert_eq!(fit.outliers(), far, "every far-off report, and no other");
     }
 
     #[test]

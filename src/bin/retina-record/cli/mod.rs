@@ -358,6 +358,11 @@ pub(crate) struct CameraArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub send_jitter: Option<Duration>,
 
+    /// Stamp each sender report's NTP time up to D off, either way, at random (and one in 50
+    /// 20 to 50 times as far), as a camera stamping reports when it builds them does.
+    #[arg(long, value_name = "D", value_parser = parse::duration)]
+    pub sr_jitter: Option<Duration>,
+
     /// Step the camera's NTP clock by D at T seconds into each session (`200ms@30s`, `-1s@10`),
     /// as a camera's NTP client correcting its clock does.
     #[arg(long, value_name = "D@T", value_parser = parse::ntp_step, allow_hyphen_values = true)]

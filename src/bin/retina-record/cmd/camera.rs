@@ -19,6 +19,7 @@ pub(crate) async fn run(args: &CameraArgs, mut stop: Stop) -> Result<()> {
     config.clock.offset = args.clock_offset.unwrap_or(0.0);
     config.clock.rtp_drift_ppm = args.rtp_drift_ppm.unwrap_or(0.0);
     config.clock.send_jitter = args.send_jitter.unwrap_or_default();
+    config.clock.sr_jitter = args.sr_jitter.unwrap_or_default();
     config.clock.ntp_step = args.ntp_step;
     config.truth = args.truth.clone();
     config.tls = match (&args.tls_cert, &args.tls_key) {
