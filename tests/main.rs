@@ -28,6 +28,7 @@ mod errors;
 mod hostile;
 
 mod interop;
+mod lab;
 mod operations;
 mod output;
 mod quirks;

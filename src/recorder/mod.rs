@@ -81,13 +81,22 @@ pub fn log_outcome(o: &Outcome) {
         s.fragments,
         s.sample_descriptions
     );
-    if s.dropped_audio_before_start + s.dropped_audio_backward + s.shifted_audio > 0 {
+    // One line each, so that none grows past a line with large counts.
+    if s.dropped_audio_before_start > 0 {
         tracing::info!(
-            "audio: dropped {} frame(s) from before the first video keyframe and {} that \
-             overlapped the previous one too far; {} small step(s) back in time corrected by \
-             moving the audio that follows later",
-            s.dropped_audio_before_start,
-            s.dropped_audio_backward,
+            "audio: dropped {} frame(s) from before the first video keyframe",
+            s.dropped_audio_before_start
+        );
+    }
+    if s.dropped_audio_backward > 0 {
+        tracing::info!(
+            "audio: dropped {} frame(s) that overlapped the previous one too far",
+            s.dropped_audio_backward
+        );
+    }
+    if s.shifted_audio > 0 {
+        tracing::info!(
+            "audio: {} small step(s) back in time corrected by moving the audio that follows later",
             s.shifted_audio
         );
     }
