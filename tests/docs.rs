@@ -57,6 +57,7 @@ pages! {
     errors: ("docs/errors.md", 0),
     file_format: ("docs/file-format.md", 0),
     timing_sei: ("docs/timing-sei.md", 0),
+    timing_output: ("docs/timing-output.md", 0),
     performance: ("docs/performance.md", 0),
     test_camera: ("docs/test-camera.md", 6),
 }

@@ -10,7 +10,11 @@ use std::time::Duration;
 use retina_record::camera::{Camera, CameraClock, CameraConfig};
 
 use crate::support::timing::{Row, parse_rows, timing_ok};
-use crate::support::{Recorder, config};
+use crate::support::tools::installed;
+use crate::support::{Recorder, Rig, config};
+
+/// The venv with pandas and matplotlib that `.ci/run` makes.
+const PANDAS_PYTHON: &str = "/opt/retina-record-pandas/bin/python";
 
 /// A camera of the lab: its name, clock offset (s), RTP drift (ppm), NTP step (by, at).
 struct Lab {
@@ -309,4 +313,57 @@ fn adds_up(s: &serde_json::Value) {
             "{key}"
         );
     }
+}
+
+/// `docs/timing-output.md`'s Python example, run as a lab would: the CSV of a recording whose
+/// camera's clock is 250 ms ahead loaded into pandas, plotted, and the offset read off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_pandas_example_plots_a_recording() {
+    let have = std::process::Command::new(PANDAS_PYTHON)
+        .args(["-c", "import pandas, matplotlib"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed(have, "pandas and matplotlib (the venv .ci/run makes)") {
+        return;
+    }
+    let mut c: CameraConfig = config("h264_aac.mp4");
+    c.ntp_base = None;
+    c.clock.offset = 0.25;
+    let rig = Rig::new(c).await;
+    rig.record(&["--duration", "4"]).await.assert_success();
+    let dir = rig.dir.path();
+    let (csv, _) = timing_ok(dir, &["rec.mp4"]).await;
+    std::fs::write(dir.join("front.csv"), csv).expect("front.csv");
+    let page = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/timing-output.md"
+    ))
+    .expect("the page");
+    let script = page
+        .split("```python\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a python block");
+    std::fs::write(dir.join("plot.py"), script).expect("plot.py");
+    let out = std::process::Command::new(PANDAS_PYTHON)
+        .args(["plot.py", "front.csv"])
+        .current_dir(dir)
+        .output()
+        .expect("python");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let png = std::fs::read(dir.join("front.png")).expect("front.png");
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let offset: f64 = stdout
+        .rsplit("clock is ")
+        .next()
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no offset in {stdout}"));
+    assert!((offset - 0.25).abs() < 0.005, "{stdout}");
 }

@@ -244,8 +244,12 @@ impl<'a> EmulationPrevention<'a> {
     }
 }
 
-/// Removes `emulation_prevention_three_byte`s (H.264 §7.4.1, H.265 §7.4.2).
-pub fn remove_emulation_prevention(ebsp: &[u8]) -> Vec<u8> {
+/// Removes `emulation_prevention_three_byte`s (H.264 §7.4.1, H.265 §7.4.2); most NAL units
+/// have none, and are given back as they are.
+pub fn remove_emulation_prevention(ebsp: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !ebsp.windows(3).any(|w| w == [0, 0, 3]) {
+        return std::borrow::Cow::Borrowed(ebsp);
+    }
     let mut out = Vec::with_capacity(ebsp.len());
     let mut zeros = 0;
     for &b in ebsp {
@@ -256,7 +260,7 @@ pub fn remove_emulation_prevention(ebsp: &[u8]) -> Vec<u8> {
         out.push(b);
         zeros = if b == 0 { zeros + 1 } else { 0 };
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -297,7 +301,7 @@ mod tests {
         }
         assert_eq!(out, [0, 0, 3, 1, 0, 0, 3, 0, 0, 3, 3, 5]);
         assert_eq!(
-            remove_emulation_prevention(&out),
+            &*remove_emulation_prevention(&out),
             [0, 0, 1, 0, 0, 0, 0, 3, 5]
         );
     }

@@ -183,43 +183,57 @@ impl ClockFit {
         let mut sorted = reports.to_vec();
         sorted.sort_unstable();
         sorted.dedup();
-        let &(x0, y0) = sorted.first()?;
-        let points: Vec<(f64, f64)> = sorted
-            .iter()
-            .map(|&(x, y)| ((x - x0) as f64, (y - y0) as f64 / 1e9))
-            .collect();
-        let (points, outliers, splits) = split_at_steps(points);
+        Self::from_sorted(sorted.len(), sorted.into_iter(), clock_rate).0
+    }
+
+    /// Fits `n` reports given sorted by RTP time without duplicates; and which of them it kept
+    /// (the others were outliers). Memory: 17 bytes a report, and 24 more while fitting.
+    pub(crate) fn from_sorted(
+        n: usize,
+        mut reports: impl Iterator<Item = (i64, i128)>,
+        clock_rate: u32,
+    ) -> (Option<ClockFit>, Vec<bool>) {
+        let Some((x0, y0)) = reports.next() else {
+            return (None, Vec::new());
+        };
+        let mut points = Vec::with_capacity(n);
+        points.push((0.0, 0.0));
+        points.extend(reports.map(|(x, y)| ((x - x0) as f64, (y - y0) as f64 / 1e9)));
+        let (kept, splits) = split_at_steps(&mut points);
+        let outliers = kept.iter().filter(|&&k| !k).count();
         // The filter keeps at least half of them; should it keep none, there is no clock.
         if points.is_empty() {
-            return None;
+            return (None, kept);
         }
-        let mut pieces = Vec::new();
-        let mut steps = Vec::new();
-        let mut start = 0;
-        for &end in splits.iter().chain(std::iter::once(&points.len())) {
-            let piece = Piece::new(points[start..end].to_vec(), f64::from(clock_rate.max(1)));
-            if let Some(prev) = pieces.last() {
-                let prev: &Piece = prev;
-                let first = piece.points[0];
-                let nominal = 1.0 / f64::from(clock_rate.max(1));
-                let expected = prev.at(first.0, nominal).0;
-                steps.push(ClockStep {
+        let rate = f64::from(clock_rate.max(1));
+        // Pieces from the last: each split off the end, so no report is copied.
+        let mut pieces = Vec::with_capacity(splits.len() + 1);
+        for &start in splits.iter().rev() {
+            pieces.push(Piece::new(points.split_off(start), rate));
+        }
+        pieces.push(Piece::new(points, rate));
+        pieces.reverse();
+        let nominal = 1.0 / rate;
+        let steps = pieces
+            .windows(2)
+            .map(|w| {
+                let first = w[1].points[0];
+                ClockStep {
                     rtp: x0 + first.0 as i64,
                     at_unix_nanos: y0 + (first.1 * 1e9) as i128,
-                    by_secs: first.1 - expected,
-                });
-            }
-            pieces.push(piece);
-            start = end;
-        }
-        Some(ClockFit {
+                    by_secs: first.1 - w[0].at(first.0, nominal).0,
+                }
+            })
+            .collect();
+        let fit = ClockFit {
             x0,
             y0,
             clock_rate,
             pieces,
             steps,
             outliers,
-        })
+        };
+        (Some(fit), kept)
     }
 
     /// The camera's clock at extended RTP time `rtp`, as Unix nanoseconds, and how it was told.
@@ -302,53 +316,57 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Finds outliers and steps in `points` (sorted by x): returns the points kept, how many were
-/// left out, and the indices (into the kept points) where a new piece starts.
+/// Finds outliers and steps in `points` (sorted by x), leaving only the points kept: returns
+/// whether each point given was kept, and the indices (into the kept points) where a new piece
+/// starts.
 ///
 /// Each report's offset from a line at the typical rate (the median of consecutive reports'
 /// rates) is compared with the median offset of its neighbours (two either side): a report far
 /// from its neighbours is an outlier (up to two in a row are found so), while a step moves
 /// the neighbours with it and shows as a jump between consecutive kept reports.
-fn split_at_steps(points: Vec<(f64, f64)>) -> (Vec<(f64, f64)>, usize, Vec<usize>) {
+fn split_at_steps(points: &mut Vec<(f64, f64)>) -> (Vec<bool>, Vec<usize>) {
     if points.len() < 3 {
-        return (points, 0, Vec::new());
+        return (vec![true; points.len()], Vec::new());
     }
-    let mut slopes: Vec<f64> = points
+    let mut work: Vec<f64> = points
         .windows(2)
         .filter(|w| w[1].0 > w[0].0)
         .map(|w| (w[1].1 - w[0].1) / (w[1].0 - w[0].0))
         .collect();
-    let rate = median(&mut slopes);
+    let rate = median(&mut work);
     let offsets: Vec<f64> = points.iter().map(|(x, y)| y - rate * x).collect();
-    let deviations: Vec<f64> = (0..offsets.len())
-        .map(|i| {
-            let lo = i.saturating_sub(2);
-            let hi = (i + 3).min(offsets.len());
-            offsets[i] - median(&mut offsets[lo..hi].to_vec())
-        })
-        .collect();
-    let mut spread: Vec<f64> = deviations.iter().map(|d| d.abs()).collect();
-    let sigma = 1.4826 * median(&mut spread);
+    let mut near = [0.0; 5];
+    let deviation = |i: usize, near: &mut [f64; 5]| {
+        let lo = i.saturating_sub(2);
+        let hi = (i + 3).min(offsets.len());
+        let n = hi - lo;
+        near[..n].copy_from_slice(&offsets[lo..hi]);
+        offsets[i] - median(&mut near[..n])
+    };
+    work.clear();
+    work.extend((0..offsets.len()).map(|i| deviation(i, &mut near).abs()));
+    let sigma = 1.4826 * median(&mut work);
+    drop(work);
     let limit = (STEP_SIGMAS * sigma).max(MIN_STEP_S);
-    let mut kept = Vec::with_capacity(points.len());
-    let mut kept_offsets: Vec<f64> = Vec::with_capacity(points.len());
+    let kept: Vec<bool> = (0..offsets.len())
+        .map(|i| deviation(i, &mut near).abs() <= limit)
+        .collect();
     let mut splits = Vec::new();
-    let mut outliers = 0;
-    for (i, &p) in points.iter().enumerate() {
-        if deviations[i].abs() > limit {
-            outliers += 1;
+    let mut last: Option<f64> = None;
+    let mut n = 0;
+    for (i, &k) in kept.iter().enumerate() {
+        if !k {
             continue;
         }
-        if kept_offsets
-            .last()
-            .is_some_and(|&last| (offsets[i] - last).abs() > limit)
-        {
-            splits.push(kept.len());
+        if last.is_some_and(|l| (offsets[i] - l).abs() > limit) {
+            splits.push(n);
         }
-        kept.push(p);
-        kept_offsets.push(offsets[i]);
+        last = Some(offsets[i]);
+        n += 1;
     }
-    (kept, outliers, splits)
+    let mut flags = kept.iter();
+    points.retain(|_| flags.next().copied().unwrap_or(false));
+    (kept, splits)
 }
 
 #[cfg(test)]

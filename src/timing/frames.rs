@@ -2,18 +2,33 @@
 //! presentation order, each with its session, its clock interval and its capture time by the
 //! camera's clock, read one fragment at a time again. A frame waits in a reorder window of
 //! [`REORDER`] frames (the most an H.264 or H.265 decoder may hold, §A.3.1 and §A.4.2 of each)
-//! to come out in presentation order, so memory does not grow with the recording.
+//! to come out in presentation order, so memory does not grow with the recording. A thread of
+//! its own reads and parses the files (a few batches ahead, [`BATCHES_AHEAD`]), so that
+//! reading and what is done with the frames share the cores.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use std::sync::mpsc;
+
 use super::clock::CaptureFrom;
-use super::scan::{FrameRead, Scan};
-use crate::mp4::read::VideoFrames;
+use super::scan::{FrameRead, Scan, Source};
 use crate::ntp;
 
 /// Frames held back to put them in presentation order.
 const REORDER: usize = 16;
+/// Frames the reading thread sends at a time.
+const BATCH: usize = 256;
+/// Batches it may be ahead.
+const BATCHES_AHEAD: usize = 4;
+
+/// What the reading thread sends.
+enum Batch {
+    /// The next frames of the current file, in decode order.
+    Frames(Vec<FrameRead>),
+    /// The file's frames are all sent.
+    FileEnd,
+}
 
 /// One video frame, with what its timing tells.
 #[derive(Clone, Debug, PartialEq)]
@@ -81,9 +96,12 @@ impl Ord for Waiting {
 /// A camera's frames in presentation order; an error ends them.
 pub struct Frames<'s> {
     scan: &'s Scan,
-    /// The file being read (index into the scan's), and its reader.
+    /// The file being read (index into the scan's).
     file: usize,
-    reader: Option<VideoFrames>,
+    /// What the reading thread sends (started at the first frame asked for), and the batch
+    /// being taken from.
+    from: Option<mpsc::Receiver<anyhow::Result<Batch>>>,
+    batch: std::vec::IntoIter<FrameRead>,
     /// The file's runs not yet begun, and frames left in the current one.
     runs: std::slice::Iter<'s, (usize, usize)>,
     left: usize,
@@ -91,6 +109,8 @@ pub struct Frames<'s> {
     /// The frame before's RTP time, as sent and extended.
     last: Option<(u32, i64)>,
     waiting: BinaryHeap<Reverse<Waiting>>,
+    /// A file has ended: its frames leave the window before the next's come.
+    draining: bool,
     seq: u64,
     index: usize,
     failed: bool,
@@ -102,12 +122,14 @@ impl Scan {
         Frames {
             scan: self,
             file: 0,
-            reader: None,
-            runs: [].iter(),
+            from: None,
+            batch: Vec::new().into_iter(),
+            runs: self.runs.first().map_or([].iter(), |r| r.iter()),
             left: 0,
             session: None,
             last: None,
             waiting: BinaryHeap::with_capacity(REORDER + 1),
+            draining: false,
             seq: 0,
             index: 0,
             failed: false,
@@ -115,46 +137,103 @@ impl Scan {
     }
 }
 
+/// Reads the timed frames of `sources` in order, `counts[i]` of file `i` (as many as the scan
+/// found: a file still being written has more), and sends them in batches.
+fn read_all(sources: &[Source], counts: &[usize], to: &mpsc::SyncSender<anyhow::Result<Batch>>) {
+    for (source, &count) in sources.iter().zip(counts) {
+        match read_file(source, count, to) {
+            Ok(true) => {}
+            // Nobody reads any more.
+            Ok(false) => return,
+            Err(e) => {
+                let _ = to.send(Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// One file's frames, sent; `false` when the receiver has gone.
+fn read_file(
+    source: &Source,
+    count: usize,
+    to: &mpsc::SyncSender<anyhow::Result<Batch>>,
+) -> anyhow::Result<bool> {
+    let mut frames = source.open()?;
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut n = 0;
+    while n < count {
+        let Some(frame) = frames.next_frame()? else {
+            anyhow::bail!("{} changed while it was read", source.name().display());
+        };
+        let Some(read) = FrameRead::of(frame) else {
+            continue;
+        };
+        batch.push(read);
+        n += 1;
+        if batch.len() == BATCH
+            && to
+                .send(Ok(Batch::Frames(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(BATCH),
+                ))))
+                .is_err()
+        {
+            return Ok(false);
+        }
+    }
+    if !batch.is_empty() && to.send(Ok(Batch::Frames(batch))).is_err() {
+        return Ok(false);
+    }
+    Ok(to.send(Ok(Batch::FileEnd)).is_ok())
+}
+
 impl Frames<'_> {
     /// The next frame in decode order into the window; `false` when the files are done.
     fn read_one(&mut self) -> anyhow::Result<bool> {
         loop {
-            if self.reader.is_none() {
-                let Some(source) = self.scan.sources.get(self.file) else {
-                    return Ok(false);
-                };
-                self.reader = Some(source.open()?);
-                self.runs = self.scan.runs[self.file].iter();
-                self.left = 0;
-            }
-            while self.left == 0 {
-                let Some(&(frames, session)) = self.runs.next() else {
-                    // The file is done; its frames leave the window before the next's come.
-                    self.reader = None;
-                    self.file += 1;
-                    return Ok(true);
-                };
-                if self.session != Some(session) {
-                    self.session = Some(session);
-                    self.last = None;
+            if let Some(read) = self.batch.next() {
+                while self.left == 0 {
+                    let Some(&(frames, session)) = self.runs.next() else {
+                        anyhow::bail!(
+                            "{} changed while it was read",
+                            self.scan.files[self.file].path.display()
+                        );
+                    };
+                    if self.session != Some(session) {
+                        self.session = Some(session);
+                        self.last = None;
+                    }
+                    self.left = frames;
                 }
-                self.left = frames;
+                self.left -= 1;
+                self.push(read);
+                return Ok(true);
             }
-            let Some(reader) = self.reader.as_mut() else {
-                continue;
-            };
-            let Some(frame) = reader.next_frame()? else {
-                anyhow::bail!(
-                    "{} changed while it was read",
-                    self.scan.files[self.file].path.display()
-                );
-            };
-            let Some(read) = FrameRead::of(frame) else {
-                continue;
-            };
-            self.left -= 1;
-            self.push(read);
-            return Ok(true);
+            let from = self.from.get_or_insert_with(|| {
+                let (to, from) = mpsc::sync_channel(BATCHES_AHEAD);
+                let sources = self.scan.sources.clone();
+                let counts: Vec<usize> = self.scan.files.iter().map(|f| f.frames).collect();
+                std::thread::spawn(move || read_all(&sources, &counts, &to));
+                from
+            });
+            match from.recv() {
+                Ok(Ok(Batch::Frames(frames))) => self.batch = frames.into_iter(),
+                Ok(Ok(Batch::FileEnd)) => {
+                    self.file += 1;
+                    self.runs = self
+                        .scan
+                        .runs
+                        .get(self.file)
+                        .map_or([].iter(), |r| r.iter());
+                    self.left = 0;
+                    self.draining = true;
+                    return Ok(true);
+                }
+                Ok(Err(e)) => return Err(e),
+                // The thread is done: every file was read.
+                Err(_) => return Ok(false),
+            }
         }
     }
 
@@ -197,8 +276,10 @@ impl Iterator for Frames<'_> {
             return None;
         }
         loop {
-            let file_done = self.reader.is_none() && !self.waiting.is_empty();
-            if self.waiting.len() > REORDER || file_done {
+            if self.draining && self.waiting.is_empty() {
+                self.draining = false;
+            }
+            if self.waiting.len() > REORDER || self.draining {
                 let Reverse(w) = self.waiting.pop()?;
                 let mut frame = w.frame;
                 frame.index = self.index;

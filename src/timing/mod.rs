@@ -33,6 +33,11 @@ pub mod sessions;
 pub mod sketch;
 pub mod summary;
 
+/// The version of what `retina-record timing` writes (`docs/timing-output.md`): its CSV and
+/// JSON rows' columns and its summaries' fields. A column or field may be added within a
+/// version; one removed, renamed or changed in meaning makes the next version.
+pub const OUTPUT_SCHEMA_VERSION: u32 = 1;
+
 /// The SEI format itself, which the muxer writes and this module reads (at the crate root,
 /// below both; re-exported for code written against `timing::sei`).
 pub use crate::sei;

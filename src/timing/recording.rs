@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 pub use super::frames::FrameTime;
-pub use super::scan::{FileTiming, ReportFate, ReportSeen, Scan, Session};
+pub use super::scan::{FileTiming, ReportCounts, Scan, Session};
 
 /// A recording's timing: its files and sessions ([`Scan`]) and its frames in presentation
 /// order.

@@ -36,7 +36,7 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    fn name(&self) -> &Path {
+    pub(crate) fn name(&self) -> &Path {
         match self {
             Source::File(p) | Source::Bytes(p, _) => p,
         }
@@ -62,33 +62,29 @@ pub struct Session {
     pub reports: usize,
     /// Of those, how many were not the video stream's and were left out.
     pub foreign_reports: usize,
-    /// Each of those reports: the file it was first found in (a segment repeats the latest
-    /// one in its first frame) and what became of it.
-    pub report_log: Vec<ReportSeen>,
+    /// What became of those reports, counted by the file each was first found in (a segment
+    /// repeats the latest one in its first frame), in file order.
+    pub report_counts: Vec<ReportCounts>,
     /// NTP steps in the sessions before it: its first clock interval's number.
     pub steps_before: usize,
 }
 
-/// A distinct sender report of a session.
-#[derive(Clone, Copy, Debug)]
-pub struct ReportSeen {
-    /// The file it was first found in (index in [`Scan::files`]).
+/// A session's distinct sender reports first found in one file, and what became of them.
+#[derive(Clone, Debug, Default)]
+pub struct ReportCounts {
+    /// The file (index in [`Scan::files`]).
     pub file: usize,
-    /// Its extended RTP time.
-    pub rtp: i64,
-    /// What became of it.
-    pub fate: ReportFate,
-}
-
-/// What became of a sender report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReportFate {
-    /// Fitted: it tells the camera's clock.
-    Used,
+    /// Reports.
+    pub received: usize,
+    /// Fitted: they tell the camera's clock.
+    pub used: usize,
     /// The video's, but far off the others: left out.
-    Outlier,
+    pub outliers: usize,
     /// Another stream's (retina-record 0.2 stored the audio's among them): left out.
-    NotVideo,
+    pub not_video: usize,
+    /// The intervals from each used report to the used report before it (in this session),
+    /// seconds.
+    pub intervals: Quantiles,
 }
 
 /// One file of a recording.
@@ -180,7 +176,7 @@ struct Run {
     /// Extended RTP of its last frame minus its first's.
     span: i64,
     /// Its sender reports: (extended RTP minus the run's first frame's, NTP as Unix ns).
-    reports: Vec<(i64, i128)>,
+    reports: Vec<(i64, i64)>,
 }
 
 /// One file as the first pass leaves it.
@@ -209,10 +205,7 @@ pub fn scan_bytes(files: Vec<(PathBuf, Vec<u8>)>) -> anyhow::Result<Scan> {
 }
 
 fn scan_sources(sources: Vec<Source>) -> anyhow::Result<Scan> {
-    let mut files = Vec::with_capacity(sources.len());
-    for source in sources {
-        files.push(scan_file(source)?);
-    }
+    let mut files = scan_files(sources)?;
     let clock_rate = files.first().context("no files given")?.clock_rate;
     if let Some(f) = files.iter().find(|f| f.clock_rate != clock_rate) {
         bail!(
@@ -241,7 +234,7 @@ fn scan_sources(sources: Vec<Source>) -> anyhow::Result<Scan> {
             })
         })
         .collect();
-    let (sessions, runs) = fit_sessions(&files, clock_rate);
+    let (sessions, runs) = fit_sessions(&mut files, clock_rate);
     let origin = files.first().map_or(0, |f| f.media_start);
     let mut infos = Vec::with_capacity(files.len());
     let mut sources = Vec::with_capacity(files.len());
@@ -259,6 +252,46 @@ fn scan_sources(sources: Vec<Source>) -> anyhow::Result<Scan> {
         runs,
         origin,
     })
+}
+
+/// Scans the files on as many threads as there are cores (each file is scanned on its own),
+/// in order.
+fn scan_files(sources: Vec<Source>) -> anyhow::Result<Vec<FileScan>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(sources.len());
+    if threads <= 1 {
+        return sources.into_iter().map(scan_file).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<std::sync::Mutex<Option<anyhow::Result<FileScan>>>> = sources
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(source) = sources.get(i) else { break };
+                    let scanned = scan_file(source.clone());
+                    if let Some(slot) = slots.get(i) {
+                        *slot
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(scanned);
+                    }
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(|| Err(anyhow::anyhow!("a file was not scanned")))
+        })
+        .collect()
 }
 
 /// One file's runs, reports and extent, in one pass over its frames.
@@ -318,15 +351,18 @@ fn scan_file(source: Source) -> anyhow::Result<FileScan> {
         run.last_rtp = t.rtp;
         run.span = ext;
         for sr in &read.reports {
+            // NTP times (1900 to 2036) are well within i64 nanoseconds of 1970.
+            let ntp_nanos = i64::try_from(ntp::to_unix(sr.ntp)).unwrap_or_default();
             let report = (
                 ext + i64::from(sr.rtp.wrapping_sub(t.rtp) as i32),
-                ntp::to_unix(sr.ntp),
+                ntp_nanos,
             );
             if run.reports.last() != Some(&report) {
                 run.reports.push(report);
             }
         }
     }
+    runs.iter_mut().for_each(|r| r.reports.shrink_to_fit());
     let Some(first) = first else {
         bail!(
             "{} has no timing data: recorded with the timing data turned off, or not by retina-record",
@@ -350,22 +386,30 @@ fn scan_file(source: Source) -> anyhow::Result<FileScan> {
     })
 }
 
-/// Splits the files' runs into sessions and fits each one's clock; and gives each run its
-/// session.
-fn fit_sessions(files: &[FileScan], clock_rate: u32) -> (Vec<Session>, Vec<Vec<(usize, usize)>>) {
-    let all: Vec<(usize, &Run)> = files
+/// Splits the files' runs into sessions and fits each one's clock (taking the runs' reports);
+/// and gives each run its session.
+fn fit_sessions(
+    files: &mut [FileScan],
+    clock_rate: u32,
+) -> (Vec<Session>, Vec<Vec<(usize, usize)>>) {
+    let keys: Vec<FrameKey> = files
         .iter()
         .enumerate()
-        .flat_map(|(i, f)| f.runs.iter().map(move |r| (i, r)))
+        .flat_map(|(file, f)| f.runs.iter().map(move |r| FrameKey { file, conn: r.conn }))
         .collect();
-    let keys = all.iter().map(|&(file, r)| FrameKey { file, conn: r.conn });
+    let count = files.len();
+    let mut all: Vec<(usize, &mut Run)> = files
+        .iter_mut()
+        .enumerate()
+        .flat_map(|(i, f)| f.runs.iter_mut().map(move |r| (i, r)))
+        .collect();
     let mut sessions: Vec<Session> = Vec::new();
-    let mut runs: Vec<Vec<(usize, usize)>> = vec![Vec::new(); files.len()];
+    let mut runs: Vec<Vec<(usize, usize)>> = vec![Vec::new(); count];
     for span in super::sessions::sessions(keys) {
         let k = sessions.len();
-        let part = &all[span.frames];
-        for &(file, r) in part {
-            runs[file].push((r.frames, k));
+        let part = &mut all[span.frames];
+        for (file, r) in part.iter() {
+            runs[*file].push((r.frames, k));
         }
         let steps_before = sessions.last().map_or(0, |s| {
             s.steps_before + s.fit.as_ref().map_or(0, |f| f.steps().len())
@@ -376,72 +420,100 @@ fn fit_sessions(files: &[FileScan], clock_rate: u32) -> (Vec<Session>, Vec<Vec<(
 }
 
 /// Extends the session's RTP times across its runs, keeps the video's reports, fits them.
-fn fit_session(runs: &[(usize, &Run)], clock_rate: u32, steps_before: usize) -> Session {
-    let mut reports: Vec<(i64, i128, usize)> = Vec::new();
+fn fit_session(runs: &mut [(usize, &mut Run)], clock_rate: u32, steps_before: usize) -> Session {
+    let total = runs.iter().map(|(_, r)| r.reports.len()).sum();
+    let mut reports: Vec<(i64, i64, u32)> = Vec::with_capacity(total);
     let mut last: Option<(u32, i64)> = None;
-    for &(file, run) in runs {
+    for (file, run) in runs.iter_mut() {
         let start = match last {
             Some((raw, e)) => e + i64::from(run.first_rtp.wrapping_sub(raw) as i32),
             None => i64::from(run.first_rtp) + (1 << 32),
         };
         last = Some((run.last_rtp, start + run.span));
-        reports.extend(run.reports.iter().map(|&(x, y)| (start + x, y, file)));
+        let file = u32::try_from(*file).unwrap_or(u32::MAX);
+        let taken = std::mem::take(&mut run.reports);
+        reports.extend(taken.into_iter().map(|(x, y)| (start + x, y, file)));
     }
     // Sorted with the file, so that the first file a report is in is the one kept.
     reports.sort_unstable();
     reports.dedup_by_key(|r| (r.0, r.1));
-    let points: Vec<(i64, i128)> = reports.iter().map(|&(x, y, _)| (x, y)).collect();
-    let video = the_videos(&points, clock_rate);
-    let fit = ClockFit::new(&video, clock_rate);
-    let used: std::collections::HashSet<i64> = fit
-        .as_ref()
-        .map(|f| f.residuals().into_iter().map(|(x, _)| x).collect())
-        .unwrap_or_default();
-    let report_log = reports
+    reports.shrink_to_fit();
+    let video = the_videos(&reports, clock_rate);
+    let n = video.iter().filter(|&&v| v).count();
+    let points = reports
         .iter()
-        .map(|&(rtp, y, file)| ReportSeen {
-            file,
-            rtp,
-            fate: match (used.contains(&rtp), video.binary_search(&(rtp, y)).is_ok()) {
-                (true, _) => ReportFate::Used,
-                (false, true) => ReportFate::Outlier,
-                (false, false) => ReportFate::NotVideo,
-            },
-        })
-        .collect();
+        .zip(&video)
+        .filter(|(_, v)| **v)
+        .map(|(r, _)| (r.0, i128::from(r.1)));
+    let (fit, kept) = ClockFit::from_sorted(n, points, clock_rate);
     Session {
         conn: runs.first().and_then(|(_, r)| r.conn),
         fit,
-        reports: points.len(),
-        foreign_reports: points.len() - video.len(),
-        report_log,
+        reports: reports.len(),
+        foreign_reports: reports.len() - n,
+        report_counts: count_reports(&reports, &video, &kept, clock_rate),
         steps_before,
     }
 }
 
-/// The reports (sorted by RTP time) that agree with at least two of their neighbours at the
-/// nominal clock rate: the video stream's. With fewer than four, all of them.
-fn the_videos(reports: &[(i64, i128)], clock_rate: u32) -> Vec<(i64, i128)> {
+/// What became of each report (sorted, with the file it was first found in), counted by file:
+/// `video` says which are the video's, `kept` which of those the fit kept.
+fn count_reports(
+    reports: &[(i64, i64, u32)],
+    video: &[bool],
+    kept: &[bool],
+    clock_rate: u32,
+) -> Vec<ReportCounts> {
+    let mut kept = kept.iter();
+    let mut counts: Vec<ReportCounts> = Vec::new();
+    let mut last_used = None;
+    let rate = f64::from(clock_rate.max(1));
+    for (&(x, _, file), &is_video) in reports.iter().zip(video) {
+        let file = file as usize;
+        if counts.last().is_none_or(|c| c.file != file) {
+            counts.push(ReportCounts {
+                file,
+                ..ReportCounts::default()
+            });
+        }
+        let Some(c) = counts.last_mut() else { continue };
+        c.received += 1;
+        if !is_video {
+            c.not_video += 1;
+        } else if kept.next().copied().unwrap_or(false) {
+            c.used += 1;
+            if let Some(before) = last_used {
+                c.intervals.add_secs((x - before) as f64 / rate);
+            }
+            last_used = Some(x);
+        } else {
+            c.outliers += 1;
+        }
+    }
+    counts
+}
+
+/// Which of the reports (sorted by RTP time) agree with at least two of their neighbours at
+/// the nominal clock rate: the video stream's. With fewer than four, all of them.
+fn the_videos(reports: &[(i64, i64, u32)], clock_rate: u32) -> Vec<bool> {
     if reports.len() < 4 {
-        return reports.to_vec();
+        return vec![true; reports.len()];
     }
     let rate = f64::from(clock_rate.max(1));
-    let (x0, y0) = reports[0];
-    let offsets: Vec<f64> = reports
-        .iter()
-        .map(|&(x, y)| (y - y0) as f64 / 1e9 - (x - x0) as f64 / rate)
-        .collect();
-    reports
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| {
+    let (x0, y0, _) = reports[0];
+    let offset = |i: usize| {
+        let (x, y, _) = reports[i];
+        (y - y0) as f64 / 1e9 - (x - x0) as f64 / rate
+    };
+    (0..reports.len())
+        .map(|i| {
             let lo = i.saturating_sub(NEIGHBOURS);
             let hi = (i + NEIGHBOURS + 1).min(reports.len());
+            let here = offset(i);
             (lo..hi)
-                .filter(|&j| j != i && (offsets[j] - offsets[i]).abs() < AGREE_S)
+                .filter(|&j| j != i && (offset(j) - here).abs() < AGREE_S)
                 .count()
                 >= 2
         })
-        .map(|(_, r)| *r)
         .collect()
 }

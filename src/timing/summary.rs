@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use super::clock::{CaptureFrom, ClockFit};
 use super::frames::FrameTime;
-use super::scan::{ReportFate, Scan};
+use super::scan::Scan;
 use super::sketch::Quantiles;
 
 /// An interval this many times the median one is a gap: frames are missing there.
@@ -31,6 +31,8 @@ const ARRIVAL_REORDER: usize = 16;
 /// The summary of a recording: the whole, and each file when there are several.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// [`super::OUTPUT_SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// The whole recording.
     pub whole: Part,
     /// Each file, in time order; empty for a single file.
@@ -233,6 +235,7 @@ impl<'s> Summariser<'s> {
         whole.truncated = scan.files.iter().any(|f| f.truncated);
         whole.frames_without_timing = scan.files.iter().map(|f| f.frames_without_timing).sum();
         Summary {
+            schema_version: super::OUTPUT_SCHEMA_VERSION,
             whole,
             files: self.files,
         }
@@ -501,25 +504,16 @@ fn reports(scan: &Scan, sessions: &[usize], file: Option<usize>) -> Reports {
     let mut r = Reports::default();
     let mut intervals = Quantiles::default();
     for &s in sessions {
-        let seen = scan.sessions[s]
-            .report_log
+        let counts = scan.sessions[s]
+            .report_counts
             .iter()
-            .filter(|seen| file.is_none_or(|f| seen.file == f));
-        let mut last_used = None;
-        let rate = f64::from(scan.clock_rate.max(1));
-        for seen in seen {
-            r.received += 1;
-            match seen.fate {
-                ReportFate::Used => {
-                    r.used += 1;
-                    if let Some(last) = last_used {
-                        intervals.add_secs((seen.rtp - last) as f64 / rate);
-                    }
-                    last_used = Some(seen.rtp);
-                }
-                ReportFate::Outlier => r.outliers += 1,
-                ReportFate::NotVideo => r.not_video += 1,
-            }
+            .filter(|c| file.is_none_or(|f| c.file == f));
+        for c in counts {
+            r.received += c.received;
+            r.used += c.used;
+            r.outliers += c.outliers;
+            r.not_video += c.not_video;
+            intervals.merge(&c.intervals);
         }
     }
     r.interval_s = intervals.quantile(0.5);

@@ -13,6 +13,11 @@ use crate::sei::{self, TimingMessage};
 
 /// Bytes read first of each frame: its SEI, almost always (`leading_sei_len` asks for more).
 const PREFIX: usize = 512;
+/// A fragment whose frames average at most this many bytes is read in one call, not a call
+/// per frame: below it, a system call costs more than copying the pictures with the SEI.
+const BULK_PER_FRAME: u64 = 8 << 10;
+/// The most read in one call.
+const BULK_MAX: u64 = 8 << 20;
 
 /// A video frame and its timing messages.
 #[derive(Clone, Debug)]
@@ -30,6 +35,9 @@ pub struct VideoFrames {
     codec: VideoCodec,
     pending: std::collections::VecDeque<Sample>,
     buf: Vec<u8>,
+    /// The current fragment's video data when read in one call, and where it starts.
+    bulk: Vec<u8>,
+    bulk_at: u64,
 }
 
 impl VideoFrames {
@@ -62,6 +70,8 @@ impl VideoFrames {
             codec,
             pending,
             buf: Vec::with_capacity(PREFIX),
+            bulk: Vec::new(),
+            bulk_at: 0,
         })
     }
 
@@ -88,6 +98,7 @@ impl VideoFrames {
                     .map(|(s, _)| s)
                     .filter(|s| s.track_id == id),
             );
+            self.read_bulk()?;
         }
         let Some(sample) = self.pending.pop_front() else {
             return Ok(None);
@@ -96,10 +107,41 @@ impl VideoFrames {
         Ok(Some(TimedFrame { sample, messages }))
     }
 
+    /// Reads the pending frames' data in one call when they are small.
+    fn read_bulk(&mut self) -> anyhow::Result<()> {
+        self.bulk.clear();
+        let start = self.pending.iter().map(|s| s.offset).min().unwrap_or(0);
+        let end = self
+            .pending
+            .iter()
+            .map(|s| s.offset.saturating_add(u64::from(s.size)))
+            .max()
+            .unwrap_or(0);
+        let span = end.saturating_sub(start);
+        if span > BULK_MAX || span > BULK_PER_FRAME * self.pending.len() as u64 {
+            return Ok(());
+        }
+        self.bulk.resize(span as usize, 0);
+        self.frags.read_at(&mut self.bulk, start)?;
+        self.bulk_at = start;
+        Ok(())
+    }
+
     /// The timing messages opening `sample`, reading its SEI and no more; `None` when they
     /// cannot be parsed.
     fn messages(&mut self, sample: &Sample) -> anyhow::Result<Option<Vec<TimingMessage>>> {
         let size = sample.size as usize;
+        let held = sample
+            .offset
+            .checked_sub(self.bulk_at)
+            .and_then(|from| usize::try_from(from).ok())
+            .and_then(|from| self.bulk.get(from..from.checked_add(size)?));
+        if let Some(data) = held {
+            return Ok(match sei::leading_sei_len(data, size, self.codec) {
+                Ok(n) => sei::leading_timing_messages(&data[..n], self.codec).ok(),
+                Err(_) => None,
+            });
+        }
         let mut read = size.min(PREFIX);
         // Each pass reads at least one more whole SEI NAL unit, so this ends.
         loop {

@@ -157,8 +157,8 @@ pub(crate) fn ntp_step(s: &str) -> Result<(f64, f64), String> {
 
 pub(crate) fn speed(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && (0.01..=100.0).contains(&v) => Ok(v),
-        _ => Err("expected a number from 0.01 to 100".into()),
+        Ok(v) if v.is_finite() && (0.01..=1000.0).contains(&v) => Ok(v),
+        _ => Err("expected a number from 0.01 to 1000".into()),
     }
 }
 

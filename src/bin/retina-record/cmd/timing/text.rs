@@ -168,7 +168,11 @@ pub(super) fn alignment(
                 Ok(v)
             })
             .collect::<anyhow::Result<_>>()?;
-        let doc = serde_json::json!({ "cameras": cams, "rows": a.rows });
+        let doc = serde_json::json!({
+            "schema_version": retina_record::timing::OUTPUT_SCHEMA_VERSION,
+            "cameras": cams,
+            "rows": a.rows,
+        });
         serde_json::to_writer_pretty(&mut *out, &doc)?;
         out.write_all(b"\n")?;
         return Ok(());
