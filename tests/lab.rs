@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use retina_record::camera::{Camera, CameraClock, CameraConfig};
 
-use crate::support::timing::{Row, parse_rows, timing_ok};
+use crate::support::timing::{Row, parse_rows, timing_ok, truth_sent};
 use crate::support::tools::installed;
 use crate::support::{Recorder, Rig, config};
 
@@ -55,24 +55,6 @@ const RESTART_AT: f64 = 40.0;
 
 /// One frame of a truth file: capture time by the camera's clock, and when it was sent.
 type Truth = HashMap<(usize, u32), (f64, f64)>;
-
-fn read_truth(path: &Path) -> Truth {
-    #[derive(serde::Deserialize)]
-    struct TruthRow {
-        session: usize,
-        rtp: u32,
-        capture_unix: f64,
-        sent_unix: f64,
-    }
-    csv::Reader::from_path(path)
-        .expect("truth file")
-        .deserialize::<TruthRow>()
-        .map(|r| {
-            let r = r.expect("truth row");
-            ((r.session, r.rtp), (r.capture_unix, r.sent_unix))
-        })
-        .collect()
-}
 
 /// This machine's clock at each recorded frame's capture (by frame number): the camera's
 /// time minus its offset, and minus its step once it has stepped.
@@ -158,10 +140,39 @@ async fn four_segmented_cameras_line_up_as_their_truth_says() {
                 .await
                 .0,
         );
-        hosts.push(host_times(lab, &rows, &read_truth(truth)));
+        hosts.push(host_times(lab, &rows, &truth_sent(truth)));
     }
     check_pairs(d, site, &hosts).await;
     check_summaries(d, site).await;
+    check_mixups(d, hosts[0].len()).await;
+}
+
+/// A segment given twice (a copy under another name) is read once, and two cameras' files
+/// given as one camera are said to overlap; each in one line.
+async fn check_mixups(d: &Path, frames_of_a: usize) {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(d.join("a"))
+        .expect("a")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    segments.sort();
+    std::fs::copy(&segments[3], d.join("copy.mp4")).expect("copy");
+    let (rows, stderr) = timing_ok(d, &["a", "copy.mp4"]).await;
+    assert_eq!(
+        parse_rows(&rows).len(),
+        frames_of_a,
+        "the copy's frames once"
+    );
+    assert!(
+        stderr.contains("copy.mp4 holds the same frames as"),
+        "{stderr}"
+    );
+    let (_, stderr) = timing_ok(d, &["a", "d"]).await;
+    let overlaps = stderr.lines().filter(|l| l.contains(" overlaps ")).count();
+    assert!(overlaps >= 1, "{stderr}");
+    assert!(
+        stderr.lines().count() <= 4,
+        "a few lines and a count: {stderr}"
+    );
 }
 
 /// `--align --align-by corrected` pairs each of `a`'s frames with the frame of each other

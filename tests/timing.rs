@@ -53,16 +53,22 @@ fn errors<'a>(
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn capture_times_match_the_truth_through_offset_drift_and_jitter() {
-    let truth_file = tempfile::NamedTempFile::new().expect("truth file");
-    let rig = Rig::new(lying_camera(clock(0.25, 80.0, 20, 1), truth_file.path())).await;
+/// A minute recorded from `camera` into `rec.mp4`, and its frame rows.
+async fn a_minute_of(camera: CameraConfig) -> (Rig, Vec<Row>) {
+    let rig = Rig::new(camera).await;
     rig.spawn(&["--duration", "60"])
         .wait_within(Duration::from_secs(90))
         .await
         .assert_success();
+    let rows = rows(rig.dir.path(), &["rec.mp4"]).await;
+    (rig, rows)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_times_match_the_truth_through_offset_drift_and_jitter() {
+    let truth_file = tempfile::NamedTempFile::new().expect("truth file");
+    let (rig, rows) = a_minute_of(lying_camera(clock(0.25, 80.0, 20, 1), truth_file.path())).await;
     let dir = rig.dir.path();
-    let rows = rows(dir, &["rec.mp4"]).await;
     assert!(rows.len() >= 60 * 25 - 30, "{} frames in 60 s", rows.len());
     let truth = truth(truth_file.path());
     let mut errs = errors(&rows, &truth);
@@ -127,13 +133,8 @@ async fn jittery_sender_reports_are_fitted_out_and_the_far_off_counted() {
     c.sr_jitter = Duration::from_millis(5);
     let mut camera = lying_camera(c, truth_file.path());
     camera.speed = 10.0;
-    let rig = Rig::new(camera).await;
-    rig.spawn(&["--duration", "60"])
-        .wait_within(Duration::from_secs(90))
-        .await
-        .assert_success();
+    let (rig, rows) = a_minute_of(camera).await;
     let dir = rig.dir.path();
-    let rows = rows(dir, &["rec.mp4"]).await;
     assert!(
         rows.len() >= 600 * 25 - 300,
         "{} frames in 600 s of media",

@@ -57,18 +57,28 @@ pub async fn summary(dir: &Path, files: &[&str]) -> serde_json::Value {
 
 /// The camera's truth file: (session, rtp) → capture time by its own clock, Unix seconds.
 pub fn truth(path: &Path) -> HashMap<(usize, u32), f64> {
+    truth_sent(path)
+        .into_iter()
+        .map(|(k, (capture, _))| (k, capture))
+        .collect()
+}
+
+/// The camera's truth file: (session, rtp) → (capture time by its own clock, when this machine
+/// sent it), Unix seconds.
+pub fn truth_sent(path: &Path) -> HashMap<(usize, u32), (f64, f64)> {
     #[derive(serde::Deserialize)]
     struct TruthRow {
         session: usize,
         rtp: u32,
         capture_unix: f64,
+        sent_unix: f64,
     }
     csv::Reader::from_path(path)
         .expect("truth file")
         .deserialize::<TruthRow>()
         .map(|r| {
             let r = r.expect("truth row");
-            ((r.session, r.rtp), r.capture_unix)
+            ((r.session, r.rtp), (r.capture_unix, r.sent_unix))
         })
         .collect()
 }

@@ -142,14 +142,13 @@ fn camera_clock(whole: Option<f64>, intervals: &[ClockOffset]) -> String {
         .iter()
         .map(|i| {
             format!(
-                "{} from {}",
+                "{} this machine's from {}",
                 offset(i.camera_minus_receiver_s),
                 time(i.from_unix)
             )
         })
         .collect::<Vec<_>>()
         .join("; ")
-        + " (this machine's)"
 }
 
 pub(super) fn alignment(
