@@ -17,7 +17,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::frames::{FrameTime, Frames};
 use super::scan::Scan;
-use super::sketch::Quantiles;
 use super::summary::{self, ClockOffset, Part, Step};
 
 /// How far (seconds) around a reference frame the other cameras' frames are held.
@@ -113,7 +112,10 @@ pub fn align(
         .enumerate()
         .map(|(i, scan)| Window::new(scan.frames(), time(i + 1)))
         .collect();
-    let halves: Vec<f64> = others.iter().map(half_interval).collect();
+    let halves: Vec<f64> = others
+        .iter()
+        .map(|s| s.frame_interval().unwrap_or(0.0) / 2.0)
+        .collect();
     let mut unpaired = vec![0; others.len()];
     let mut rows = 0;
     for f in first.frames() {
@@ -164,15 +166,6 @@ pub fn align(
 
 fn difference(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     Some(a? - b?)
-}
-
-/// Half a camera's frame interval (its frames' median duration).
-fn half_interval(scan: &Scan) -> f64 {
-    let mut all = Quantiles::default();
-    for f in &scan.files {
-        all.merge(&f.durations);
-    }
-    all.quantile(0.5).unwrap_or(0.0) / 2.0
 }
 
 /// A camera's frames' times as compared.

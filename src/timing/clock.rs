@@ -95,6 +95,11 @@ impl Line {
     }
 }
 
+/// The slope of the least-squares line through `points`; `None` if they do not span any x.
+pub(crate) fn slope(points: &[(f64, f64)]) -> Option<f64> {
+    Line::fit(points).map(|l| l.slope)
+}
+
 /// One stretch of the clock between steps.
 #[derive(Clone, Debug)]
 struct Piece {

@@ -71,9 +71,7 @@ pub fn of_output(name: &str, out: Option<&Path>) -> anyhow::Result<CameraFiles> 
 /// A template (it has a `%`) or a glob.
 fn pattern(text: &str, name: String) -> anyhow::Result<CameraFiles> {
     if text.contains('%') {
-        let mut found = of_template(&name, text)?;
-        found.name = name;
-        return Ok(found);
+        return of_template(&name, text);
     }
     if !text.contains(['*', '?', '[']) {
         bail!(

@@ -264,34 +264,42 @@ fn scan_files(sources: Vec<Source>) -> anyhow::Result<Vec<FileScan>> {
         return sources.into_iter().map(scan_file).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let slots: Vec<std::sync::Mutex<Option<anyhow::Result<FileScan>>>> = sources
-        .iter()
-        .map(|_| std::sync::Mutex::new(None))
-        .collect();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(source) = sources.get(i) else { break };
-                    let scanned = scan_file(source.clone());
-                    if let Some(slot) = slots.get(i) {
-                        *slot
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(scanned);
+    let mut scanned: Vec<(usize, anyhow::Result<FileScan>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(source) = sources.get(i) else {
+                            break mine;
+                        };
+                        mine.push((i, scan_file(source.clone())));
                     }
-                }
-            });
-        }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
     });
-    slots
-        .into_iter()
-        .map(|slot| {
-            slot.into_inner()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .unwrap_or_else(|| Err(anyhow::anyhow!("a file was not scanned")))
-        })
-        .collect()
+    if scanned.len() < sources.len() {
+        bail!("a file could not be scanned");
+    }
+    scanned.sort_by_key(|(i, _)| *i);
+    scanned.into_iter().map(|(_, f)| f).collect()
+}
+
+impl Scan {
+    /// Its frames' median duration over all its files, seconds: the frame interval.
+    pub fn frame_interval(&self) -> Option<f64> {
+        let mut all = Quantiles::default();
+        for f in &self.files {
+            all.merge(&f.durations);
+        }
+        all.quantile(0.5)
+    }
 }
 
 /// One file's runs, reports and extent, in one pass over its frames.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use serde::Serialize;
 
-use super::clock::{CaptureFrom, ClockFit};
+use super::clock::{self, CaptureFrom, ClockFit};
 use super::frames::FrameTime;
 use super::scan::Scan;
 use super::sketch::Quantiles;
@@ -184,13 +184,9 @@ pub struct Summariser<'s> {
 impl<'s> Summariser<'s> {
     /// A summary of `scan`'s frames, none added yet.
     pub fn new(scan: &'s Scan) -> Summariser<'s> {
-        let mut all = Quantiles::default();
-        for f in &scan.files {
-            all.merge(&f.durations);
-        }
         Summariser {
             scan,
-            whole: PartAcc::new(all.quantile(0.5)),
+            whole: PartAcc::new(scan.frame_interval(), scan.clock_rate),
             file: None,
             files: Vec::new(),
         }
@@ -205,11 +201,11 @@ impl<'s> Summariser<'s> {
                 .files
                 .get(f.file)
                 .and_then(|i| i.durations.quantile(0.5));
-            self.file = Some((f.file, PartAcc::new(typical)));
+            self.file = Some((f.file, PartAcc::new(typical, self.scan.clock_rate)));
         }
-        self.whole.add(f, self.scan.clock_rate);
+        self.whole.add(f);
         if let Some((_, acc)) = &mut self.file {
-            acc.add(f, self.scan.clock_rate);
+            acc.add(f);
         }
     }
 
@@ -261,7 +257,7 @@ struct PartAcc {
 }
 
 impl PartAcc {
-    fn new(typical: Option<f64>) -> PartAcc {
+    fn new(typical: Option<f64>, clock_rate: u32) -> PartAcc {
         PartAcc {
             frames: 0,
             without_capture: 0,
@@ -274,11 +270,11 @@ impl PartAcc {
             sessions: BTreeSet::new(),
             latency: Quantiles::default(),
             by_interval: BTreeMap::new(),
-            jitter: Jitter::default(),
+            jitter: Jitter::new(clock_rate),
         }
     }
 
-    fn add(&mut self, f: &FrameTime, clock_rate: u32) {
+    fn add(&mut self, f: &FrameTime) {
         self.frames += 1;
         self.start = Some(
             self.start
@@ -299,7 +295,7 @@ impl PartAcc {
         }
         self.prev = Some((f.pts, f.index, f.recv_unix_nanos));
         self.sessions.insert(f.session);
-        self.jitter.add(f, clock_rate);
+        self.jitter.add(f);
         let Some(latency) = f.latency() else {
             self.without_capture += 1;
             return;
@@ -433,16 +429,9 @@ impl IntervalAcc {
 fn drift_ppm<'a>(intervals: impl Iterator<Item = &'a IntervalAcc>) -> Option<f64> {
     let (mut sum, mut weight) = (0.0, 0.0);
     for s in intervals.map(|acc| &acc.stretches).filter(|s| s.len() >= 3) {
-        let n = s.len() as f64;
-        let (mx, my) = s
-            .iter()
-            .fold((0.0, 0.0), |(a, b), (x, y)| (a + x / n, b + y / n));
-        let (sxy, sxx) = s.iter().fold((0.0, 0.0), |(a, b), (x, y)| {
-            (a + (x - mx) * (y - my), b + (x - mx) * (x - mx))
-        });
-        if sxx > 0.0 {
-            let span = s[s.len() - 1].0 - s[0].0;
-            sum += sxy / sxx * 1e6 * span;
+        if let (Some(slope), Some(first), Some(last)) = (clock::slope(s), s.first(), s.last()) {
+            let span = last.0 - first.0;
+            sum += slope * 1e6 * span;
             weight += span;
         }
     }
@@ -452,7 +441,6 @@ fn drift_ppm<'a>(intervals: impl Iterator<Item = &'a IntervalAcc>) -> Option<f64
 /// RFC 3550 §6.4.1: J += (|D| − J) / 16 over consecutive arrivals of each session, where D is
 /// the difference of two frames' arrival spacing and their RTP spacing; its mean. Frames come
 /// in presentation order and are put back in arrival order in a small window.
-#[derive(Default)]
 struct Jitter {
     window: BinaryHeap<std::cmp::Reverse<(usize, i128, u32)>>,
     last: Option<(usize, i128, u32)>,
@@ -463,8 +451,18 @@ struct Jitter {
 }
 
 impl Jitter {
-    fn add(&mut self, f: &FrameTime, clock_rate: u32) {
-        self.rate = f64::from(clock_rate.max(1));
+    fn new(clock_rate: u32) -> Jitter {
+        Jitter {
+            window: BinaryHeap::new(),
+            last: None,
+            j: 0.0,
+            sum: 0.0,
+            n: 0,
+            rate: f64::from(clock_rate.max(1)),
+        }
+    }
+
+    fn add(&mut self, f: &FrameTime) {
         self.window
             .push(std::cmp::Reverse((f.session, f.recv_unix_nanos, f.rtp)));
         if self.window.len() > ARRIVAL_REORDER {

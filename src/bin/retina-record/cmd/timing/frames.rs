@@ -69,16 +69,23 @@ pub(super) fn rows(scan: &Scan, json: bool, out: &mut impl Write) -> anyhow::Res
             Sink::Json(out) => json_line(&row, &mut **out)?,
         }
     }
-    if let Sink::Csv(mut w) = sink {
-        w.flush()?;
-    }
-    Ok(())
+    sink.finish()
 }
 
 /// Where rows go: a CSV writer (which writes the header with the first row), or JSON lines.
 enum Sink<'w, W: Write> {
     Csv(Box<csv::Writer<&'w mut W>>),
     Json(&'w mut W),
+}
+
+impl<W: Write> Sink<'_, W> {
+    /// Flushes what the CSV writer holds.
+    fn finish(self) -> anyhow::Result<()> {
+        if let Sink::Csv(mut w) = self {
+            w.flush()?;
+        }
+        Ok(())
+    }
 }
 
 fn json_line(value: &impl Serialize, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -90,8 +97,7 @@ fn json_line(value: &impl Serialize, out: &mut dyn Write) -> anyhow::Result<()> 
 /// Aligned frames, flattened into columns `a_frame,a_time_unix,b_frame,b_time_unix,
 /// b_minus_a_s,c_frame,…`: a letter per camera, the reference first.
 pub(super) struct Pairs<'w, W: Write> {
-    csv: Option<csv::Writer<&'w mut W>>,
-    out: Option<&'w mut W>,
+    sink: Sink<'w, W>,
 }
 
 fn letter(i: usize) -> char {
@@ -102,8 +108,7 @@ impl<'w, W: Write> Pairs<'w, W> {
     pub(super) fn new(cameras: usize, json: bool, out: &'w mut W) -> anyhow::Result<Self> {
         if json {
             return Ok(Pairs {
-                csv: None,
-                out: Some(out),
+                sink: Sink::Json(out),
             });
         }
         let mut w = csv::Writer::from_writer(out);
@@ -118,32 +123,31 @@ impl<'w, W: Write> Pairs<'w, W> {
         }
         w.write_record(&header)?;
         Ok(Pairs {
-            csv: Some(w),
-            out: None,
+            sink: Sink::Csv(Box::new(w)),
         })
     }
 
     pub(super) fn row(&mut self, r: &Row) -> anyhow::Result<()> {
-        if let Some(out) = &mut self.out {
-            let mut o = serde_json::Map::new();
-            o.insert("a_frame".into(), r.frame.into());
-            o.insert("a_time_unix".into(), json_secs(r.time_unix_nanos));
-            for (i, m) in r.others.iter().enumerate() {
-                let l = letter(i + 1);
-                o.insert(format!("{l}_frame"), m.map(|m| m.frame).into());
-                o.insert(
-                    format!("{l}_time_unix"),
-                    json_secs(m.map(|m| m.time_unix_nanos)),
-                );
-                o.insert(
-                    format!("{l}_minus_a_s"),
-                    serde_json::to_value(m.map(|m| Micros(m.diff_s)))?,
-                );
+        let w = match &mut self.sink {
+            Sink::Csv(w) => w,
+            Sink::Json(out) => {
+                let mut o = serde_json::Map::new();
+                o.insert("a_frame".into(), r.frame.into());
+                o.insert("a_time_unix".into(), json_secs(r.time_unix_nanos));
+                for (i, m) in r.others.iter().enumerate() {
+                    let l = letter(i + 1);
+                    o.insert(format!("{l}_frame"), m.map(|m| m.frame).into());
+                    o.insert(
+                        format!("{l}_time_unix"),
+                        json_secs(m.map(|m| m.time_unix_nanos)),
+                    );
+                    o.insert(
+                        format!("{l}_minus_a_s"),
+                        serde_json::to_value(m.map(|m| Micros(m.diff_s)))?,
+                    );
+                }
+                return json_line(&o, &mut **out);
             }
-            return json_line(&o, &mut **out);
-        }
-        let Some(w) = &mut self.csv else {
-            return Ok(());
         };
         let opt = |v: Option<String>| v.unwrap_or_default();
         let mut rec = vec![r.frame.to_string(), opt(r.time_unix_nanos.map(fmt_secs))];
@@ -157,10 +161,7 @@ impl<'w, W: Write> Pairs<'w, W> {
     }
 
     pub(super) fn finish(self) -> anyhow::Result<()> {
-        if let Some(mut w) = self.csv {
-            w.flush()?;
-        }
-        Ok(())
+        self.sink.finish()
     }
 }
 
