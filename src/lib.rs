@@ -10,6 +10,7 @@ pub mod camera;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod export;
 mod memory;
 pub mod mp4;
 pub mod ntp;

@@ -61,6 +61,7 @@ mod fragment;
 mod header;
 mod index;
 mod muxer;
+pub(crate) mod plain;
 pub mod read;
 mod timeline;
 mod tracks;

@@ -40,6 +40,9 @@ pub struct FrameTime {
     /// Its presentation time on the recording's timeline, in seconds from the first file's
     /// start.
     pub pts: f64,
+    /// Its presentation time as its file stores it: in the track's timescale (before the
+    /// edit list), on the recorder's timeline.
+    pub ticks: i64,
     /// A keyframe.
     pub keyframe: bool,
     /// Its RTP timestamp, as sent.
@@ -251,6 +254,7 @@ impl Frames<'_> {
             file: self.file,
             index: 0,
             pts: (read.pts - self.scan.origin as i64) as f64 / f64::from(self.scan.clock_rate),
+            ticks: read.pts,
             keyframe: read.keyframe,
             rtp,
             recv_unix_nanos: ntp::to_unix(read.timing.recv),

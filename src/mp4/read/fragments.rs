@@ -77,14 +77,14 @@ impl std::fmt::Debug for Data {
 }
 
 impl Data {
-    pub(super) fn len(&self) -> std::io::Result<u64> {
+    pub(crate) fn len(&self) -> std::io::Result<u64> {
         match self {
             Data::File(f) => Ok(f.metadata()?.len()),
             Data::Bytes(b) => Ok(b.len() as u64),
         }
     }
 
-    pub(super) fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
+    pub(crate) fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> std::io::Result<()> {
         match self {
             Data::File(f) => {
                 use std::os::unix::fs::FileExt as _;
@@ -228,6 +228,33 @@ impl<D: std::ops::Deref<Target = Data>> Fragments<D> {
         }
         self.pos = end;
         Ok(Some((header.kind, start, start + header_len, body_len)))
+    }
+
+    /// Where reading goes on: past the `moov`, at first.
+    pub(crate) fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Goes on reading at `pos`: a `moof`'s offset from the file's `mfra` index, say.
+    pub(crate) fn seek(&mut self, pos: u64) {
+        self.pos = pos.min(self.len);
+    }
+
+    /// The file's `mfra` index (§8.8.9), found from the `mfro` that ends a finished file,
+    /// without reading the fragments; `None` when it has none (a `.partial`) or it is not
+    /// whole.
+    pub(crate) fn index(&self) -> Option<mp4_atom::Mfra> {
+        let mut tail = [0u8; 16];
+        self.file
+            .read_exact_at(&mut tail, self.len.checked_sub(16)?)
+            .ok()?;
+        if &tail[4..8] != b"mfro" {
+            return None;
+        }
+        let size = u64::from(u32::from_be_bytes([tail[12], tail[13], tail[14], tail[15]]));
+        let start = self.len.checked_sub(size)?;
+        let body = self.read_body(start, size).ok()?;
+        mp4_atom::Mfra::decode(&mut &body[..]).ok()
     }
 
     /// Reads `buf.len()` bytes at `pos` (a sample's, say).

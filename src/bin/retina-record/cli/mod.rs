@@ -2,6 +2,7 @@
 //! Only this module, [`crate::cmd`] and `main.rs` know clap: the commands turn these into the
 //! library's plain configs.
 
+pub(crate) mod export;
 pub(crate) mod parse;
 pub(crate) mod site;
 pub(crate) mod wording;
@@ -300,6 +301,12 @@ pub(crate) enum Command {
     /// Read recordings' timing data: each frame's capture time by the camera's clock (CSV),
     /// the clocks' health (--summary), several cameras lined up (--align), a plot (--plot).
     Timing(TimingArgs),
+    /// Cut recordings to a time interval, losslessly and frame-accurately, into one MP4 per
+    /// camera: by capture time (the camera's clock) or receive time, across files and gaps.
+    Export(export::ExportArgs),
+    /// What was recorded: per camera, the continuous spans and the gaps between them, with
+    /// their files, read from the files' indexes.
+    List(export::ListArgs),
     /// What a camera sends, and whether it can be recorded: each stream's codec, resolution,
     /// profile and level, frame rate, GOP length, B-frames, audio format, sender reports and
     /// bitrate, from a few seconds of listening.

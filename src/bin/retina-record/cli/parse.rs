@@ -200,6 +200,37 @@ pub(crate) fn shard(s: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
+/// `--by capture|recv`.
+pub(crate) fn by() -> impl clap::builder::TypedValueParser<Value = retina_record::export::By> {
+    use retina_record::export::By;
+    clap::builder::PossibleValuesParser::new(["capture", "recv"]).map(|s| match s.as_str() {
+        "recv" => By::Recv,
+        _ => By::Capture,
+    })
+}
+
+/// An instant for `export`: RFC 3339, a local `HH:MM[:SS[.fff]]`, or `+DURATION`.
+pub(crate) fn time_spec(s: &str) -> Result<retina_record::export::TimeSpec, String> {
+    use retina_record::export::TimeSpec;
+    let s = s.trim();
+    if let Some(after) = s.strip_prefix('+') {
+        return duration(after).map(TimeSpec::After);
+    }
+    if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        return Ok(TimeSpec::At(t.as_nanosecond()));
+    }
+    if s.len() <= 15
+        && s.matches(':').count() >= 1
+        && let Ok(t) = s.parse::<jiff::civil::Time>()
+    {
+        return Ok(TimeSpec::Local(t));
+    }
+    Err(format!(
+        "`{s}` is not a time: give an RFC 3339 time (`2026-12-07T14:03:12Z`), a time of day \
+         (`14:03:12`) or a time after the first frame (`+90s`)"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,8 @@
 pub(crate) mod camera;
 pub(crate) mod demo;
 pub(crate) mod docs;
+pub(crate) mod export;
+pub(crate) mod list;
 pub(crate) mod probe;
 pub(crate) mod record;
 

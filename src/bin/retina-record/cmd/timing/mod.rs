@@ -88,7 +88,7 @@ fn cameras(args: &TimingArgs) -> Result<Vec<CameraFiles>> {
 
 /// The site file's cameras (those of `only`, in its order), each with the files its output
 /// names.
-fn site_cameras(path: &std::path::Path, only: &[String]) -> Result<Vec<CameraFiles>> {
+pub(crate) fn site_cameras(path: &std::path::Path, only: &[String]) -> Result<Vec<CameraFiles>> {
     let mut argv = vec![
         "retina-record".into(),
         "--config".into(),
