@@ -21,7 +21,7 @@ const PLAYWRIGHT: &str = concat!(
     "/tests/interop/node_modules/playwright-core"
 );
 
-fn have_chromium() -> bool {
+pub(crate) fn have_chromium() -> bool {
     let ok = Path::new("/usr/bin/chromium").exists()
         && Path::new(PLAYWRIGHT).exists()
         && std::process::Command::new("node")
@@ -37,7 +37,7 @@ fn have_chromium() -> bool {
 
 /// Serves `dir`'s files over HTTP/1.0 on loopback (whole files, no ranges: enough to play a
 /// file front to back). Returns the port.
-async fn serve_dir(dir: PathBuf) -> u16 {
+pub(crate) async fn serve_dir(dir: PathBuf) -> u16 {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -114,7 +114,7 @@ fn write_player_page(dir: &Path, file: &str) -> String {
 }
 
 /// Plays `file` in headless Chromium; it must reach the end, time advancing, no error.
-async fn chromium_plays(dir: &Path, port: u16, file: &str, media_secs: f64) {
+pub(crate) async fn chromium_plays(dir: &Path, port: u16, file: &str, media_secs: f64) {
     let page = write_player_page(dir, file);
     let url = format!("http://127.0.0.1:{port}/{page}");
     let out = tokio::time::timeout(

@@ -58,6 +58,7 @@ pages! {
     file_format: ("docs/file-format.md", 0),
     timing_sei: ("docs/timing-sei.md", 0),
     timing_output: ("docs/timing-output.md", 0),
+    export: ("docs/export.md", 7),
     performance: ("docs/performance.md", 0),
     test_camera: ("docs/test-camera.md", 6),
 }

@@ -25,6 +25,7 @@ mod deploy;
 mod disk;
 mod docs;
 mod errors;
+mod export;
 mod hostile;
 
 mod interop;

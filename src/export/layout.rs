@@ -12,8 +12,10 @@ use crate::mp4::read::{Data, Sample};
 
 /// The output's tracks (video, then audio if any file has it) and chunks; the first video
 /// sample is `opening_len` bytes (its SEI rewritten).
+/// Audio that cannot be placed (before the output's start, or at another clock rate than the
+/// first file's) is left out of `taken` first.
 pub(super) fn tables(
-    taken: &[Taken],
+    taken: &mut [Taken],
     opening_len: usize,
 ) -> anyhow::Result<(Vec<PlainTrack>, Vec<Chunk>)> {
     let rate_v = taken[0].video_track.timescale.max(1);
@@ -21,6 +23,17 @@ pub(super) fn tables(
         .iter()
         .find_map(|t| t.audio_track.as_ref())
         .map(|a| a.timescale.max(1));
+    for t in taken.iter_mut() {
+        let placed: Vec<Option<i64>> = t
+            .audio
+            .iter()
+            .map(|(s, _)| audio_at(t, s, rate_v, rate_a))
+            .collect();
+        let mut kept = placed.iter();
+        t.audio
+            .retain(|_| kept.next().is_some_and(|at| at.is_some_and(|at| at >= 0)));
+    }
+    let taken = &*taken;
     let mut video = Track::default();
     let mut audio = Track::default();
     let mut chunks = Vec::new();
@@ -31,10 +44,7 @@ pub(super) fn tables(
             .as_ref()
             .map(|a| audio.entries_of(&a.sample_entries))
             .unwrap_or_default();
-        let audio_here = match (&t.audio_track, rate_a) {
-            (Some(a), Some(rate_a)) if a.timescale.max(1) == rate_a => t.audio.as_slice(),
-            _ => &[],
-        };
+        let audio_here = t.audio.as_slice();
         let (mut i, mut j) = (0, 0);
         while i < t.video.len() || j < audio_here.len() {
             let fragment = match (t.video.get(i), audio_here.get(j)) {
@@ -51,21 +61,8 @@ pub(super) fn tables(
                 i += 1;
             }
             while let Some((s, _)) = audio_here.get(j).filter(|a| a.1 == fragment) {
-                let (a, rate_a) = (
-                    t.audio_track.as_ref().context("audio")?,
-                    rate_a.unwrap_or(1),
-                );
-                // The audio's time for the video's (both edits start together), moved as
-                // the video of the file is.
-                let v = (i128::from(s.dts) - i128::from(a.media_start)) * i128::from(rate_v)
-                    / i128::from(rate_a)
-                    + i128::from(t.video_track.media_start)
-                    + i128::from(t.shift);
-                let at = (v * i128::from(rate_a) / i128::from(rate_v)) as i64;
-                let sdi = amap.first().copied().unwrap_or(1);
-                if at >= 0 {
-                    audio.push(&mut chunks, 1, s, at, sdi);
-                }
+                let at = audio_at(t, s, rate_v, rate_a).unwrap_or(0);
+                audio.push(&mut chunks, 1, s, at, amap.first().copied().unwrap_or(1));
                 j += 1;
             }
         }
@@ -86,6 +83,19 @@ pub(super) fn tables(
         chunks.retain(|c| c.track == 0);
     }
     Ok((tracks, chunks))
+}
+
+/// Where an audio sample of `t` goes on the output's audio timeline: its time for the
+/// video's (both tracks' edits start them together), moved as the file's video is; `None` for
+/// audio at another clock rate than the output's.
+fn audio_at(t: &Taken, s: &Sample, rate_v: u32, rate_a: Option<u32>) -> Option<i64> {
+    let a = t.audio_track.as_ref()?;
+    let rate_a = rate_a.filter(|&r| r == a.timescale.max(1))?;
+    let v = (i128::from(s.dts) - i128::from(a.media_start)) * i128::from(rate_v)
+        / i128::from(rate_a)
+        + i128::from(t.video_track.media_start)
+        + i128::from(t.shift);
+    Some((v * i128::from(rate_a) / i128::from(rate_v)) as i64)
 }
 
 /// A track being laid out: its samples with their times on the output's timeline.

@@ -1,13 +1,13 @@
 //! What a camera's files hold: continuous spans of frames and the gaps between them, by
 //! receive time and by capture time, found without reading every frame. Of each file only
 //! its `moov`, its `mfra` index (ISO/IEC 14496-12 §8.8.9: a finished file's keyframes, read
-//! from its end), its first fragments and its last are read, and around any keyframe that
-//! comes later than the ones before it suggest, the fragments that say whether a gap is
+//! from its end), its first fragments and its last are read, and around any keyframe off the
+//! others' rhythm (a new session begins with one), the fragments that say whether a gap is
 //! there. A `.partial` (no index) has its fragments' headers read instead.
 //!
-//! Capture times come from the sender report nearest each frame in what was read, at the
-//! track's nominal clock rate: good to a fraction of a millisecond, as `list` shows them.
-//! `timing` fits them properly.
+//! Capture times come from the sender reports in what was read near each frame (the median of
+//! what each tells, at the track's nominal clock rate): good to a fraction of a millisecond,
+//! as `list` shows them. `timing` fits them properly.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +31,9 @@ pub struct Edge {
     pub capture: Option<i128>,
     /// How long it is shown (seconds): a span ends when its last frame does.
     pub duration_s: f64,
+    /// The session it was received in, as the timing SEI names it (`conn`); `None` in files
+    /// from before 0.3.
+    pub conn: Option<u64>,
 }
 
 /// Frames without a gap between them.
@@ -113,9 +116,12 @@ pub fn join(read: Vec<FileSpans>) -> Listing {
     let mut spans: Vec<Span> = Vec::new();
     for f in read {
         for (first, last) in f.spans {
+            // A file goes on from the one before when it is of the same session and begins
+            // as that one ends.
             let joins = spans.last().is_some_and(|s| {
                 let gap = (first.recv - s.end_recv()) as f64 / 1e9;
-                gap.abs() <= GAP_S
+                let same = first.conn.is_none() || first.conn == s.last.conn;
+                same && gap.abs() <= GAP_S
             });
             match spans.last_mut() {
                 Some(s) if joins => {
@@ -144,11 +150,22 @@ struct Read {
 
 /// The spans of one file.
 fn file_spans(path: &Path) -> anyhow::Result<FileSpans> {
-    let what = || format!("cannot read {}", path.display());
     let data = Data::File(
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
     );
-    let mut frags = Fragments::new(&data).with_context(what)?;
+    spans_of(path, &data)
+}
+
+/// The spans of a file held in memory (the fuzzer's).
+#[cfg(test)]
+pub(crate) fn of_bytes(bytes: Vec<u8>) -> anyhow::Result<FileSpans> {
+    spans_of(Path::new("memory.mp4"), &Data::Bytes(bytes.into()))
+}
+
+/// The spans of `data`, the file at `path`.
+fn spans_of(path: &Path, data: &Data) -> anyhow::Result<FileSpans> {
+    let what = || format!("cannot read {}", path.display());
+    let mut frags = Fragments::new(data).with_context(what)?;
     let track = frags
         .tracks
         .iter()
@@ -186,7 +203,7 @@ fn file_spans(path: &Path) -> anyhow::Result<FileSpans> {
     };
     let mut reader = Reader {
         frags,
-        data: &data,
+        data,
         codec,
         id,
         table: Vec::new(),
@@ -280,14 +297,15 @@ impl Reader<'_> {
     }
 
     fn frame(&self, sample: Sample) -> anyhow::Result<Read> {
-        let mut buf = vec![0; (sample.size as usize).min(512)];
-        self.data.read_exact_at(&mut buf, sample.offset)?;
-        let n = match sei::leading_sei_len(&buf, sample.size as usize, self.codec) {
-            Ok(n) => n,
-            Err(n) => {
-                buf.resize(n, 0);
-                self.data.read_exact_at(&mut buf, sample.offset)?;
-                sei::leading_sei_len(&buf, sample.size as usize, self.codec).unwrap_or(0)
+        let size = sample.size as usize;
+        let mut buf = vec![0; size.min(512)];
+        // Each pass reads at least one more whole SEI NAL unit, so this ends.
+        let n = loop {
+            self.data.read_exact_at(&mut buf, sample.offset)?;
+            match sei::leading_sei_len(&buf, size, self.codec) {
+                Ok(n) => break n,
+                Err(n) if n > buf.len() => buf.resize(n, 0),
+                Err(_) => break 0,
             }
         };
         let messages = sei::leading_timing_messages(&buf[..n], self.codec).unwrap_or_default();
@@ -309,8 +327,9 @@ impl Reader<'_> {
     }
 }
 
-/// Keyframes that come later than the ones before suggest: (the moof of the keyframe before
-/// it, its presentation time), to look for a gap between.
+/// Keyframes not as far from the one before as keyframes usually are: (the moof of the
+/// keyframe before it, its presentation time), to look for a gap (or a new session) between.
+/// A new session begins with a keyframe at its own time, off its predecessor's rhythm.
 fn suspects(keyframes: &[(u64, u64)], rate: u32) -> Vec<(u64, u64)> {
     let mut steps: Vec<u64> = keyframes
         .windows(2)
@@ -320,10 +339,13 @@ fn suspects(keyframes: &[(u64, u64)], rate: u32) -> Vec<(u64, u64)> {
     let Some(&typical) = steps.get(steps.len() / 2) else {
         return Vec::new();
     };
-    let slack = (f64::from(rate) * GAP_S / 2.0) as u64;
+    // Within 1 ms of the usual step is the usual step: cameras time keyframes by their RTP
+    // clock, and a new session's first one lands anywhere (one within this of the old rhythm
+    // is missed).
+    let slack = u64::from(rate) / 1000;
     keyframes
         .windows(2)
-        .filter(|w| w[1].0.saturating_sub(w[0].0) > typical + slack)
+        .filter(|w| w[1].0.saturating_sub(w[0].0).abs_diff(typical) > slack)
         .map(|w| (w[0].1, w[1].0))
         .collect()
 }
@@ -361,21 +383,34 @@ enum Side {
 /// The first or last frame (in presentation order) of `frames` with timing, its capture
 /// time from the sender report nearest it among `frames` and `more`.
 fn edge(frames: &[Read], more: &[Read], side: Side, rate: u32) -> Option<Edge> {
+    // The session: named by the first frame of a file and of a session.
+    let conn = frames
+        .iter()
+        .chain(more)
+        .find_map(|f| f.timing.and_then(|t| t.conn));
     let timed = frames.iter().filter(|f| f.timing.is_some());
     let f = match side {
         Side::First => timed.min_by_key(|f| f.sample.pts())?,
         Side::Last => timed.max_by_key(|f| f.sample.pts())?,
     };
     let t = f.timing?;
-    let reports = frames.iter().chain(more).flat_map(|r| &r.reports);
-    let nearest = reports.min_by_key(|sr| (sr.rtp.wrapping_sub(t.rtp) as i32).unsigned_abs());
-    let capture = nearest.map(|sr| {
-        let ticks = i128::from(t.rtp.wrapping_sub(sr.rtp) as i32);
-        ntp::to_unix(sr.ntp) + ticks * 1_000_000_000 / i128::from(rate)
-    });
+    // Each report read tells the capture time; the median of them leaves out another
+    // stream's (which 0.2 stored too) and a report stamped far off.
+    let mut told: Vec<i128> = frames
+        .iter()
+        .chain(more)
+        .flat_map(|r| &r.reports)
+        .map(|sr| {
+            let ticks = i128::from(t.rtp.wrapping_sub(sr.rtp) as i32);
+            ntp::to_unix(sr.ntp) + ticks * 1_000_000_000 / i128::from(rate)
+        })
+        .collect();
+    told.sort_unstable();
+    let capture = told.get(told.len() / 2).copied();
     Some(Edge {
         recv: ntp::to_unix(t.recv),
         capture,
         duration_s: f64::from(f.sample.duration) / f64::from(rate),
+        conn,
     })
 }

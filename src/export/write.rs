@@ -63,6 +63,14 @@ pub(super) struct Taken {
 /// Writes `piece` of `scan`'s recording to `out` (via `out.partial`, synced, then renamed;
 /// neither is ever overwritten).
 pub fn write(scan: &Scan, piece: &Piece, out: &Path) -> anyhow::Result<Written> {
+    for path in [out.to_owned(), partial_path(out)] {
+        if path.exists() {
+            bail!(
+                "{} already exists; not overwriting it: choose another -o",
+                path.display()
+            );
+        }
+    }
     let mut taken = Vec::with_capacity(piece.parts.len());
     for (i, part) in piece.parts.iter().enumerate() {
         taken.push(take(part, i == 0)?);
@@ -82,7 +90,7 @@ pub fn write(scan: &Scan, piece: &Piece, out: &Path) -> anyhow::Result<Written> 
     let first = &taken[0];
     let report = latest_report(&first.path, first.video[0].0.offset)?;
     let opening = opening(first, codec, session.conn, report)?;
-    let (tracks, chunks) = tables(&taken, opening.len())?;
+    let (tracks, chunks) = tables(&mut taken, opening.len())?;
     let creation = u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0);
     let head = plain::head(&tracks, &chunks, creation + MP4_UNIX_OFFSET_SECS)?;
     let partial = partial_path(out);
@@ -160,14 +168,18 @@ fn take(part: &Part, first: bool) -> anyhow::Result<Taken> {
     for s in std::mem::take(&mut frags.table_samples) {
         push(&mut video, &mut audio, s, 0);
     }
-    let mut number = 0;
-    while video.last().is_none_or(|(s, _)| (s.dts as i64) <= hi) {
+    // To the fragment whose video passes the interval, and one more for the audio that lags.
+    let (mut number, mut past) = (0, 0);
+    while past < 2 {
         let Some(f) = frags.next_fragment()? else {
             break;
         };
         number += 1;
         for (s, _) in f.samples {
             push(&mut video, &mut audio, s, number);
+        }
+        if video.last().is_some_and(|(s, _)| s.dts as i64 > hi) {
+            past += 1;
         }
     }
     drop(frags);

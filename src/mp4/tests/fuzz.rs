@@ -28,6 +28,33 @@ fn read_all(bytes: &[u8]) {
         let _ = crate::timing::summary::summarise(&scan);
     }
     let _ = crate::mp4::build_mfra(&crate::mp4::read::Data::Bytes(bytes.to_vec().into()));
+    let _ = crate::export::spans::of_bytes(bytes.to_vec());
+}
+
+/// Exports the whole of `bytes` (written to a file, as `export` reads them); Ok or Err are
+/// both fine, a panic is not, and a failed export leaves nothing behind.
+fn export_all(bytes: &[u8], dir: &std::path::Path, n: usize) {
+    use crate::export::{By, cut};
+    let input = dir.join(format!("in-{n}.mp4"));
+    std::fs::write(&input, bytes).expect("write");
+    let Ok(scan) = crate::timing::scan::scan(std::slice::from_ref(&input)) else {
+        return;
+    };
+    let everything = cut::Interval {
+        from: i128::MIN / 2,
+        to: i128::MAX / 2,
+    };
+    let Ok(cut) = cut::cut(&scan, By::Recv, everything, false) else {
+        return;
+    };
+    let out = dir.join(format!("out-{n}.mp4"));
+    if crate::export::write::write(&scan, &cut.pieces[0], &out).is_err() {
+        assert!(!out.exists(), "a failed export leaves no file");
+    }
+    assert!(
+        !crate::output::partial_path(&out).exists(),
+        "nor a .partial"
+    );
 }
 
 /// Mutates `bytes` at random, mostly at `targets` (where fields that carry sizes, offsets and
@@ -111,6 +138,20 @@ fn corrupted_files_never_panic_the_reader() {
     let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
     for _ in 0..fuzz_cases(3000) {
         read_all(&mutate(&bytes, &targets, &mut rng));
+    }
+}
+
+#[test]
+fn corrupted_files_never_panic_the_export() {
+    let (bytes, _) = mux_fixture("h264_aac.mp4");
+    let targets = box_positions(
+        &bytes,
+        &[b"tfhd", b"tfdt", b"trun", b"moof", b"mfra", b"mdat"],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = XorShift(0x1234_5678_9ABC_DEF1);
+    for n in 0..fuzz_cases(300) {
+        export_all(&mutate(&bytes, &targets, &mut rng), dir.path(), n);
     }
 }
 

@@ -69,11 +69,49 @@ pub(crate) fn local_time(t: i128) -> String {
     }
 }
 
+/// From `a` to `b` (Unix nanoseconds) in local time, the date and zone once when they are
+/// the same: `2026-12-07 14:03:12.000 to 14:03:42.000 UTC`.
+pub(crate) fn local_span(a: i128, b: i128) -> String {
+    let zoned = |t: i128| {
+        jiff::Timestamp::from_nanosecond(t)
+            .ok()
+            .map(|ts| ts.to_zoned(jiff::tz::TimeZone::system()))
+    };
+    match (zoned(a), zoned(b)) {
+        (Some(x), Some(y)) if x.date() == y.date() && x.offset() == y.offset() => format!(
+            "{} to {}",
+            x.strftime("%Y-%m-%d %H:%M:%S%.3f"),
+            y.strftime("%H:%M:%S%.3f %Z")
+        ),
+        _ => format!("{} to {}", local_time(a), local_time(b)),
+    }
+}
+
 /// One camera's export, as written.
 struct Exported {
     camera: String,
     by: By,
     files: Vec<(cut::Piece, write::Written)>,
+}
+
+impl Exported {
+    /// Its first and last frame's times, by its clock.
+    fn span(&self) -> (i128, i128) {
+        let time = |f: &retina_record::timing::frames::FrameTime| cut::time_of(f, self.by);
+        let first = self.files.first().and_then(|(p, _)| time(&p.first));
+        let last = self.files.last().and_then(|(p, _)| time(&p.last));
+        (first.unwrap_or(0), last.unwrap_or(0))
+    }
+}
+
+/// Which frames of a camera to export.
+#[derive(Clone, Copy)]
+enum Window {
+    /// Those in the interval asked for.
+    Asked(i128, i128),
+    /// From the frame nearest the first time to the frame nearest the second (another
+    /// camera's first and last frames).
+    Nearest((i128, i128)),
 }
 
 pub(crate) fn run(args: &ExportArgs) -> Result<()> {
@@ -92,10 +130,30 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
         listed.push(each);
     }
     let (from, to) = interval(args, &listed[0])?;
-    let mut done = Vec::new();
-    for (c, each) in cameras.iter().zip(&listed) {
-        let out = PathBuf::from(template.replace("{camera}", &c.name));
-        done.push(export_camera(args, c, each, (from, to), &out)?);
+    let outs: Vec<PathBuf> = cameras
+        .iter()
+        .map(|c| PathBuf::from(template.replace("{camera}", &c.name)))
+        .collect();
+    // Nothing is written when any file would have to be overwritten.
+    for out in &outs {
+        for path in [out.clone(), retina_record::output::partial_path(out)] {
+            if path.exists() {
+                return Err(Error::failure(anyhow::anyhow!(
+                    "{} already exists; not overwriting it: choose another -o",
+                    path.display()
+                )));
+            }
+        }
+    }
+    let mut done: Vec<Exported> = Vec::new();
+    for ((c, each), out) in cameras.iter().zip(&listed).zip(&outs) {
+        // The other cameras are cut to the first one's frames: from their frame nearest its
+        // first to their frame nearest its last.
+        let window = match done.first() {
+            None => Window::Asked(from, to),
+            Some(first) => Window::Nearest(first.span()),
+        };
+        done.push(export_camera(args, c, each, window, out)?);
     }
     report(args, &done, &template)
 }
@@ -153,11 +211,15 @@ fn export_camera(
     args: &ExportArgs,
     c: &CameraFiles,
     each: &[FileSpans],
-    (from, to): (i128, i128),
+    window: Window,
     out: &Path,
 ) -> Result<Exported> {
     let camera = &c.name;
     let fail = |e: anyhow::Error| Error::failure(e.context(format!("camera {camera}")));
+    let (from, to) = match window {
+        Window::Asked(from, to) => (from, to),
+        Window::Nearest((first, last)) => (first, last),
+    };
     let files = near(each, args.by, (from, to));
     if files.is_empty() {
         return Err(no_frames(camera, args.by, (from, to), each));
@@ -172,6 +234,13 @@ fn export_camera(
             o.secs
         )));
     }
+    let (from, to) = match window {
+        Window::Asked(..) => (from, to),
+        Window::Nearest(_) => {
+            let half = (scan.frame_interval().unwrap_or(0.04) * 0.5e9) as i128;
+            (from - half, to + half)
+        }
+    };
     let by = cut::effective(&scan, args.by);
     if by != args.by {
         tracing::warn!(
@@ -214,20 +283,19 @@ fn numbered(out: &Path, n: usize) -> PathBuf {
 
 fn no_frames(camera: &str, by: By, (from, to): (i128, i128), each: &[FileSpans]) -> Error {
     let edges = each.iter().flat_map(|f| &f.spans);
-    let first = edges.clone().next().map(|s| s.0.recv);
-    let last = edges.last().map(|s| s.1.recv);
-    let spans = match first.zip(last) {
-        Some((a, b)) => format!(
-            " (it was received from {} to {})",
-            local_time(a),
-            local_time(b)
-        ),
+    let time = |e: &spans::Edge| match by {
+        By::Capture => e.capture.unwrap_or(e.recv),
+        By::Recv => e.recv,
+    };
+    let first = edges.clone().next().map(|s| time(&s.0));
+    let last = edges.last().map(|s| time(&s.1));
+    let holds = match first.zip(last) {
+        Some((a, b)) => format!("; it holds {}", local_span(a, b)),
         None => String::new(),
     };
     Error::failure(anyhow::anyhow!(
-        "camera {camera}: no frames from {} to {} by {}{spans}",
-        local_time(from),
-        local_time(to),
+        "camera {camera}: no frames from {} by {}{holds}",
+        local_span(from, to),
         by.name()
     ))
 }
@@ -263,14 +331,15 @@ fn report(args: &ExportArgs, done: &[Exported], template: &str) -> Result<()> {
     for e in done {
         for (p, w) in &e.files {
             println!(
-                "camera {}: wrote {} ({} frames, {:.3} s, {:.1} MB): {} to {} by {}",
+                "camera {}: wrote {} ({} frames, {:.3} s, {:.1} MB): {} by {}",
                 e.camera,
                 w.path.display(),
                 w.shown,
                 w.secs,
                 w.bytes as f64 / 1e6,
-                cut::time_of(&p.first, e.by).map_or("?".into(), local_time),
-                cut::time_of(&p.last, e.by).map_or("?".into(), local_time),
+                cut::time_of(&p.first, e.by)
+                    .zip(cut::time_of(&p.last, e.by))
+                    .map_or("?".into(), |(a, b)| local_span(a, b)),
                 e.by.name()
             );
         }

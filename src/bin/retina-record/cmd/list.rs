@@ -7,7 +7,7 @@ use std::io::Write as _;
 use retina_record::error::{Error, Result};
 use retina_record::export::spans::{self, Listing, Span};
 
-use super::export::{cameras, local_time};
+use super::export::{cameras, local_span};
 use crate::cli::export::ListArgs;
 
 pub(crate) fn run(args: &ListArgs) -> Result<()> {
@@ -72,7 +72,7 @@ fn text(name: &str, l: &Listing) -> String {
 fn span_line(span: &Span) -> String {
     let capture = span.first.capture.zip(span.end_capture()).map_or(
         "capture time unknown (no sender reports)".to_owned(),
-        |(a, b)| format!("captured {} to {}", local_time(a), local_time(b)),
+        |(a, b)| format!("captured {}", local_span(a, b)),
     );
     let files = match span.files.as_slice() {
         [one] => one.display().to_string(),
@@ -85,9 +85,8 @@ fn span_line(span: &Span) -> String {
         [] => String::new(),
     };
     format!(
-        "  received {} to {} ({:.3} s), {capture}; in {files}\n",
-        local_time(span.first.recv),
-        local_time(span.end_recv()),
+        "  received {} ({:.3} s), {capture}; in {files}\n",
+        local_span(span.first.recv, span.end_recv()),
         secs(span.first.recv, span.end_recv()),
     )
 }
