@@ -296,3 +296,38 @@ async fn an_output_that_cannot_be_written_fails_before_connecting() {
     );
     assert!(!dir.path().join("half.mp4").exists());
 }
+
+/// An export onto a full disk fails with one line and leaves nothing: no file, no `.partial`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_onto_a_full_disk_fails_in_one_line_and_leaves_nothing() {
+    let Some(disk) = Tmpfs::mount("size=2m") else {
+        return;
+    };
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/retina-record-0.2.2.mp4"
+    );
+    disk.fill(64 * 1024);
+    let out = disk.path().join("clip.mp4");
+    let out_arg = out.to_str().expect("utf-8");
+    let args = [
+        "export",
+        "--from",
+        "+0s",
+        "--duration",
+        "5s",
+        "-o",
+        out_arg,
+        fixture,
+    ];
+    let run = crate::support::lines::output(&mut recorder_command(&args)).await;
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    let error = only_error(&stderr);
+    assert!(error.contains("No space left"), "{error}");
+    assert!(!out.exists(), "no file");
+    assert!(
+        !retina_record::output::partial_path(&out).exists(),
+        "no .partial"
+    );
+}

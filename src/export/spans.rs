@@ -68,6 +68,8 @@ pub struct Listing {
     pub spans: Vec<Span>,
     /// Files that end in a cut-off fragment (a killed recording's `.partial`).
     pub truncated: Vec<PathBuf>,
+    /// Why the files left out could not be read.
+    pub unreadable: Vec<String>,
 }
 
 /// One file's spans, as read.
@@ -83,14 +85,18 @@ pub struct FileSpans {
 
 /// The spans of one camera's `files` (in any order).
 pub fn list(files: &[PathBuf]) -> anyhow::Result<Listing> {
-    Ok(join(each_file(files)?))
+    let (read, unreadable) = each_file(files)?;
+    let mut listing = join(read);
+    listing.unreadable = unreadable.iter().map(|e| format!("{e:#}")).collect();
+    Ok(listing)
 }
 
-/// Each of `files`' spans, read on every core, in the order of their first frames.
-pub fn each_file(files: &[PathBuf]) -> anyhow::Result<Vec<FileSpans>> {
+/// Each of `files`' spans, read on every core, in the order of their first frames; and why
+/// the files that cannot be read cannot. Fails only when none can be.
+pub fn each_file(files: &[PathBuf]) -> anyhow::Result<(Vec<FileSpans>, Vec<anyhow::Error>)> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let per = files.len().div_ceil(threads.max(1)).max(1);
-    let mut read: Vec<FileSpans> = std::thread::scope(|scope| {
+    let results: Vec<anyhow::Result<FileSpans>> = std::thread::scope(|scope| {
         let handles: Vec<_> = files
             .chunks(per)
             .map(|chunk| {
@@ -100,10 +106,20 @@ pub fn each_file(files: &[PathBuf]) -> anyhow::Result<Vec<FileSpans>> {
         handles
             .into_iter()
             .flat_map(|h| h.join().unwrap_or_default())
-            .collect::<anyhow::Result<Vec<_>>>()
-    })?;
+            .collect()
+    });
+    let (mut read, mut failed): (Vec<FileSpans>, Vec<anyhow::Error>) = (Vec::new(), Vec::new());
+    for r in results {
+        match r {
+            Ok(f) => read.push(f),
+            Err(e) => failed.push(e),
+        }
+    }
+    if read.is_empty() && !failed.is_empty() {
+        return Err(failed.swap_remove(0));
+    }
     read.sort_by_key(|f| f.spans.first().map(|s| s.0.recv));
-    Ok(read)
+    Ok((read, failed))
 }
 
 /// One camera's files' spans joined where one file continues another.
@@ -138,7 +154,11 @@ pub fn join(read: Vec<FileSpans>) -> Listing {
             }
         }
     }
-    Listing { spans, truncated }
+    Listing {
+        spans,
+        truncated,
+        unreadable: Vec::new(),
+    }
 }
 
 /// A frame as read from a file's fragments.

@@ -125,8 +125,10 @@ pub(crate) fn run(args: &ExportArgs) -> Result<()> {
     }
     let mut listed = Vec::with_capacity(cameras.len());
     for c in &cameras {
-        let each = spans::each_file(&c.files)
+        let (each, unreadable) = spans::each_file(&c.files)
             .map_err(|e| Error::failure(e.context(format!("camera {}", c.name))))?;
+        let lines = (unreadable.iter()).map(|e| format!("camera {}: {e:#}: left out", c.name));
+        super::timing::warn_some(&c.name, "files that cannot be read", lines);
         listed.push(each);
     }
     let (from, to) = interval(args, &listed[0])?;

@@ -16,13 +16,17 @@ pub(crate) fn run(args: &ListArgs) -> Result<()> {
     for c in &cameras {
         let listing = spans::list(&c.files)
             .map_err(|e| Error::failure(e.context(format!("camera {}", c.name))))?;
-        for path in &listing.truncated {
-            tracing::warn!(
+        let cut_off = listing.truncated.iter().map(|p| {
+            format!(
                 "camera {}: {} ends in a cut-off fragment (a killed recording?): listed up to there",
                 c.name,
-                path.display()
-            );
-        }
+                p.display()
+            )
+        });
+        super::timing::warn_some(&c.name, "cut-off files", cut_off);
+        let unreadable =
+            (listing.unreadable.iter()).map(|e| format!("camera {}: {e}: left out", c.name));
+        super::timing::warn_some(&c.name, "files that cannot be read", unreadable);
         listed.push((c.name.clone(), listing));
     }
     let mut out = std::io::stdout().lock();
@@ -59,10 +63,16 @@ fn text(name: &str, l: &Listing) -> String {
                 .map_or(String::new(), |(a, b)| {
                     format!(", {:.3} s by capture time", secs(a, b))
                 });
-            s += &format!(
-                "  gap of {:.3} s by receive time{by_capture}\n",
-                secs(before.end_recv(), span.first.recv)
-            );
+            let gap = secs(before.end_recv(), span.first.recv);
+            s += &if gap < 0.0 {
+                format!(
+                    "  overlap of {:.3} s by receive time: files received at once (a copy, or \
+                     another camera's?)\n",
+                    -gap
+                )
+            } else {
+                format!("  gap of {gap:.3} s by receive time{by_capture}\n")
+            };
         }
         s += &span_line(span);
     }

@@ -154,7 +154,7 @@ fn warn_about(camera: &str, scan: &Scan) {
 }
 
 /// The first few `lines` as warnings, and how many more there were.
-fn warn_some(camera: &str, kind: &str, lines: impl Iterator<Item = String>) {
+pub(crate) fn warn_some(camera: &str, kind: &str, lines: impl Iterator<Item = String>) {
     let mut more = 0;
     for (i, line) in lines.enumerate() {
         if i < WARNINGS_OF_A_KIND {
