@@ -70,30 +70,37 @@ async fn exports_of_segments_and_a_reconnect_are_frame_accurate() {
         .assert_success();
     let all = rows(d, &["rec"]).await;
     let first = all[0].capture_unix.expect("capture times");
+    // Each file's first frame, by capture time, counted from the first frame.
+    let mut starts: Vec<f64> = Vec::new();
+    for (i, r) in all.iter().enumerate() {
+        if i == 0 || r.file != all[i - 1].file {
+            starts.push(r.capture_unix.expect("capture") - first);
+        }
+    }
     check_list(d, &all).await;
     // Offsets (s from the first frame) off the 40-ms frame grid, so that no frame sits on
-    // an edge.
-    for (name, from, to) in [
-        ("inside", 12.31, 17.31),
-        ("three", 15.01, 42.01),
-        ("reconnect", 50.01, 75.01),
+    // an edge: 5 s inside the second file, from the second file into the fourth, and 25 s
+    // around the reconnect.
+    for (name, from, to, files) in [
+        ("inside", starts[1] + 2.01, starts[1] + 7.01, 1..=1),
+        ("three", starts[1] + 5.01, starts[3] + 5.01, 3..=3),
+        ("reconnect", 50.01, 75.01, 3..=4),
     ] {
         let (from, to) = (first + from, first + to);
         let out = format!("{name}.mp4");
-        run_ok(
-            d,
-            &[
-                "export",
-                "--from",
-                &rfc3339(from),
-                "--to",
-                &rfc3339(to),
-                "-o",
-                &out,
-                "rec",
-            ],
-        )
-        .await;
+        let (f, t) = (rfc3339(from), rfc3339(to));
+        let args = [
+            "export", "--json", "--from", &f, "--to", &t, "-o", &out, "rec",
+        ];
+        let said = run_ok(d, &args).await;
+        let said: serde_json::Value = serde_json::from_str(&said).expect("JSON");
+        let sources = said["cameras"][0]["files"][0]["source_files"]
+            .as_array()
+            .map(Vec::len);
+        assert!(
+            sources.is_some_and(|n| files.contains(&n)),
+            "{name}: {said}"
+        );
         check_export(d, &out, &all, &within(&all, from, to)).await;
     }
     check_split(d, &all, first).await;

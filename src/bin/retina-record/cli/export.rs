@@ -12,16 +12,23 @@ use super::parse;
 pub(crate) struct Recordings {
     /// One camera's recordings: files, directories (every .mp4 below), a recording template
     /// (`front/%Y-%m-%d/%H%M%S.mp4`) or a glob, in any order.
-    #[arg(value_name = "INPUT", conflicts_with_all = ["cameras", "config"])]
+    #[arg(value_name = "INPUT", conflicts_with = "cameras")]
     pub inputs: Vec<String>,
 
     /// A camera, as NAME=INPUT (an INPUT as above); again for each camera.
     #[arg(long = "camera", value_name = "NAME=INPUT", conflicts_with = "config")]
     pub cameras: Vec<String>,
 
+    #[command(flatten)]
+    pub site: SiteCameras,
+}
+
+/// A site file's cameras, for the commands that read recordings (`timing`, `export`, `list`).
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct SiteCameras {
     /// The cameras of this site file (as recorded with `--config`): each one's files are
     /// where its `output` says.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "inputs")]
     pub config: Option<PathBuf>,
 
     /// With --config: only these cameras (names, comma-separated), in this order.

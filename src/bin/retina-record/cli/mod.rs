@@ -491,19 +491,8 @@ pub(crate) struct TimingArgs {
     #[arg(required_unless_present = "config", value_name = "INPUT")]
     pub inputs: Vec<String>,
 
-    /// The cameras of this site file (as recorded with `--config`): each one's files are
-    /// where its `output` says.
-    #[arg(long, value_name = "FILE", conflicts_with = "inputs")]
-    pub config: Option<PathBuf>,
-
-    /// With --config: only these cameras (names, comma-separated), in this order.
-    #[arg(
-        long,
-        value_name = "NAME,…",
-        value_delimiter = ',',
-        requires = "config"
-    )]
-    pub only: Vec<String>,
+    #[command(flatten)]
+    pub site: export::SiteCameras,
 
     /// Print the clock health instead of the frames: frames, gaps, sender reports, RTP clock
     /// error, NTP steps, the camera's clock offset, latency and jitter (per file and whole).

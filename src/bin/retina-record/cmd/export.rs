@@ -12,14 +12,15 @@ use retina_record::timing::scan;
 
 use crate::cli::export::{ExportArgs, Recordings};
 
-/// Files whose frames are this near the interval are read too: the clock fit's sender
-/// reports reach this far either side of a frame (`timing::clock`).
+/// By capture time, files whose frames are this near the interval are read too: the clock
+/// fit's sender reports reach this far either side of a frame (`timing::clock`). By receive
+/// time, only the files the interval is in.
 const NEAR_S: i128 = 600;
 
 /// The cameras `rec` names, each with its files.
 pub(crate) fn cameras(rec: &Recordings) -> Result<Vec<CameraFiles>> {
-    if let Some(site) = &rec.config {
-        return super::timing::site_cameras(site, &rec.only);
+    if let Some(site) = &rec.site.config {
+        return super::timing::site_cameras(site, &rec.site.only);
     }
     if !rec.cameras.is_empty() {
         return rec
@@ -189,10 +190,13 @@ fn interval(args: &ExportArgs, first: &[FileSpans]) -> Result<(i128, i128)> {
     Ok((from, to))
 }
 
-/// The files of a camera near `(from, to)`: those received within [`NEAR_S`] of it, an
-/// interval by capture time moved by each file's own offset from receive time.
+/// The files of a camera near `(from, to)`: by capture time, those within [`NEAR_S`] of it,
+/// moved by each file's own offset from receive time; by receive time, those it is in.
 fn near(each: &[FileSpans], by: By, (from, to): (i128, i128)) -> Vec<PathBuf> {
-    let margin = NEAR_S * 1_000_000_000;
+    let margin = match by {
+        By::Capture => NEAR_S * 1_000_000_000,
+        By::Recv => 0,
+    };
     each.iter()
         .filter(|f| {
             let (Some(first), Some(last)) = (f.spans.first(), f.spans.last()) else {

@@ -27,7 +27,7 @@ pub(super) struct Camera {
 
 pub(crate) fn run(args: &TimingArgs) -> Result<()> {
     let too_few = |n: usize| args.align && n < 2;
-    if args.config.is_none() && too_few(args.inputs.len()) {
+    if args.site.config.is_none() && too_few(args.inputs.len()) {
         return Err(Error::usage(
             "--align needs two or more cameras: give one INPUT per camera, or a site file",
         ));
@@ -65,8 +65,8 @@ pub(crate) fn run(args: &TimingArgs) -> Result<()> {
 
 /// The cameras the arguments name, each with its files.
 fn cameras(args: &TimingArgs) -> Result<Vec<CameraFiles>> {
-    if let Some(site) = &args.config {
-        return site_cameras(site, &args.only);
+    if let Some(site) = &args.site.config {
+        return site_cameras(site, &args.site.only);
     }
     let found = args
         .inputs
