@@ -117,6 +117,9 @@ enum Window {
 
 pub(crate) fn run(args: &ExportArgs) -> Result<()> {
     let cameras = cameras(&args.recordings)?;
+    if cameras.is_empty() {
+        return Err(Error::usage("the site file has no cameras to export"));
+    }
     let template = args.output.to_string_lossy().into_owned();
     if cameras.len() > 1 && !template.contains("{camera}") {
         return Err(Error::usage(format!(
