@@ -34,6 +34,7 @@ mod operations;
 mod output;
 mod quirks;
 mod record;
+mod repair;
 mod replay;
 mod rtsps;
 mod servers;

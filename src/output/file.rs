@@ -22,15 +22,32 @@ pub fn partial_path(out: &Path) -> PathBuf {
 /// Refuses to record into `out` when it or its `.partial` exists: either is someone's earlier
 /// recording.
 pub(crate) fn refuse_existing(out: &Path) -> anyhow::Result<()> {
-    for path in [out.to_owned(), partial_path(out)] {
-        if path.exists() {
-            bail!(
-                "{} already exists; not overwriting an earlier recording",
-                path.display()
-            );
-        }
+    if out.exists() {
+        bail!(
+            "{} already exists; not overwriting an earlier recording",
+            out.display()
+        );
+    }
+    let partial = partial_path(out);
+    if partial.exists() {
+        bail!(
+            "{} already exists (a recording that did not finish?); finish it with \
+             `retina-record repair {}`, or choose another name",
+            partial.display(),
+            partial.display()
+        );
     }
     Ok(())
+}
+
+/// Takes `file`'s advisory lock (flock(2), exclusive), held until it is closed; `Ok(false)`
+/// when another open file holds it: a recorder writing it.
+pub(crate) fn try_lock(file: &File) -> std::io::Result<bool> {
+    match file.try_lock() {
+        Ok(()) => Ok(true),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 /// Whether `e` says the disk (or the user's quota) is full.
@@ -67,13 +84,17 @@ impl PartialFile {
                 if e.kind() == std::io::ErrorKind::AlreadyExists {
                     anyhow::anyhow!(
                         "{} already exists (an earlier recording that did not finish?); \
-                         move it away or choose another output name",
+                         finish it with `retina-record repair {}`, or choose another name",
+                        partial.display(),
                         partial.display()
                     )
                 } else {
                     anyhow::Error::new(e).context(format!("cannot create {}", partial.display()))
                 }
             })?;
+        // Held while the file is open: no repair (here or in another recorder) touches a
+        // file being written. A file system without locks still records.
+        let _ = try_lock(&file);
         Ok(PartialFile {
             file,
             append_pos: mp4::HEADER_SIZE as u64,

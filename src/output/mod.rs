@@ -5,7 +5,8 @@
 //! muxes into the recording's series of files (`series.rs`), each written as `OUT.partial`
 //! until finished, then `OUT` (`file.rs`), named (`naming.rs`) plainly or by a strftime template
 //! (`template.rs`), or streamed to stdout for OUT `-` (`pipe.rs`); finished files go to the hook
-//! (`hook.rs`) and retention (`retention.rs`).
+//! (`hook.rs`) and retention (`retention.rs`). A `.partial` a killed recorder left is finished
+//! by `repair.rs`; one being written is locked (`flock`), so that nothing repairs it.
 
 mod file;
 mod hook;
@@ -13,6 +14,7 @@ pub(crate) mod naming;
 mod pipe;
 mod plan;
 mod progress;
+pub mod repair;
 mod retention;
 mod series;
 pub(crate) mod template;

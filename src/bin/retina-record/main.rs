@@ -84,6 +84,7 @@ async fn dispatch(args: &Args, cameras: Vec<cli::site::CameraFlags>) -> Result<(
         Some(Command::Timing(a)) => cmd::timing::run(a),
         Some(Command::Export(a)) => cmd::export::run(a),
         Some(Command::List(a)) => cmd::list::run(a),
+        Some(Command::Repair(a)) => cmd::repair::run(a),
         Some(Command::Probe(a)) => cmd::probe::run(a).await,
         Some(Command::Completions { shell }) => cmd::docs::completions(*shell),
         Some(Command::Man) => cmd::docs::man(),

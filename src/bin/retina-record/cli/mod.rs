@@ -311,6 +311,9 @@ pub(crate) enum Command {
     /// profile and level, frame rate, GOP length, B-frames, audio format, sender reports and
     /// bitrate, from a few seconds of listening.
     Probe(ProbeArgs),
+    /// Finish the `.partial` files a killed recorder left, as a clean stop would have: cut a
+    /// torn last fragment, write the durations and the index, sync, name it as the recording.
+    Repair(RepairArgs),
     /// Print a shell completion script to stdout (e.g. `retina-record completions bash >
     /// ~/.local/share/bash-completion/completions/retina-record`).
     Completions {
@@ -518,6 +521,17 @@ pub(crate) struct TimingArgs {
     /// Draw latency and the clock fit's residuals over time, per file, as an SVG image.
     #[arg(long, value_name = "FILE.svg", conflicts_with = "align")]
     pub plot: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct RepairArgs {
+    /// The `.partial` files to finish (retina-record 0.3 or later).
+    #[arg(required = true, value_name = "FILE.partial")]
+    pub files: Vec<PathBuf>,
+
+    /// Say what would be kept and dropped; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Clone, Debug, clap::Args)]

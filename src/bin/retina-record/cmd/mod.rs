@@ -7,6 +7,7 @@ pub(crate) mod export;
 pub(crate) mod list;
 pub(crate) mod probe;
 pub(crate) mod record;
+pub(crate) mod repair;
 
 pub(crate) mod timing;
 

@@ -1,0 +1,156 @@
+//! `retina-record repair` (issue 27): a killed recording's `.partial` finished as a clean stop
+//! would have (durations, index, its name), every synced frame kept; a `.partial` cut at every
+//! byte of its last two fragments repaired to its last whole fragment, a torn one said; what
+//! is not ours, or is being written, refused in one line and left as it was.
+
+use std::path::Path;
+use std::time::Duration;
+
+use retina_record::mp4::read::Recording;
+use retina_record::output::repair;
+
+use crate::support::check::decoded_and_played;
+use crate::support::lines::output;
+use crate::support::rig::{Recorder, Rig, only_error, recorder_command};
+use crate::support::timing::rows;
+
+/// A recording killed (SIGKILL) after 4 s of media, as `dir/rec.mp4.partial`.
+async fn killed(rig: &Rig) -> std::path::PathBuf {
+    rig.record_until_sent(4.0, libc::SIGKILL).await;
+    let partial = rig.partial();
+    assert!(partial.exists(), "SIGKILL leaves the .partial");
+    partial
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_recording_is_finished_keeping_every_synced_frame() {
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let partial = killed(&rig).await;
+    let before = Recording::open(&partial).expect("the .partial reads");
+    let frames = before.video_timing().expect("timing").len();
+    assert!(frames >= 75, "{frames} frames synced before the kill");
+    let d = rig.dir.path();
+    let run = output(recorder_command(&["repair", "rec.mp4.partial"]).current_dir(d)).await;
+    let said = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(said.contains(&format!("({frames} frames")), "{said}");
+    assert!(!partial.exists() && rig.out.exists(), "renamed to rec.mp4");
+    let after = Recording::open(&rig.out).expect("the repaired file reads");
+    assert!(after.mfra.is_some(), "indexed");
+    assert!(after.mvhd.duration > 0, "its duration written");
+    assert_eq!(
+        after.video_timing().expect("timing").len(),
+        frames,
+        "every frame kept"
+    );
+    decoded_and_played(&rig.out, frames);
+    assert_eq!(
+        rows(d, &["rec.mp4"]).await.len(),
+        frames,
+        "timing reads every frame"
+    );
+    // Recording to the same name again is refused while the .partial was there; now it is
+    // taken by the repaired file, and a second repair has nothing to do.
+    let again = output(recorder_command(&["repair", "rec.mp4.partial"]).current_dir(d)).await;
+    assert!(!again.status.success());
+}
+
+/// Cut at every byte of its last two fragments, a `.partial` repairs to its last whole
+/// fragment (never fewer frames for a longer file, a torn end said); some of the cuts are
+/// repaired for real and decoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partial_cut_at_every_byte_of_its_last_two_fragments_repairs() {
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let partial = killed(&rig).await;
+    let bytes = std::fs::read(&partial).expect("read");
+    // Where each fragment starts: its prft (the box before its moof).
+    let moofs: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == b"prft")
+        .map(|(i, _)| i - 4)
+        .collect();
+    assert!(moofs.len() >= 3, "fragments: {}", moofs.len());
+    let from = moofs[moofs.len() - 2];
+    let d = rig.dir.path();
+    let cut = d.join("cut.mp4.partial");
+    std::fs::write(&cut, &bytes).expect("write");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cut)
+        .expect("open");
+    let mut last = usize::MAX;
+    for len in (from..=bytes.len()).rev() {
+        file.set_len(len as u64).expect("truncate");
+        let r = repair::repair(&cut, true).unwrap_or_else(|e| panic!("cut at {len}: {e:#}"));
+        let frames = r.frames as usize;
+        assert!(
+            frames <= last,
+            "cut at {len}: {frames} frames, {last} when longer"
+        );
+        let at_boundary = moofs.contains(&len) || len == bytes.len();
+        assert_eq!(r.dropped_bytes == 0, at_boundary, "cut at {len}: torn said");
+        last = frames;
+    }
+    drop(file);
+    let step = (bytes.len() - from) / 8;
+    for (i, len) in (from..bytes.len()).step_by(step.max(1)).enumerate() {
+        let name = format!("cut{i}.mp4");
+        let path = d.join(format!("{name}.partial"));
+        std::fs::write(&path, &bytes[..len]).expect("write");
+        let r = repair::repair(&path, false).expect("repair");
+        decoded_and_played(&d.join(&name), r.frames as usize);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_is_not_ours_or_is_being_written_is_left_as_it_was() {
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let d = rig.dir.path();
+    // Not an MP4; an MP4 that ffmpeg fragmented; a recording being written.
+    std::fs::write(d.join("junk.mp4.partial"), vec![7u8; 50_000]).expect("write");
+    let clip = concat!(env!("CARGO_MANIFEST_DIR"), "/clips/h264_aac.mp4");
+    std::fs::copy(clip, d.join("theirs.mp4.partial")).expect("copy");
+    let live = Recorder::spawn(d, &["--url", &rig.cam.url(), "live.mp4"]);
+    rig.cam.wait_sent(2.0).await;
+    for (name, says) in [
+        ("junk.mp4.partial", "not a retina-record 0.3+ recording"),
+        ("theirs.mp4.partial", "not a retina-record 0.3+ recording"),
+        ("live.mp4.partial", "being written by a running recorder"),
+    ] {
+        let path = d.join(name);
+        let before = std::fs::read(&path).expect("read");
+        let run = output(recorder_command(&["repair", name]).current_dir(d)).await;
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(1), "{name}: {stderr}");
+        assert!(stderr.contains(says), "{name}: {stderr}");
+        only_error(&stderr);
+        if name != "live.mp4.partial" {
+            assert_eq!(
+                std::fs::read(&path).expect("read"),
+                before,
+                "{name} untouched"
+            );
+        }
+    }
+    live.signal(libc::SIGINT);
+    live.wait_within(Duration::from_secs(10))
+        .await
+        .assert_success();
+    assert!(
+        Path::new(&d.join("live.mp4")).exists(),
+        "the live recording finished itself"
+    );
+    // A plain OUT whose .partial is there says how to finish it.
+    std::fs::copy(d.join("junk.mp4.partial"), d.join("rec.mp4.partial")).expect("copy");
+    let run = rig.record(&["--duration", "1"]).await;
+    assert!(
+        run.error_exit(1).contains("retina-record repair"),
+        "{}",
+        run.stderr
+    );
+}
