@@ -154,3 +154,104 @@ async fn what_is_not_ours_or_is_being_written_is_left_as_it_was() {
         run.stderr
     );
 }
+
+/// A templated recording killed and started again: its leftover is finished at the start,
+/// named, given to the hook once (`RETINA_RECORD_RECOVERED=1`); a second recorder on the same
+/// directory leaves the first one's live `.partial` alone, and its `--keep-size` counts that
+/// file but never deletes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_template_recording_is_recovered_at_the_next_start() {
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let d = rig.dir.path();
+    let url = rig.cam.url();
+    let hook = r#"echo "$RETINA_RECORD_FILE ${RETINA_RECORD_RECOVERED:-0}" >> hooks.txt"#;
+    let args = |extra: &[&'static str]| {
+        let mut a = vec!["--url", url.as_str(), "--segment-duration", "1h"];
+        a.extend_from_slice(extra);
+        a.extend(["--on-segment-complete", hook, "rec/%H%M%S.mp4"]);
+        a
+    };
+    let first = Recorder::spawn(d, &args(&[]));
+    rig.cam.wait_sent(3.0).await;
+    first.signal(libc::SIGKILL);
+    first.wait().await;
+    let leftover = only_file(&d.join("rec"));
+    assert!(
+        leftover.to_string_lossy().ends_with(".partial"),
+        "{}",
+        leftover.display()
+    );
+    let frames = Recording::open(&leftover)
+        .expect("read")
+        .video_timing()
+        .expect("t")
+        .len();
+    let again = Recorder::spawn(d, &args(&["--duration", "2"]));
+    let run = again.wait_within(Duration::from_secs(20)).await;
+    run.assert_success();
+    run.assert_says("recovered");
+    let recovered =
+        std::path::PathBuf::from(leftover.to_string_lossy().trim_end_matches(".partial"));
+    assert!(
+        recovered.exists() && !leftover.exists(),
+        "finished and named"
+    );
+    decoded_and_played(&recovered, frames);
+    let hooks = std::fs::read_to_string(d.join("hooks.txt")).expect("the hook ran");
+    let name = recovered
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let told: Vec<&str> = hooks.lines().filter(|l| l.contains(&name)).collect();
+    assert_eq!(told.len(), 1, "once: {hooks}");
+    assert!(told[0].ends_with(" 1"), "as recovered: {hooks}");
+    assert_eq!(
+        hooks.lines().filter(|l| l.ends_with(" 0")).count(),
+        1,
+        "{hooks}"
+    );
+
+    // Two recorders on one directory: the second never touches the first's live file.
+    let live = Recorder::spawn(d, &args(&[]));
+    rig.cam.wait_sent(rig.cam.sent_secs() + 2.0).await;
+    let partial = only_partial(&d.join("rec"));
+    let second = Recorder::spawn(d, &args(&["--duration", "2", "--keep-size", "1k"]));
+    second
+        .wait_within(Duration::from_secs(20))
+        .await
+        .assert_success();
+    assert!(partial.exists(), "the live .partial is left alone");
+    live.signal(libc::SIGINT);
+    live.wait_within(Duration::from_secs(10))
+        .await
+        .assert_success();
+    let finished = std::path::PathBuf::from(partial.to_string_lossy().trim_end_matches(".partial"));
+    assert!(
+        finished.exists(),
+        "the first recorder finished its own file"
+    );
+}
+
+/// The one file in `dir`.
+fn only_file(dir: &Path) -> std::path::PathBuf {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+/// The one `.partial` in `dir`.
+fn only_partial(dir: &Path) -> std::path::PathBuf {
+    let files: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}

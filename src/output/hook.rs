@@ -46,8 +46,9 @@ impl Hooks {
         }
     }
 
-    /// Runs the hook for `file`, unless too many still run.
-    pub(crate) fn file_finished(&mut self, file: &Path, summary: &FileSummary) {
+    /// Runs the hook for `file`, unless too many still run; `recovered` (a `.partial` a killed
+    /// recorder left, repaired) sets `RETINA_RECORD_RECOVERED=1`.
+    pub(crate) fn file_finished(&mut self, file: &Path, summary: &FileSummary, recovered: bool) {
         if self.command.is_none() {
             return;
         }
@@ -75,8 +76,12 @@ impl Hooks {
             .env("RETINA_RECORD_END", rfc3339(summary.last_recv))
             .env("RETINA_RECORD_CAMERA", &self.camera)
             .stdin(Stdio::null())
+            .env_remove("RETINA_RECORD_RECOVERED")
             // Its output joins the log, never the recording (which may be stdout).
             .stdout(stderr_or_null());
+        if recovered {
+            cmd.env("RETINA_RECORD_RECOVERED", "1");
+        }
         for name in WITHHELD {
             cmd.env_remove(name);
         }

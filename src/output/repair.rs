@@ -35,6 +35,10 @@ pub struct Repaired {
     pub dropped_bytes: u64,
     /// Nothing was changed (`--dry-run`).
     pub dry_run: bool,
+    /// When its first and last video frames were received (NTP format; 0 when unknown).
+    pub first_recv: u64,
+    /// See `first_recv`.
+    pub last_recv: u64,
 }
 
 /// Repairs `partial` (see the module docs); with `dry_run`, only says what it would do.
@@ -60,6 +64,7 @@ pub fn repair(partial: &Path, dry_run: bool) -> anyhow::Result<Repaired> {
         bail!("{name} holds no whole fragment (killed before its first second?): left as it was");
     }
     let len = data.len()?;
+    let codec = scan.codec;
     let target = if out.exists() {
         super::template::untaken(&out)
     } else {
@@ -72,6 +77,8 @@ pub fn repair(partial: &Path, dry_run: bool) -> anyhow::Result<Repaired> {
         fragments: scan.fragments,
         dropped_bytes: len.saturating_sub(scan.end),
         dry_run,
+        first_recv: scan.first.as_ref().map_or(0, |s| recv_of(&data, s, codec)),
+        last_recv: scan.last.as_ref().map_or(0, |s| recv_of(&data, s, codec)),
     };
     if dry_run {
         return Ok(repaired);
@@ -131,6 +138,10 @@ struct Scan {
     tracks: Vec<(u32, u32, u64, u64)>,
     /// The file already ends in an `mfra` (a clean stop's, renamed back?).
     indexed: bool,
+    /// The first and last video samples in decode order, and the video's codec.
+    first: Option<mp4::read::Sample>,
+    last: Option<mp4::read::Sample>,
+    codec: crate::codec::VideoCodec,
 }
 
 impl Scan {
@@ -153,18 +164,21 @@ fn whole_fragments(data: &Data) -> anyhow::Result<Scan> {
             .map(|t| (t.track_id, t.timescale, u64::MAX, 0))
             .collect(),
         indexed: false,
+        first: None,
+        last: None,
+        codec: crate::codec::VideoCodec::H264,
     };
-    let video = frags
-        .tracks
-        .iter()
-        .find(|t| t.is_video())
-        .map(|t| t.track_id);
+    let video = frags.tracks.iter().find(|t| t.is_video());
+    scan.codec = video.and_then(|t| t.video_codec()).unwrap_or(scan.codec);
+    let video = video.map(|t| t.track_id);
     while let Some(f) = frags.next_fragment()? {
         scan.fragments += 1;
         for (s, _) in &f.samples {
             scan.end = scan.end.max(s.offset + u64::from(s.size));
             if Some(s.track_id) == video {
                 scan.video_frames += 1;
+                scan.first.get_or_insert_with(|| s.clone());
+                scan.last = Some(s.clone());
             }
             if let Some(t) = scan.tracks.iter_mut().find(|t| t.0 == s.track_id) {
                 t.2 = t.2.min(s.dts);
@@ -177,6 +191,31 @@ fn whole_fragments(data: &Data) -> anyhow::Result<Scan> {
         scan.end = data.len()?;
     }
     Ok(scan)
+}
+
+/// When `sample` was received, from its `89H` (NTP format; 0 without one).
+fn recv_of(data: &Data, sample: &mp4::read::Sample, codec: crate::codec::VideoCodec) -> u64 {
+    let size = sample.size as usize;
+    let mut buf = vec![0; size.min(512)];
+    // Each pass reads at least one more whole SEI NAL unit, so this ends.
+    let n = loop {
+        if data.read_exact_at(&mut buf, sample.offset).is_err() {
+            return 0;
+        }
+        match crate::sei::leading_sei_len(&buf, size, codec) {
+            Ok(n) => break n,
+            Err(n) if n > buf.len() => buf.resize(n, 0),
+            Err(_) => return 0,
+        }
+    };
+    let messages = crate::sei::leading_timing_messages(&buf[..n], codec).unwrap_or_default();
+    messages
+        .into_iter()
+        .find_map(|m| match m {
+            crate::sei::TimingMessage::Frame(t) => Some(t.recv),
+            crate::sei::TimingMessage::SenderReport(_) => None,
+        })
+        .unwrap_or(0)
 }
 
 /// The header region with the durations a clean stop writes.

@@ -1,9 +1,12 @@
 //! Retention: `--keep-for` deletes finished recordings older than a duration, `--keep-size`
 //! the oldest while this camera's recordings take more than a size. Only files that this
-//! recorder's template names (see `template.rs`) and that are finished are ever deleted — never
-//! another file, never a `.partial`; directories emptied by it go too. Age is the time since a
-//! file was last written (its end). Size never costs the newest finished file (a `--keep-size`
-//! below one file's size keeps the latest file, not none), nor does making room on a full disk.
+//! recorder's template names (see `template.rs`) are ever deleted — never another file;
+//! directories emptied by it go too. Age is the time since a file was last written (its end).
+//! Size counts the template's `.partial` files too (the one being written included), and
+//! deletes, oldest first, the leftovers no recorder is writing (those the start could not
+//! repair, `repair.rs`), never a live one. Size never costs the newest finished file (a
+//! `--keep-size` below one file's size keeps the latest file, not none), nor does making room
+//! on a full disk. `--keep-for` never deletes a `.partial`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -26,6 +29,9 @@ struct Found {
     path: PathBuf,
     modified: SystemTime,
     size: u64,
+    /// A `.partial`; and whether a recorder is writing it (it holds the file's lock).
+    partial: bool,
+    live: bool,
 }
 
 impl Retention {
@@ -37,12 +43,17 @@ impl Retention {
         let now = SystemTime::now();
         let mut total: u64 = found.iter().map(|f| f.size).sum();
         let mut deleted = 0;
-        let newest = found.len().saturating_sub(1);
+        let newest = found.iter().rposition(|f| !f.partial).unwrap_or(0);
         for (i, f) in found.iter().enumerate() {
-            let too_old = self
-                .keep_for
-                .is_some_and(|keep| now.duration_since(f.modified).is_ok_and(|age| age > keep));
-            let too_much = i < newest && self.keep_size.is_some_and(|keep| total > keep);
+            if f.live {
+                continue;
+            }
+            let too_old = !f.partial
+                && self
+                    .keep_for
+                    .is_some_and(|keep| now.duration_since(f.modified).is_ok_and(|age| age > keep));
+            let too_much =
+                (f.partial || i < newest) && self.keep_size.is_some_and(|keep| total > keep);
             if !(too_old || too_much) {
                 continue;
             }
@@ -55,7 +66,14 @@ impl Retention {
                     } else {
                         Field::KeepSize
                     });
-                    tracing::info!("deleted {} ({why})", f.path.display());
+                    if f.partial {
+                        tracing::warn!(
+                            "deleted {}, a leftover that could not be repaired ({why})",
+                            f.path.display()
+                        );
+                    } else {
+                        tracing::info!("deleted {} ({why})", f.path.display());
+                    }
                     self.remove_empty_dirs(&f.path);
                 }
                 Err(e) => tracing::warn!("cannot delete {}: {e}", f.path.display()),
@@ -69,10 +87,13 @@ impl Retention {
     pub(crate) fn delete_oldest(&self) -> bool {
         let mut found = Vec::new();
         self.collect(&mut found);
-        if found.len() < 2 {
-            return false;
+        // Never the live file, nor the newest finished one.
+        found.retain(|f| !f.live);
+        found.sort_by_key(|f| f.modified);
+        if let Some(newest) = found.iter().rposition(|f| !f.partial) {
+            found.remove(newest);
         }
-        let Some(oldest) = found.iter().min_by_key(|f| f.modified) else {
+        let Some(oldest) = found.first() else {
             return false;
         };
         match std::fs::remove_file(&oldest.path) {
@@ -88,16 +109,21 @@ impl Retention {
         }
     }
 
-    /// The finished recordings the template names.
+    /// The recordings the template names, finished or not.
     fn collect(&self, found: &mut Vec<Found>) {
         self.template.walk(&mut |path, meta| {
-            if path.extension().is_none_or(|e| e != "partial") {
-                found.push(Found {
-                    modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    size: meta.len(),
-                    path,
-                });
-            }
+            let partial = path.extension().is_some_and(|e| e == "partial");
+            let live = partial
+                && std::fs::File::open(&path)
+                    .and_then(|f| super::file::try_lock(&f))
+                    .is_ok_and(|free| !free);
+            found.push(Found {
+                modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                size: meta.len(),
+                path,
+                partial,
+                live,
+            });
         });
     }
 

@@ -62,6 +62,50 @@ impl Files {
         }
     }
 
+    /// Finishes the `.partial` files the template names that no recorder is writing (a
+    /// killed recorder's), each handed to the hook as recovered; a line for each.
+    pub(crate) fn recover(&mut self) {
+        let Naming::Template(template) = &self.naming else {
+            return;
+        };
+        let mut leftovers = Vec::new();
+        template.walk(&mut |path, _| {
+            if path.extension().is_some_and(|e| e == "partial") {
+                leftovers.push(path);
+            }
+        });
+        leftovers.sort();
+        for partial in leftovers {
+            let live = std::fs::File::open(&partial)
+                .and_then(|f| super::file::try_lock(&f))
+                .map_or(true, |free| !free);
+            if live {
+                continue;
+            }
+            match super::repair::repair(&partial, false) {
+                Ok(r) => {
+                    tracing::info!(
+                        "recovered {} as {}: {:.3} s, {} frames{}",
+                        partial.display(),
+                        r.out.display(),
+                        r.secs,
+                        r.frames,
+                        match r.dropped_bytes {
+                            0 => String::new(),
+                            n => format!(", a torn last fragment ({n} bytes) cut off"),
+                        }
+                    );
+                    let summary = FileSummary {
+                        first_recv: r.first_recv,
+                        last_recv: r.last_recv,
+                    };
+                    self.hooks.file_finished(&r.out, &summary, true);
+                }
+                Err(e) => tracing::warn!("not recovered: {e:#}"),
+            }
+        }
+    }
+
     /// The latest file finished.
     pub(crate) fn last(&self) -> Option<&Path> {
         self.last.as_deref()
@@ -218,7 +262,7 @@ impl mp4::Sink for Files {
             tracing::info!("finished {}", path.display());
         }
         self.progress.file_written();
-        self.hooks.file_finished(&path, summary);
+        self.hooks.file_finished(&path, summary, false);
         if let Some(retention) = &self.retention {
             self.progress.files_deleted(retention.sweep());
         }

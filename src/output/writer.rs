@@ -76,6 +76,11 @@ impl Writer {
             .name("mp4-writer".into())
             .spawn(move || {
                 let _entered = span.enter();
+                let mut output = output;
+                // A killed recorder's leftovers first, while the camera is connected to.
+                if let Output::Files(files) = &mut output {
+                    files.recover();
+                }
                 let _ = done_tx.send(write_recording(output, config, rx, &progress));
             })
             .context("cannot start the writer thread")?;
