@@ -255,3 +255,55 @@ fn only_partial(dir: &Path) -> std::path::PathBuf {
     assert_eq!(files.len(), 1, "{files:?}");
     files[0].clone()
 }
+
+/// SIGKILL at 20 times drawn at random (seeded), recording 3-s segments: every `.partial` left
+/// repairs (or, killed before its first whole fragment, is refused as holding none) to a file
+/// that keeps every frame the `.partial` held, is indexed, and decodes clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_twenty_random_times_leaves_only_repairable_files() {
+    let rig = Rig::clip("h264_aac.mp4").await;
+    let d = rig.dir.path();
+    let url = rig.cam.url();
+    let mut seed: u64 = 0x5DEE_CE66_D1CE_4E5B;
+    let mut repaired = 0;
+    for trial in 0..20 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let after = 1.3 + (seed % 4000) as f64 / 1000.0;
+        let out = format!("t{trial}/%H%M%S.mp4");
+        let rec = Recorder::spawn(d, &["--url", &url, "--segment-duration", "3s", &out]);
+        // Each recorder is the camera's next session.
+        rig.cam.wait_session_sent(trial, after).await;
+        rec.signal(libc::SIGKILL);
+        rec.wait().await;
+        for entry in std::fs::read_dir(d.join(format!("t{trial}")))
+            .expect("dir")
+            .flatten()
+        {
+            let path = entry.path();
+            if !path.to_string_lossy().ends_with(".partial") {
+                continue;
+            }
+            let held = Recording::open(&path).map(|r| r.video_timing().expect("t").len());
+            match repair::repair(&path, false) {
+                Ok(r) => {
+                    let frames = held.expect("a repairable file reads");
+                    assert_eq!(r.frames as usize, frames, "trial {trial}: every frame kept");
+                    let done = Recording::open(&r.out).expect("read");
+                    assert!(done.mfra.is_some(), "trial {trial}: indexed");
+                    decoded_and_played(&r.out, frames);
+                    repaired += 1;
+                }
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    assert!(why.contains("no whole fragment"), "trial {trial}: {why}");
+                }
+            }
+        }
+    }
+    assert!(
+        repaired >= 15,
+        "{repaired} of 20 kills left a file to repair"
+    );
+}

@@ -17,7 +17,7 @@ use super::GAP_S;
 use crate::codec::VideoCodec;
 use crate::mp4::read::{Data, Fragments, Sample};
 use crate::ntp;
-use crate::sei::{self, FrameTiming, SenderReport, TimingMessage};
+use crate::sei::{FrameTiming, SenderReport, TimingMessage};
 
 /// Fragments read at a file's start, at most, to find a sender report.
 const HEAD_FRAGMENTS: usize = 10;
@@ -317,18 +317,7 @@ impl Reader<'_> {
     }
 
     fn frame(&self, sample: Sample) -> anyhow::Result<Read> {
-        let size = sample.size as usize;
-        let mut buf = vec![0; size.min(512)];
-        // Each pass reads at least one more whole SEI NAL unit, so this ends.
-        let n = loop {
-            self.data.read_exact_at(&mut buf, sample.offset)?;
-            match sei::leading_sei_len(&buf, size, self.codec) {
-                Ok(n) => break n,
-                Err(n) if n > buf.len() => buf.resize(n, 0),
-                Err(_) => break 0,
-            }
-        };
-        let messages = sei::leading_timing_messages(&buf[..n], self.codec).unwrap_or_default();
+        let messages = crate::mp4::read::leading_messages(self.data, &sample, self.codec)?;
         let mut timing = None;
         let mut reports = Vec::new();
         for m in messages {

@@ -195,20 +195,7 @@ fn whole_fragments(data: &Data) -> anyhow::Result<Scan> {
 
 /// When `sample` was received, from its `89H` (NTP format; 0 without one).
 fn recv_of(data: &Data, sample: &mp4::read::Sample, codec: crate::codec::VideoCodec) -> u64 {
-    let size = sample.size as usize;
-    let mut buf = vec![0; size.min(512)];
-    // Each pass reads at least one more whole SEI NAL unit, so this ends.
-    let n = loop {
-        if data.read_exact_at(&mut buf, sample.offset).is_err() {
-            return 0;
-        }
-        match crate::sei::leading_sei_len(&buf, size, codec) {
-            Ok(n) => break n,
-            Err(n) if n > buf.len() => buf.resize(n, 0),
-            Err(_) => return 0,
-        }
-    };
-    let messages = crate::sei::leading_timing_messages(&buf[..n], codec).unwrap_or_default();
+    let messages = mp4::read::leading_messages(data, sample, codec).unwrap_or_default();
     messages
         .into_iter()
         .find_map(|m| match m {

@@ -20,6 +20,7 @@ use crate::sei::{self, FrameTiming, SenderReport, TimingMessage};
 
 pub(crate) use fragments::{Data, Fragments};
 pub use sample::Sample;
+pub(crate) use timed::leading_messages;
 pub use timed::{TimedFrame, VideoFrames};
 
 mod fragments;

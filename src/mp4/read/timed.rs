@@ -155,3 +155,25 @@ impl VideoFrames {
         }
     }
 }
+
+/// The timing messages opening `sample` of `data`, its SEI read and no more (a first read of
+/// [`PREFIX`] bytes, then as much as `leading_sei_len` asks for); empty when they cannot be
+/// parsed. For a reader that wants a few frames' timing, not a file's.
+pub(crate) fn leading_messages(
+    data: &Data,
+    sample: &Sample,
+    codec: VideoCodec,
+) -> std::io::Result<Vec<TimingMessage>> {
+    let size = sample.size as usize;
+    let mut buf = vec![0; size.min(PREFIX)];
+    // Each pass reads at least one more whole SEI NAL unit, so this ends.
+    let n = loop {
+        data.read_exact_at(&mut buf, sample.offset)?;
+        match sei::leading_sei_len(&buf, size, codec) {
+            Ok(n) => break n,
+            Err(n) if n > buf.len() => buf.resize(n, 0),
+            Err(_) => return Ok(Vec::new()),
+        }
+    };
+    Ok(sei::leading_timing_messages(&buf[..n], codec).unwrap_or_default())
+}
