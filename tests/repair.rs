@@ -126,7 +126,18 @@ async fn a_partial_cut_at_every_byte_of_its_last_two_fragments_repairs() {
             "cut at {len}: every synced frame kept"
         );
         decoded_and_played(&d.join(&name), frames);
+        assert_eq!(
+            timed_frames(&d.join(&name)),
+            frames,
+            "cut at {len}: timing reads them"
+        );
     }
+}
+
+/// The frames `timing` reads from `path`.
+fn timed_frames(path: &Path) -> usize {
+    let scan = retina_record::timing::scan::scan(&[path.to_owned()]).expect("timing reads it");
+    scan.frames().filter(Result::is_ok).count()
 }
 
 /// Video frames of `rec` in fragments that end by `at` (a fragment's start).
@@ -325,6 +336,11 @@ async fn sigkill_at_twenty_random_times_leaves_only_repairable_files() {
                     let done = Recording::open(&r.out).expect("read");
                     assert!(done.mfra.is_some(), "trial {trial}: indexed");
                     decoded_and_played(&r.out, frames);
+                    assert_eq!(
+                        timed_frames(&r.out),
+                        frames,
+                        "trial {trial}: timing reads them"
+                    );
                     repaired += 1;
                 }
                 Err(e) => {

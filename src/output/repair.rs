@@ -174,7 +174,7 @@ fn whole_fragments(data: &Data) -> anyhow::Result<Scan> {
     while let Some(f) = frags.next_fragment()? {
         scan.fragments += 1;
         for (s, _) in &f.samples {
-            scan.end = scan.end.max(s.offset + u64::from(s.size));
+            scan.end = scan.end.max(s.offset.saturating_add(u64::from(s.size)));
             if Some(s.track_id) == video {
                 scan.video_frames += 1;
                 scan.first.get_or_insert_with(|| s.clone());
@@ -182,7 +182,7 @@ fn whole_fragments(data: &Data) -> anyhow::Result<Scan> {
             }
             if let Some(t) = scan.tracks.iter_mut().find(|t| t.0 == s.track_id) {
                 t.2 = t.2.min(s.dts);
-                t.3 = t.3.max(s.dts + u64::from(s.duration));
+                t.3 = t.3.max(s.dts.saturating_add(u64::from(s.duration)));
             }
         }
     }
@@ -228,7 +228,9 @@ fn finished_header(file: &File, scan: &Scan) -> anyhow::Result<Vec<u8>> {
             .and_then(|e| e.entries.first())
             .and_then(|e| e.media_time)
             .unwrap_or(first);
-        let presented = end.saturating_sub(start) * MOVIE_TIMESCALE / u64::from(rate.max(1));
+        let presented = u128::from(end.saturating_sub(start)) * u128::from(MOVIE_TIMESCALE)
+            / u128::from(rate.max(1));
+        let presented = u64::try_from(presented).unwrap_or(u64::MAX);
         trak.mdia.mdhd.duration = end.saturating_sub(first);
         trak.tkhd.duration = presented;
         if let Some(e) = trak.edts.as_mut().and_then(|e| e.elst.as_mut()) {

@@ -31,10 +31,20 @@ fn read_all(bytes: &[u8]) {
     let _ = crate::export::spans::of_bytes(bytes.to_vec());
 }
 
-/// Exports the whole of `bytes` (written to a file, as `export` reads them); Ok or Err are
-/// both fine, a panic is not, and a failed export leaves nothing behind.
+/// Repairs `bytes` as a `.partial`, and exports the whole of them (written to a file, as
+/// `export` reads them); Ok or Err are both fine, a panic is not, and a failed export leaves
+/// nothing behind.
 fn export_all(bytes: &[u8], dir: &std::path::Path, n: usize) {
     use crate::export::{By, cut};
+    // The same bytes as a killed recording's leftover: repaired or refused, never a panic.
+    let leftover = dir.join(format!("left-{n}.mp4.partial"));
+    std::fs::write(&leftover, bytes).expect("write");
+    if let Ok(r) = crate::output::repair::repair(&leftover, false) {
+        assert!(
+            r.out.exists() && !leftover.exists(),
+            "a repair names its file"
+        );
+    }
     let input = dir.join(format!("in-{n}.mp4"));
     std::fs::write(&input, bytes).expect("write");
     let Ok(scan) = crate::timing::scan::scan(std::slice::from_ref(&input)) else {
@@ -142,7 +152,7 @@ fn corrupted_files_never_panic_the_reader() {
 }
 
 #[test]
-fn corrupted_files_never_panic_the_export() {
+fn corrupted_files_never_panic_the_export_or_repair() {
     let (bytes, _) = mux_fixture("h264_aac.mp4");
     let targets = box_positions(
         &bytes,
