@@ -54,8 +54,6 @@ pub struct Part {
     pub ticks: (i64, i64),
     /// When its first and last frames shown were received (Unix nanoseconds).
     pub recv: (i128, i128),
-    /// How many frames of it are shown.
-    pub frames: usize,
 }
 
 /// The frames of `scan` in `interval` by the clock `by`; `split` starts a new piece at every
@@ -121,7 +119,6 @@ impl Piece {
                     part.recv.0.min(frame.recv_unix_nanos),
                     part.recv.1.max(frame.recv_unix_nanos),
                 );
-                part.frames += 1;
             }
             _ => self.parts.push(Part::new(scan, &frame)),
         }
@@ -136,7 +133,6 @@ impl Part {
             path: scan.files[frame.file].path.clone(),
             ticks: (frame.ticks, frame.ticks),
             recv: (frame.recv_unix_nanos, frame.recv_unix_nanos),
-            frames: 1,
         }
     }
 }

@@ -162,6 +162,7 @@ pub fn join(read: Vec<FileSpans>) -> Listing {
 }
 
 /// A frame as read from a file's fragments.
+#[derive(Clone)]
 struct Read {
     sample: Sample,
     timing: Option<FrameTiming>,
@@ -369,18 +370,7 @@ fn gap_in(frames: &[Read], at: u64, rate: u32) -> Option<(Vec<Read>, Vec<Read>)>
     let end = last.sample.pts() + i64::from(last.sample.duration);
     let apart = (next.sample.pts() - end) as f64 / f64::from(rate);
     let new_session = next.timing.is_some_and(|t| t.conn.is_some());
-    (apart > GAP_S || new_session).then(|| (copies(before), copies(after)))
-}
-
-fn copies(frames: &[Read]) -> Vec<Read> {
-    frames
-        .iter()
-        .map(|f| Read {
-            sample: f.sample.clone(),
-            timing: f.timing,
-            reports: f.reports.clone(),
-        })
-        .collect()
+    (apart > GAP_S || new_session).then(|| (before.to_vec(), after.to_vec()))
 }
 
 #[derive(Clone, Copy, PartialEq)]

@@ -98,7 +98,7 @@ pub fn write(scan: &Scan, piece: &Piece, out: &Path) -> anyhow::Result<Written> 
         .with_context(|| format!("cannot create {}", partial.display()))?;
     let written = copy(&mut file, &head, &taken, &chunks, opening).and_then(|bytes| {
         file.sync_all()?;
-        finish(&partial, out)?;
+        crate::output::link_into_place(&partial, out)?;
         Ok(bytes)
     });
     let bytes = match written {
@@ -117,23 +117,6 @@ pub fn write(scan: &Scan, piece: &Piece, out: &Path) -> anyhow::Result<Written> 
         secs: video.edit.1 as f64 / f64::from(video.timescale.max(1)),
         bytes,
     })
-}
-
-/// Renames `partial` to `out` unless `out` exists (a hard link cannot replace a file), and
-/// makes the rename durable.
-fn finish(partial: &Path, out: &Path) -> anyhow::Result<()> {
-    std::fs::hard_link(partial, out).with_context(|| {
-        format!(
-            "cannot name it {} (it exists? it is never overwritten)",
-            out.display()
-        )
-    })?;
-    std::fs::remove_file(partial)?;
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Ok(d) = File::open(dir.unwrap_or(Path::new("."))) {
-        let _ = d.sync_all();
-    }
-    Ok(())
 }
 
 /// The samples of `part`'s file from the keyframe at or before its first shown frame (when

@@ -40,6 +40,24 @@ pub(crate) fn refuse_existing(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Names `from` `to` unless `to` exists (a hard link cannot replace a file), then unlinks
+/// `from` and makes both durable in `to`'s directory: a finished export or repair.
+pub(crate) fn link_into_place(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::hard_link(from, to).with_context(|| {
+        format!(
+            "cannot name {} {} (it exists? it is never overwritten)",
+            from.display(),
+            to.display()
+        )
+    })?;
+    std::fs::remove_file(from)?;
+    let dir = to.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Ok(d) = File::open(dir.unwrap_or(Path::new("."))) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
 /// Takes `file`'s advisory lock (flock(2), exclusive), held until it is closed; `Ok(false)`
 /// when another open file holds it: a recorder writing it.
 pub(crate) fn try_lock(file: &File) -> std::io::Result<bool> {

@@ -20,6 +20,7 @@ mod series;
 pub(crate) mod template;
 mod writer;
 
+pub(crate) use file::link_into_place;
 pub use file::partial_path;
 pub(crate) use plan::OutputPlan;
 pub(crate) use plan::plan;

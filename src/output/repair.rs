@@ -92,13 +92,7 @@ pub fn repair(partial: &Path, dry_run: bool) -> anyhow::Result<Repaired> {
         file.write_all_at(&index, scan.end)?;
     }
     file.sync_all()?;
-    std::fs::hard_link(partial, &target)
-        .with_context(|| format!("cannot name {name} {}", target.display()))?;
-    std::fs::remove_file(partial)?;
-    let dir = target.parent().filter(|d| !d.as_os_str().is_empty());
-    if let Ok(d) = File::open(dir.unwrap_or(Path::new("."))) {
-        let _ = d.sync_all();
-    }
+    super::file::link_into_place(partial, &target)?;
     Ok(repaired)
 }
 
