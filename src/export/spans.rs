@@ -2,8 +2,8 @@
 //! receive time and by capture time, found without reading every frame. Of each file only
 //! its `moov`, its `mfra` index (ISO/IEC 14496-12 §8.8.9: a finished file's keyframes, read
 //! from its end), its first fragments and its last are read, and around any keyframe off the
-//! others' rhythm (a new session begins with one), the fragments that say whether a gap is
-//! there. A `.partial` (no index) has its fragments' headers read instead.
+//! others' rhythm to the tick (a new session begins with one), the fragments that say whether
+//! a gap is there. A `.partial` (no index) has its fragments' headers read instead.
 //!
 //! Capture times come from the sender reports in what was read near each frame (the median of
 //! what each tells, at the track's nominal clock rate): good to a fraction of a millisecond,
@@ -233,7 +233,7 @@ fn spans_of(path: &Path, data: &Data) -> anyhow::Result<FileSpans> {
     reader.table.retain(|s| s.track_id == id);
     let head = reader.read(after_moov, Stop::Report).with_context(what)?;
     let mut breaks = Vec::new();
-    for (moof, at) in suspects(&keyframes, rate) {
+    for (moof, at) in suspects(&keyframes) {
         let around = reader
             .read(moof, Stop::Past(at as i64))
             .with_context(what)?;
@@ -340,7 +340,7 @@ impl Reader<'_> {
 /// Keyframes not as far from the one before as keyframes usually are: (the moof of the
 /// keyframe before it, its presentation time), to look for a gap (or a new session) between.
 /// A new session begins with a keyframe at its own time, off its predecessor's rhythm.
-fn suspects(keyframes: &[(u64, u64)], rate: u32) -> Vec<(u64, u64)> {
+fn suspects(keyframes: &[(u64, u64)]) -> Vec<(u64, u64)> {
     let mut steps: Vec<u64> = keyframes
         .windows(2)
         .map(|w| w[1].0.saturating_sub(w[0].0))
@@ -349,13 +349,13 @@ fn suspects(keyframes: &[(u64, u64)], rate: u32) -> Vec<(u64, u64)> {
     let Some(&typical) = steps.get(steps.len() / 2) else {
         return Vec::new();
     };
-    // Within 1 ms of the usual step is the usual step: cameras time keyframes by their RTP
-    // clock, and a new session's first one lands anywhere (one within this of the old rhythm
-    // is missed).
-    let slack = u64::from(rate) / 1000;
+    // Only the usual step exactly, to the tick, is the usual step: cameras time keyframes by
+    // their RTP clock, and a new session's first one is placed by its receive time, which
+    // lands within a millisecond of the old rhythm one time in twenty (the test camera paces
+    // frames on a 40-ms grid) but on its very tick almost never.
     keyframes
         .windows(2)
-        .filter(|w| w[1].0.saturating_sub(w[0].0).abs_diff(typical) > slack)
+        .filter(|w| w[1].0.saturating_sub(w[0].0) != typical)
         .map(|w| (w[0].1, w[1].0))
         .collect()
 }
